@@ -1,0 +1,447 @@
+//! The channel table: names, slots, seqs, history, tokens, idle expiry.
+//!
+//! Plain synchronous code with no I/O (the hub wraps it in a mutex). Slots are
+//! preallocated for `max_channels` and reused through a free list; a
+//! [`ChannelId`] carries the slot's generation so that a stale reference to a
+//! freed and reused slot is recognised. The table knows how many subscribers
+//! each channel has and which workers hold them (a bit mask), never the
+//! subscribers themselves: those live in their worker. Everything the outside
+//! world must hear about (presence, deliveries) is reported through a
+//! [`Notice`] callback, in order, while the caller still holds the table.
+
+mod event;
+mod token;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+pub use event::{Event, EventKind};
+
+use crate::encode;
+
+/// A reference to a live channel: its slot and the slot's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChannelId {
+    /// Index in the slot array.
+    pub slot: u32,
+    /// Generation of the slot when this id was handed out.
+    pub gen: u32,
+}
+
+impl ChannelId {
+    /// Packs the id into one integer (for maps keyed by channel).
+    pub fn key(self) -> u64 {
+        (u64::from(self.gen) << 32) | u64::from(self.slot)
+    }
+}
+
+/// Bit mask of workers (at most 128).
+pub type WorkerMask = u128;
+
+/// Most workers a mask can name.
+pub const MAX_WORKERS: usize = 128;
+
+/// Limits and timings the table enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most channels at once.
+    pub max_channels: u32,
+    /// Most subscribers of one channel.
+    pub max_subscribers: u32,
+    /// History kept per channel.
+    pub buffer_size: u32,
+    /// Ticks an unsubscribed channel lives; also the presence period.
+    pub channel_timeout: u32,
+    /// Token mode: subscribers need the channel's token and cannot create channels.
+    pub token_auth: bool,
+}
+
+/// Something the table reports to the hub while the hub holds the table.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// A channel came online (created, or periodically while it exists).
+    Online(&'a str),
+    /// A channel was freed.
+    Offline(&'a str),
+    /// `event` must reach the subscribers held by the workers in `workers`.
+    Deliver(WorkerMask, &'a Arc<Event>),
+}
+
+/// Why a subscribe was refused (sent as an icomet 401/429 frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// Token mismatch, or an unknown channel in token mode.
+    #[error("Token error")]
+    TokenError,
+    /// `max_channels` reached.
+    #[error("Too many channels")]
+    TooManyChannels,
+    /// `max_subscribers_per_channel` reached.
+    #[error("Too many subscribers")]
+    TooManySubscribers,
+}
+
+impl SubscribeError {
+    /// The icomet message type of the refusal frame.
+    pub fn code(self) -> &'static str {
+        match self {
+            SubscribeError::TokenError => "401",
+            _ => "429",
+        }
+    }
+}
+
+/// `max_channels` reached while creating a channel from the admin side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Too Many Channels")]
+pub struct TooManyChannels;
+
+/// Where an accepted subscriber starts (reference §2.5).
+#[derive(Debug)]
+pub enum Start {
+    /// Case A: tell the client to resume at this seq.
+    NextSeq(i32),
+    /// Cases B and D: wait for the next live message; the seq is the client's.
+    Wait(i32),
+    /// Case C: replay these, oldest first.
+    Replay(Vec<Arc<Event>>),
+}
+
+/// An accepted subscription.
+#[derive(Debug)]
+pub struct Subscribed {
+    /// The channel.
+    pub id: ChannelId,
+    /// Where the subscriber starts.
+    pub start: Start,
+}
+
+/// What `/sign` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// Oldest seq still available.
+    pub seq: i32,
+    /// 32 lower-case hex characters.
+    pub token: String,
+    /// The effective expiry in seconds.
+    pub expires: i32,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    gen: u32,
+    live: bool,
+    name: Box<str>,
+    seq_next: i32,
+    history: VecDeque<Arc<Event>>,
+    idle: i32,
+    presence_ticks: u32,
+    token: Option<[u8; 32]>,
+    subscribers: u32,
+    workers: WorkerMask,
+}
+
+/// The table of all channels.
+#[derive(Debug)]
+pub struct ChannelTable {
+    limits: Limits,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_name: AHashMap<Box<str>, u32>,
+    subscribers: u64,
+    next_gen: u32,
+}
+
+impl ChannelTable {
+    /// Creates an empty table with room reserved for `limits.max_channels`.
+    /// Reserved capacity that is never touched costs address space, not memory.
+    pub fn new(limits: Limits) -> ChannelTable {
+        let cap = limits.max_channels as usize;
+        ChannelTable {
+            limits,
+            slots: Vec::with_capacity(cap),
+            free: Vec::new(),
+            by_name: AHashMap::with_capacity(cap.min(1 << 16)),
+            subscribers: 0,
+            next_gen: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Number of live channels.
+    pub fn channels(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Number of subscribers over all channels.
+    pub fn subscribers(&self) -> u64 {
+        self.subscribers
+    }
+
+    /// The id of a live channel.
+    pub fn lookup(&self, name: &str) -> Option<ChannelId> {
+        let slot = *self.by_name.get(name)?;
+        Some(ChannelId { slot, gen: self.slots[slot as usize].gen })
+    }
+
+    /// Subscribers of the named channel (0 when it does not exist).
+    pub fn subscribers_of(&self, name: &str) -> u32 {
+        self.by_name.get(name).map_or(0, |&s| self.slots[s as usize].subscribers)
+    }
+
+    /// The live slot an id refers to, if it is still that channel.
+    fn slot_of(&self, id: ChannelId) -> Option<&Slot> {
+        self.slots.get(id.slot as usize).filter(|s| s.live && s.gen == id.gen)
+    }
+
+    fn create(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
+        if self.by_name.len() >= self.limits.max_channels as usize {
+            return Err(TooManyChannels);
+        }
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        // Generations are table-wide, so an id stays unique even after the
+        // slot array is released and rebuilt.
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let slot = &mut self.slots[idx as usize];
+        slot.gen = self.next_gen;
+        slot.live = true;
+        slot.name = name.into();
+        slot.seq_next = 1;
+        slot.idle = 0;
+        slot.presence_ticks = 0;
+        slot.token = None;
+        slot.subscribers = 0;
+        slot.workers = 0;
+        self.by_name.insert(name.into(), idx);
+        out(Notice::Online(name));
+        Ok(idx)
+    }
+
+    fn free_slot(&mut self, idx: u32, out: &mut dyn FnMut(Notice)) {
+        let slot = &mut self.slots[idx as usize];
+        out(Notice::Offline(&slot.name));
+        self.by_name.remove(&slot.name);
+        self.subscribers -= u64::from(slot.subscribers);
+        slot.live = false;
+        slot.name = Box::from("");
+        slot.history = VecDeque::new();
+        slot.token = None;
+        slot.subscribers = 0;
+        slot.workers = 0;
+        self.free.push(idx);
+        if self.by_name.is_empty() {
+            // Everyone left: give back what a burst of channels grew.
+            self.slots = Vec::with_capacity(self.limits.max_channels as usize);
+            self.free = Vec::new();
+            self.by_name.shrink_to(1 << 16);
+        }
+    }
+
+    /// Subscribes a client of `worker` with resume point `seq` (reference §3.1, §2.5).
+    pub fn subscribe(
+        &mut self,
+        name: &str,
+        token: &str,
+        seq: i32,
+        worker: usize,
+        out: &mut dyn FnMut(Notice),
+    ) -> Result<Subscribed, SubscribeError> {
+        let idx = match self.by_name.get(name) {
+            Some(&i) => i,
+            None if self.limits.token_auth => return Err(SubscribeError::TokenError),
+            None => self.create(name, out).map_err(|_| SubscribeError::TooManyChannels)?,
+        };
+        let limits = self.limits;
+        let slot = &mut self.slots[idx as usize];
+        if limits.token_auth && slot.token.as_ref().map(|t| &t[..]) != Some(token.as_bytes()) {
+            return Err(SubscribeError::TokenError);
+        }
+        if slot.subscribers >= limits.max_subscribers {
+            return Err(SubscribeError::TooManySubscribers);
+        }
+        slot.idle = slot.idle.max(limits.channel_timeout as i32);
+        slot.subscribers += 1;
+        slot.workers |= 1 << worker;
+        self.subscribers += 1;
+        let n = slot.seq_next;
+        let start = if seq == 0 || seq.wrapping_sub(n) > 0 {
+            Start::NextSeq(n)
+        } else if seq == n {
+            Start::Wait(seq)
+        } else {
+            let replay: Vec<Arc<Event>> =
+                slot.history.iter().filter(|e| e.seq.wrapping_sub(seq) >= 0).cloned().collect();
+            if replay.is_empty() {
+                Start::Wait(seq)
+            } else {
+                Start::Replay(replay)
+            }
+        };
+        Ok(Subscribed { id: ChannelId { slot: idx, gen: slot.gen }, start })
+    }
+
+    /// Removes `count` subscribers of `worker` from a channel; `worker_empty`
+    /// says the worker holds no more subscribers of it. Stale ids are ignored.
+    pub fn unsubscribe(&mut self, id: ChannelId, count: u32, worker: usize, worker_empty: bool) {
+        let Some(slot) = self.slots.get_mut(id.slot as usize).filter(|s| s.live && s.gen == id.gen) else {
+            return;
+        };
+        let n = count.min(slot.subscribers);
+        slot.subscribers -= n;
+        self.subscribers -= u64::from(n);
+        if worker_empty {
+            slot.workers &= !(1 << worker);
+        }
+    }
+
+    fn append(&mut self, idx: u32, kind: EventKind, content_escaped: &str, out: &mut dyn FnMut(Notice)) {
+        let buffer = self.limits.buffer_size as usize;
+        let slot = &mut self.slots[idx as usize];
+        let id = ChannelId { slot: idx, gen: slot.gen };
+        let seq = slot.seq_next;
+        slot.seq_next = seq.wrapping_add(1);
+        let (type_name, next_json) = match kind {
+            EventKind::Broadcast => {
+                ("broadcast", Some(encode::message("next_seq", &slot.name, slot.seq_next, "")))
+            }
+            _ => ("data", None),
+        };
+        let json = encode::message(type_name, &slot.name, seq, content_escaped);
+        let event = Arc::new(Event::new(id, seq, kind, json, next_json));
+        if buffer > 0 {
+            slot.history.push_back(event.clone());
+            if slot.history.len() >= buffer + buffer / 2 {
+                let excess = slot.history.len() - buffer;
+                slot.history.drain(..excess);
+            }
+        }
+        if slot.workers != 0 {
+            out(Notice::Deliver(slot.workers, &event));
+        }
+    }
+
+    /// Publishes a data message (content already JSON-escaped), creating the channel if needed.
+    pub fn publish(&mut self, name: &str, content_escaped: &str, out: &mut dyn FnMut(Notice)) -> Result<i32, TooManyChannels> {
+        let timeout = self.limits.channel_timeout as i32;
+        let idx = match self.by_name.get(name) {
+            Some(&i) => i,
+            None => {
+                let i = self.create(name, out)?;
+                self.slots[i as usize].idle = timeout;
+                i
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.idle = slot.idle.max(timeout);
+        let seq = slot.seq_next;
+        self.append(idx, EventKind::Data, content_escaped, out);
+        Ok(seq)
+    }
+
+    /// Sends a broadcast message to every channel; returns how many channels got it.
+    pub fn broadcast(&mut self, content_escaped: &str, out: &mut dyn FnMut(Notice)) -> usize {
+        let timeout = self.limits.channel_timeout as i32;
+        let mut n = 0;
+        for idx in 0..self.slots.len() as u32 {
+            let slot = &mut self.slots[idx as usize];
+            if !slot.live {
+                continue;
+            }
+            slot.idle = slot.idle.max(timeout);
+            self.append(idx, EventKind::Broadcast, content_escaped, out);
+            n += 1;
+        }
+        n
+    }
+
+    /// Signs a channel (creating it if needed) and sets its idle counter to `expires`
+    /// (`<= 0` means `channel_timeout`).
+    pub fn sign(&mut self, name: &str, expires: i32, out: &mut dyn FnMut(Notice)) -> Result<Signed, TooManyChannels> {
+        let limits = self.limits;
+        let idx = match self.by_name.get(name) {
+            Some(&i) => i,
+            None => self.create(name, out)?,
+        };
+        let expires = if expires <= 0 { limits.channel_timeout as i32 } else { expires };
+        let slot = &mut self.slots[idx as usize];
+        slot.idle = expires;
+        let token = *slot.token.get_or_insert_with(token::generate);
+        let kept = slot.history.len().min(limits.buffer_size as usize) as i32;
+        Ok(Signed {
+            seq: slot.seq_next.wrapping_sub(kept),
+            token: String::from_utf8(token.to_vec()).expect("tokens are hex"),
+            expires,
+        })
+    }
+
+    /// Closes a channel: its subscribers get a close message and the channel is
+    /// freed. Returns the channel's next seq, or `None` if it does not exist.
+    pub fn close(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Option<i32> {
+        let idx = *self.by_name.get(name)?;
+        let slot = &self.slots[idx as usize];
+        let n = slot.seq_next;
+        if slot.workers != 0 {
+            let id = ChannelId { slot: idx, gen: slot.gen };
+            let json = encode::message("close", &slot.name, n, "");
+            let event = Arc::new(Event::new(id, n, EventKind::Close, json, None));
+            out(Notice::Deliver(slot.workers, &event));
+        }
+        self.free_slot(idx, out);
+        Some(n)
+    }
+
+    /// Empties a channel's history. Returns its next seq, or `None` if it does not exist.
+    pub fn clear(&mut self, name: &str) -> Option<i32> {
+        let idx = *self.by_name.get(name)?;
+        let slot = &mut self.slots[idx as usize];
+        slot.history = VecDeque::new();
+        Some(slot.seq_next)
+    }
+
+    /// The next seq of a live channel.
+    pub fn seq_next(&self, id: ChannelId) -> Option<i32> {
+        self.slot_of(id).map(|s| s.seq_next)
+    }
+
+    /// One maintenance tick (reference §5.2): periodic presence, idle expiry.
+    pub fn tick(&mut self, out: &mut dyn FnMut(Notice)) {
+        let timeout = self.limits.channel_timeout;
+        for idx in 0..self.slots.len() as u32 {
+            let slot = &mut self.slots[idx as usize];
+            if !slot.live {
+                continue;
+            }
+            slot.presence_ticks += 1;
+            if slot.presence_ticks >= timeout {
+                slot.presence_ticks = 0;
+                out(Notice::Online(&slot.name));
+            }
+            if slot.subscribers == 0 {
+                slot.idle -= 1;
+                if slot.idle < 0 {
+                    self.free_slot(idx, out);
+                    if self.slots.is_empty() {
+                        return;
+                    }
+                }
+            } else {
+                slot.idle = slot.idle.max(timeout as i32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+use super::*;
+
+fn limits() -> Limits {
+    Limits { max_channels: 4, max_subscribers: 2, buffer_size: 3, channel_timeout: 4, token_auth: false }
+}
+
+#[derive(Default)]
+struct Log(Vec<String>);
+
+impl Log {
+    fn sink(&mut self) -> impl FnMut(Notice) + '_ {
+        |n| {
+            self.0.push(match n {
+                Notice::Online(c) => format!("1 {c}"),
+                Notice::Offline(c) => format!("0 {c}"),
+                Notice::Deliver(w, e) => format!("deliver {w} {}", String::from_utf8_lossy(&e.json)),
+            })
+        }
+    }
+}
+
+fn seqs(start: &Start) -> Vec<i32> {
+    match start {
+        Start::Replay(v) => v.iter().map(|e| e.seq).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn seq_starts_at_one_and_history_trims_like_icomet() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    for i in 1..=6 {
+        assert_eq!(t.publish("c", "x", &mut log.sink()), Ok(i));
+    }
+    // Size 3: trimmed back to 3 when it reaches 4 (1.5 x 3 = 4.5 -> 4).
+    let s = t.subscribe("c", "", 1, 0, &mut log.sink()).expect("accepted");
+    assert_eq!(seqs(&s.start), vec![4, 5, 6]);
+    assert_eq!(log.0, vec!["1 c"]);
+}
+
+#[test]
+fn start_cases() {
+    let mut t = ChannelTable::new(Limits { max_subscribers: 100, ..limits() });
+    let mut log = Log::default();
+    t.publish("c", "a", &mut log.sink()).expect("room");
+    t.publish("c", "b", &mut log.sink()).expect("room");
+    let start = |t: &mut ChannelTable, seq| t.subscribe("c", "", seq, 0, &mut |_| {}).expect("ok").start;
+    assert!(matches!(start(&mut t, 0), Start::NextSeq(3)));
+    assert!(matches!(start(&mut t, 100), Start::NextSeq(3)));
+    assert!(matches!(start(&mut t, 3), Start::Wait(3)));
+    assert_eq!(seqs(&start(&mut t, 2)), vec![2]);
+    assert_eq!(seqs(&start(&mut t, -5)), vec![1, 2]);
+    t.clear("c");
+    assert!(matches!(start(&mut t, 1), Start::Wait(1)));
+}
+
+#[test]
+fn seq_wraps_as_i32() {
+    let mut t = ChannelTable::new(limits());
+    t.publish("c", "a", &mut |_| {}).expect("room");
+    let idx = t.by_name["c"] as usize;
+    t.slots[idx].seq_next = i32::MAX;
+    assert_eq!(t.publish("c", "a", &mut |_| {}), Ok(i32::MAX));
+    assert_eq!(t.publish("c", "b", &mut |_| {}), Ok(i32::MIN));
+    // A client at i32::MAX is behind i32::MIN + 1, not ahead.
+    let s = t.subscribe("c", "", i32::MAX, 0, &mut |_| {}).expect("ok");
+    assert_eq!(seqs(&s.start), vec![i32::MAX, i32::MIN]);
+}
+
+#[test]
+fn limits_refuse_newcomers() {
+    let mut t = ChannelTable::new(limits());
+    for name in ["a", "b", "c", "d"] {
+        t.publish(name, "", &mut |_| {}).expect("room");
+    }
+    assert_eq!(t.publish("e", "", &mut |_| {}), Err(TooManyChannels));
+    assert_eq!(t.subscribe("e", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TooManyChannels));
+    t.subscribe("a", "", 0, 0, &mut |_| {}).expect("first");
+    t.subscribe("a", "", 0, 1, &mut |_| {}).expect("second");
+    assert_eq!(t.subscribe("a", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TooManySubscribers));
+    assert_eq!(t.subscribers_of("a"), 2);
+    assert_eq!(t.subscribers(), 2);
+}
+
+#[test]
+fn token_mode() {
+    let mut t = ChannelTable::new(Limits { token_auth: true, ..limits() });
+    assert_eq!(t.subscribe("c", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    let signed = t.sign("c", 0, &mut |_| {}).expect("room");
+    assert_eq!(signed.token.len(), 32);
+    assert_eq!(signed.expires, 4);
+    assert_eq!(t.sign("c", 100, &mut |_| {}).expect("room").token, signed.token);
+    assert_eq!(t.subscribe("c", "bad", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).expect("valid token");
+    // A channel created by pub has a token only once signed.
+    t.publish("p", "", &mut |_| {}).expect("room");
+    assert_eq!(t.subscribe("p", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    // After close, the old token no longer works and a new one is issued.
+    t.close("c", &mut |_| {});
+    assert_eq!(t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    assert_ne!(t.sign("c", 0, &mut |_| {}).expect("room").token, signed.token);
+}
+
+#[test]
+fn deliveries_go_to_the_workers_holding_subscribers() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    let a = t.subscribe("c", "", 0, 0, &mut log.sink()).expect("ok").id;
+    t.subscribe("c", "", 0, 3, &mut log.sink()).expect("ok");
+    t.publish("c", "hi", &mut log.sink()).expect("room");
+    t.unsubscribe(a, 1, 0, true);
+    t.publish("c", "yo", &mut log.sink()).expect("room");
+    assert_eq!(
+        log.0,
+        vec![
+            "1 c",
+            r#"deliver 9 {"type":"data","cname":"c","seq":1,"content":"hi"}"#,
+            r#"deliver 8 {"type":"data","cname":"c","seq":2,"content":"yo"}"#,
+        ]
+    );
+}
+
+#[test]
+fn broadcast_takes_a_seq_in_every_channel_and_is_followed_by_next_seq() {
+    let mut t = ChannelTable::new(limits());
+    t.publish("a", "x", &mut |_| {}).expect("room");
+    t.sign("b", 0, &mut |_| {}).expect("room");
+    assert_eq!(t.broadcast("B\\\"", &mut |_| {}), 2);
+    let s = t.subscribe("a", "", 1, 0, &mut |_| {}).expect("ok");
+    let Start::Replay(v) = s.start else { panic!("replay expected") };
+    assert_eq!(&v[1].json[..], br#"{"type":"broadcast","cname":"a","seq":2,"content":"B\""}"#);
+    assert_eq!(v[1].next_json.as_deref(), Some(&br#"{"type":"next_seq","cname":"a","seq":3,"content":""}"#[..]));
+    assert!(matches!(t.subscribe("b", "", 0, 0, &mut |_| {}).expect("ok").start, Start::NextSeq(2)));
+}
+
+#[test]
+fn idle_expiry_and_presence_follow_the_tick() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    t.publish("p", "", &mut log.sink()).expect("room"); // idle = 4
+    let id = t.subscribe("s", "", 0, 0, &mut log.sink()).expect("ok").id;
+    for _ in 0..4 {
+        t.tick(&mut log.sink());
+    }
+    // Tick 4: periodic online for both; p's idle reaches 0 (still alive).
+    assert_eq!(log.0, vec!["1 p", "1 s", "1 p", "1 s"]);
+    t.tick(&mut log.sink());
+    assert_eq!(log.0.last().map(String::as_str), Some("0 p"));
+    assert!(t.lookup("p").is_none());
+    // A channel with a subscriber never expires; after it leaves, it lives channel_timeout + 1 ticks.
+    for _ in 0..10 {
+        t.tick(&mut |_| {});
+    }
+    assert!(t.lookup("s").is_some());
+    t.unsubscribe(id, 1, 0, true);
+    for _ in 0..4 {
+        t.tick(&mut |_| {});
+    }
+    assert!(t.lookup("s").is_some());
+    t.tick(&mut |_| {});
+    assert!(t.lookup("s").is_none());
+    assert_eq!(t.channels(), 0);
+}
+
+#[test]
+fn sign_sets_idle_and_reports_oldest_seq() {
+    let mut t = ChannelTable::new(limits());
+    for _ in 0..5 {
+        t.publish("c", "", &mut |_| {}).expect("room");
+    }
+    // Five publishes with size 3 leave seqs 3..=5 after trimming at 4; the
+    // oldest available seq counts at most channel_buffer_size of them.
+    let signed = t.sign("c", 1, &mut |_| {}).expect("room");
+    assert_eq!(signed.seq, 6 - 3);
+    // expires = 1: alive after one tick, freed by the second.
+    t.tick(&mut |_| {});
+    assert!(t.lookup("c").is_some());
+    t.tick(&mut |_| {});
+    assert!(t.lookup("c").is_none());
+}
+
+#[test]
+fn close_notifies_then_frees_and_recreation_restarts_seq() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    t.subscribe("c", "", 0, 1, &mut log.sink()).expect("ok");
+    t.publish("c", "x", &mut log.sink()).expect("room");
+    assert_eq!(t.close("c", &mut log.sink()), Some(2));
+    assert_eq!(t.close("c", &mut log.sink()), None);
+    assert_eq!(&log.0[2..], [r#"deliver 2 {"type":"close","cname":"c","seq":2,"content":""}"#, "0 c"]);
+    assert_eq!(t.subscribers(), 0);
+    assert_eq!(t.publish("c", "x", &mut |_| {}), Ok(1));
+}
+
+#[test]
+fn stale_ids_are_ignored_after_slot_reuse() {
+    let mut t = ChannelTable::new(limits());
+    let old = t.subscribe("c", "", 0, 0, &mut |_| {}).expect("ok").id;
+    t.close("c", &mut |_| {});
+    let new = t.subscribe("d", "", 0, 0, &mut |_| {}).expect("ok").id;
+    assert_ne!(old.key(), new.key());
+    t.unsubscribe(old, 1, 0, true);
+    assert_eq!(t.subscribers_of("d"), 1);
+}
