@@ -1,4 +1,8 @@
 //! comet: an icomet-compatible comet server.
+pub mod admin;
 pub mod channel;
 pub mod config;
 pub mod encode;
+pub mod hub;
+pub mod params;
+pub mod server;
