@@ -5,10 +5,19 @@
 //! `Config::default()`, so the documentation and the code cannot drift. Keys
 //! that icomet.conf has (`max_channels`, `channel_timeout`, ...) keep icomet's
 //! names and meanings; keys comet adds carry their unit in the name.
+//!
+//! Loading is two steps: [`Config::load`] (or [`Config::from_yaml`]) turns
+//! YAML into the tree, rejecting syntax errors, wrong types and unknown keys;
+//! [`Config::validate`] then checks the rules that span values. Both report
+//! the offending key by its dotted name (`front.polling_timeout`). This module
+//! only describes the configuration; it opens no sockets and starts nothing.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::channel::MAX_WORKERS;
 
 /// The documented default configuration, embedded from `comet.yaml`.
 pub const DEFAULT_YAML: &str = include_str!("../comet.yaml");
@@ -159,3 +168,247 @@ impl FrontConfig {
         }
     }
 }
+
+/// Log levels accepted by `log_level` (the names `env_logger` understands).
+pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+/// Smallest accepted `front.max_queued_bytes`; with less, a subscriber could be
+/// dropped as a slow consumer on its first ordinary message.
+pub const MIN_QUEUED_BYTES: usize = 4096;
+
+/// Longest accepted `front.max_cname_bytes`.
+pub const MAX_CNAME_BYTES: usize = 65536;
+
+/// Most accepted `admin.threads`.
+pub const MAX_ADMIN_THREADS: usize = 64;
+
+/// Why a configuration could not be loaded or is not valid.
+///
+/// Every message names the key or the place in the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is missing or could not be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// A key that no configuration struct has (typically a typo).
+    #[error("unknown key `{key}`{} ({expected})", at(*line, *column))]
+    UnknownKey {
+        /// The dotted key, e.g. `front.polling_timout`.
+        key: String,
+        /// The keys that are allowed in that place, as serde lists them.
+        expected: String,
+        /// 1-based line of the key, when known.
+        line: Option<usize>,
+        /// 1-based column of the key, when known.
+        column: Option<usize>,
+    },
+    /// Not YAML, or a value of the wrong type or form (the message names the
+    /// key when there is one: `front.listen: invalid socket address syntax`).
+    #[error("{message}{}", at(*line, *column))]
+    Syntax {
+        /// The parser's message, prefixed with the dotted key.
+        message: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+    },
+    /// A value parsed but breaks a rule; the message reads `<key> <rule>`.
+    #[error("{key} {rule}")]
+    Invalid {
+        /// The dotted key, e.g. `front.polling_timeout`.
+        key: String,
+        /// The rule it breaks, e.g. `must be > 0`.
+        rule: String,
+    },
+    /// An error inside a named file: the message is prefixed with the path.
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        error: Box<ConfigError>,
+    },
+}
+
+/// Formats an optional position as ` at line L, column C`.
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    }
+}
+
+impl ConfigError {
+    /// Turns a serde_norway error into `UnknownKey` or `Syntax`.
+    fn from_yaml_error(e: &serde_norway::Error) -> ConfigError {
+        let (line, column) = match e.location() {
+            Some(l) => (Some(l.line()), Some(l.column())),
+            None => (None, None),
+        };
+        // Display appends " at line L column C"; keep the message alone.
+        let full = e.to_string();
+        let message = match e.location() {
+            Some(l) => full
+                .strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
+                .unwrap_or(&full)
+                .to_string(),
+            None => full.clone(),
+        };
+        // serde's wording: "[path: ]unknown field `name`, expected ...".
+        if let Some(i) = message.find("unknown field `") {
+            let rest = &message[i + "unknown field `".len()..];
+            if let Some(end) = rest.find('`') {
+                let parent = message[..i].trim_end_matches(": ");
+                let name = &rest[..end];
+                let key = if parent.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{parent}.{name}")
+                };
+                let expected = rest[end + 1..].trim_start_matches(", ").to_string();
+                return ConfigError::UnknownKey {
+                    key,
+                    expected,
+                    line,
+                    column,
+                };
+            }
+        }
+        ConfigError::Syntax {
+            message,
+            line,
+            column,
+        }
+    }
+
+    /// Shorthand for [`ConfigError::Invalid`].
+    fn invalid(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a YAML document. Keys left out take their defaults; unknown keys,
+    /// wrong types and YAML syntax errors are refused. Does not validate.
+    pub fn from_yaml(yaml: &str) -> Result<Config, ConfigError> {
+        serde_norway::from_str(yaml).map_err(|e| ConfigError::from_yaml_error(&e))
+    }
+
+    /// Reads and parses a YAML file (see [`Config::from_yaml`]). Errors carry
+    /// the path. Does not validate.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Config::from_yaml(&text).map_err(|error| ConfigError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })
+    }
+
+    /// Checks the rules a value cannot express by its type alone; the first
+    /// broken rule is returned, naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let f = &self.front;
+        let a = &self.admin;
+        if !LOG_LEVELS.contains(&self.log_level.as_str()) {
+            return Err(ConfigError::invalid(
+                "log_level",
+                format!(
+                    "must be one of {} (got `{}`)",
+                    LOG_LEVELS.join(", "),
+                    self.log_level
+                ),
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(ConfigError::invalid(
+                "workers",
+                format!("must be at most {MAX_WORKERS} (got {})", self.workers),
+            ));
+        }
+        if f.polling_timeout == 0 {
+            return Err(ConfigError::invalid("front.polling_timeout", "must be > 0"));
+        }
+        if f.max_connections == 0 {
+            return Err(ConfigError::invalid("front.max_connections", "must be > 0"));
+        }
+        if f.header_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "front.header_timeout_secs",
+                "must be > 0",
+            ));
+        }
+        if !(1..=MAX_CNAME_BYTES).contains(&f.max_cname_bytes) {
+            return Err(ConfigError::invalid(
+                "front.max_cname_bytes",
+                format!(
+                    "must be between 1 and {MAX_CNAME_BYTES} (got {})",
+                    f.max_cname_bytes
+                ),
+            ));
+        }
+        if f.max_queued_bytes < MIN_QUEUED_BYTES {
+            return Err(ConfigError::invalid(
+                "front.max_queued_bytes",
+                format!("must be >= {MIN_QUEUED_BYTES} (got {})", f.max_queued_bytes),
+            ));
+        }
+        if a.max_body_bytes == 0 {
+            return Err(ConfigError::invalid("admin.max_body_bytes", "must be > 0"));
+        }
+        if !(1..=MAX_ADMIN_THREADS).contains(&a.threads) {
+            return Err(ConfigError::invalid(
+                "admin.threads",
+                format!(
+                    "must be between 1 and {MAX_ADMIN_THREADS} (got {})",
+                    a.threads
+                ),
+            ));
+        }
+        for (name, list) in [("admin.allow", &a.allow), ("admin.deny", &a.deny)] {
+            for (i, entry) in list.iter().enumerate() {
+                if entry.is_empty() || entry.chars().any(char::is_whitespace) {
+                    return Err(ConfigError::invalid(
+                        format!("{name}[{i}]"),
+                        format!(
+                            "must be a non-empty address or prefix without spaces (got {entry:?})"
+                        ),
+                    ));
+                }
+            }
+        }
+        if listeners_clash(f.listen, a.listen) {
+            return Err(ConfigError::invalid(
+                "admin.listen",
+                format!("must differ from front.listen (both use {})", a.listen),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether two listen addresses would compete for the same port: the same
+/// non-zero port on the same IP, or on a wildcard that covers the other
+/// (`0.0.0.0` covers IPv4; `::` covers both families, dual-stack being the
+/// Linux default). Port 0 asks the OS for a fresh port, so it never clashes.
+fn listeners_clash(x: SocketAddr, y: SocketAddr) -> bool {
+    let covers =
+        |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    x.port() != 0 && x.port() == y.port() && (x.ip() == y.ip() || covers(x, y) || covers(y, x))
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,3 +6,5 @@ pub mod encode;
 pub mod hub;
 pub mod params;
 pub mod server;
+pub mod front;
+pub(crate) mod worker;

@@ -1,1 +1,168 @@
-fn main() {}
+//! The `comet` binary: command line -> config -> logging -> server.
+//!
+//! Everything else lives in the library: `config` loads and validates, and
+//! `server` binds and runs. This file only turns arguments into one of those
+//! calls and results into exit codes (see [`USAGE`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use comet::config::{Config, DEFAULT_YAML};
+use comet::server::Server;
+
+/// Exit code for a bad command line or a bad config file (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+/// Exit code when the server cannot start or fails while running.
+const EXIT_FAILURE: u8 = 1;
+
+/// The `--help` text.
+const USAGE: &str = "\
+usage: comet [-c FILE] [--check-config | --print-config]
+
+An icomet-compatible comet (server push) server.
+
+options:
+  -c, --config FILE   read the configuration from FILE (YAML); without it the
+                      built-in defaults are used (see --print-config);
+                      --config=FILE also works
+      --check-config  load and validate the configuration, print `config OK`
+                      and exit
+      --print-config  print the documented default configuration and exit
+  -h, --help          print this help and exit
+  -V, --version       print the version and exit
+
+environment:
+  RUST_LOG            log filter; overrides `log_level` from the config
+                      (e.g. RUST_LOG=debug, RUST_LOG=comet=trace)
+
+exit codes:
+  0   normal end (SIGINT or SIGTERM), or a successful --check-config,
+      --print-config, --help or --version
+  1   the server could not bind its listeners or failed while running
+  64  bad command line, or a configuration that cannot be read (missing or
+      unreadable file), parsed or validated
+";
+
+/// What the command line asks for.
+enum Mode {
+    /// Start the server.
+    Run,
+    /// `--check-config`.
+    Check,
+    /// `--print-config`.
+    Print,
+}
+
+/// The parsed command line.
+struct Args {
+    /// `-c FILE`; `None` runs with the embedded `comet.yaml`.
+    config: Option<PathBuf>,
+    mode: Mode,
+}
+
+/// Why parsing stopped early: `--help`, `--version` or a usage error.
+enum Exit {
+    Help,
+    Version,
+    Usage(String),
+}
+
+/// Reads the arguments (without the program name). Options may come in any
+/// order; a repeated `-c` takes the last file, as icomet does.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Exit> {
+    let mut parsed = Args {
+        config: None,
+        mode: Mode::Run,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Err(Exit::Help),
+            "-V" | "--version" => return Err(Exit::Version),
+            "-c" | "--config" => match args.next() {
+                Some(file) => parsed.config = Some(PathBuf::from(file)),
+                None => return Err(Exit::Usage(format!("{arg} needs a FILE"))),
+            },
+            "--check-config" | "--print-config" => {
+                if !matches!(parsed.mode, Mode::Run) {
+                    let why = "--check-config and --print-config exclude each other";
+                    return Err(Exit::Usage(why.to_string()));
+                }
+                parsed.mode = if arg == "--check-config" {
+                    Mode::Check
+                } else {
+                    Mode::Print
+                };
+            }
+            _ => match arg.strip_prefix("--config=") {
+                Some(file) => parsed.config = Some(PathBuf::from(file)),
+                None => return Err(Exit::Usage(format!("unknown argument `{arg}`"))),
+            },
+        }
+    }
+    Ok(parsed)
+}
+
+/// CLI -> Config::load -> validate -> logging -> Server::bind -> run.
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(Exit::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Exit::Version) => {
+            println!("comet {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(Exit::Usage(why)) => {
+            eprintln!("comet: {why}\n\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Mode::Print = args.mode {
+        print!("{DEFAULT_YAML}");
+        return ExitCode::SUCCESS;
+    }
+
+    let loaded = match &args.config {
+        Some(path) => Config::load(path),
+        None => Config::from_yaml(DEFAULT_YAML),
+    };
+    let config = match loaded.and_then(|c| c.validate().map(|()| c)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("invalid config: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Mode::Check = args.mode {
+        println!("config OK");
+        return ExitCode::SUCCESS;
+    }
+
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&config.log_level))
+        .format_timestamp_millis()
+        .init();
+
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    log::info!(
+        "comet {} listening: front {}, admin {}",
+        env!("CARGO_PKG_VERSION"),
+        server.front_addr(),
+        server.admin_addr()
+    );
+    match server.run_until_signal() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

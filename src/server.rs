@@ -1,14 +1,23 @@
 //! Server assembly: binds both listeners, starts the front workers, the admin
 //! runtime and the channel tick, and stops them again.
 //!
-//! (Being written: the signatures below are the contract main.rs and the
-//! tests build against.)
+//! Start-up order matters for private descriptor tables: every descriptor
+//! shared between threads (listeners, epoll instances, mailbox eventfds) is
+//! created first; then the workers take their private tables; only then does
+//! the admin side start accepting, so that no worker table holds a copy of
+//! an admin connection (a copy would keep the socket open after admin closes it).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, DescriptorTables};
 use crate::hub::Hub;
+use crate::worker::{self, sys, Settings, Workers};
+
+/// Descriptors kept free in each table for listeners, logs and admin connections.
+const TABLE_RESERVE: usize = 512;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,18 +37,109 @@ pub enum ServerError {
     Start(#[from] std::io::Error),
 }
 
+/// How many workers, whether they unshare, and how many connections each may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Worker threads.
+    pub workers: usize,
+    /// Private descriptor tables.
+    pub unshare: bool,
+    /// Connections per worker.
+    pub per_worker: usize,
+}
+
+/// Decides the worker layout from the config, the CPU count and the
+/// per-table descriptor limit.
+pub fn plan(config: &Config, cpus: usize, nofile: usize) -> Plan {
+    let per_table = nofile.saturating_sub(TABLE_RESERVE).max(64);
+    let want = config.front.max_connections;
+    let unshare = match config.front.descriptor_tables {
+        DescriptorTables::Always => true,
+        DescriptorTables::Never => false,
+        DescriptorTables::Auto => want > per_table,
+    };
+    let needed = if unshare { want.div_ceil(per_table) } else { 1 };
+    let workers = if config.workers > 0 { config.workers } else { cpus.max(needed) };
+    let workers = workers.clamp(1, crate::channel::MAX_WORKERS);
+    let per_worker = if unshare { per_table.min(want.div_ceil(workers)) } else { want.min(per_table).div_ceil(workers) };
+    Plan { workers, unshare, per_worker: per_worker.max(1) }
+}
+
 /// A running server.
 pub struct Server {
     hub: Arc<Hub>,
     front: SocketAddr,
     admin: SocketAddr,
+    front_listener: TcpListener,
+    workers: Option<Workers>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+fn bind(which: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    let l = TcpListener::bind(addr).map_err(|source| ServerError::Bind { which, addr, source })?;
+    l.set_nonblocking(true)?;
+    // std listens with a backlog of 128; a connect burst needs far more.
+    // SAFETY: listen on our own listening socket only changes its backlog.
+    unsafe { libc::listen(l.as_raw_fd(), 65535) };
+    Ok(l)
 }
 
 impl Server {
     /// Binds both listeners and starts serving in background threads.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let _ = config;
-        todo!("being written")
+        let nofile = sys::raise_nofile_limit() as usize;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let plan = plan(&config, cpus, nofile);
+        log::info!(
+            "{} front workers, {} connections each, {} (descriptor limit {nofile} per table, max_connections {})",
+            plan.workers,
+            plan.per_worker,
+            if plan.unshare { "private descriptor tables" } else { "one shared descriptor table" },
+            config.front.max_connections
+        );
+        let front_listener = bind("front", config.front.listen)?;
+        let admin_listener = bind("admin", config.admin.listen)?;
+        let front = front_listener.local_addr()?;
+        let admin = admin_listener.local_addr()?;
+        let f = &config.front;
+        let settings = Settings {
+            polling_timeout: f.polling_timeout.max(1),
+            header_timeout: f.header_timeout_secs.max(1),
+            max_queued: f.max_queued_bytes,
+            max_cname: f.max_cname_bytes,
+            sse_retry_ms: f.sse_retry_ms,
+            send_buf: f.socket_send_buffer_bytes,
+            recv_buf: f.socket_recv_buffer_bytes,
+        };
+        let admin_threads = config.admin.threads.max(1);
+        let hub = Arc::new(Hub::new(config, plan.workers)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(admin_threads)
+            .thread_name("comet-admin")
+            .enable_all()
+            .build()?;
+        let workers = worker::spawn(hub.clone(), front_listener.as_raw_fd(), plan.unshare, plan.per_worker, settings)?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let admin_listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(admin_listener)?
+        };
+        runtime.spawn(crate::admin::serve(hub.clone(), admin_listener, stop_rx.clone()));
+        let tick_hub = hub.clone();
+        let mut tick_stop = stop_rx;
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = every.tick() => tick_hub.tick(),
+                    _ = tick_stop.changed() => break,
+                }
+            }
+        });
+        Ok(Server { hub, front, admin, front_listener, workers: Some(workers), runtime: Some(runtime), stop })
     }
 
     /// The front listener's bound address.
@@ -58,10 +158,62 @@ impl Server {
     }
 
     /// Serves until SIGINT or SIGTERM, then stops.
-    pub fn run_until_signal(self) -> Result<(), ServerError> {
-        todo!("being written")
+    pub fn run_until_signal(mut self) -> Result<(), ServerError> {
+        let rt = self.runtime.take().expect("the runtime exists until shutdown");
+        let waited: std::io::Result<()> = rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
+            Ok(())
+        });
+        log::info!("shutting down");
+        self.runtime = Some(rt);
+        self.shutdown();
+        waited.map_err(ServerError::Start)
     }
 
     /// Stops every thread and closes the listeners.
-    pub fn shutdown(self) {}
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        let _ = self.stop.send(true);
+        self.hub.shutdown_workers();
+        if let Some(w) = self.workers.take() {
+            w.join();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        let _ = &self.front_listener;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_scales_workers_with_capacity() {
+        let mut c = Config::default();
+        let p = plan(&c, 2, 20_000);
+        assert!(p.unshare);
+        assert_eq!(p.workers, 1_000_000usize.div_ceil(19_488));
+        assert!(p.per_worker * p.workers >= 1_000_000 && p.per_worker <= 19_488);
+        c.front.max_connections = 10_000;
+        let p = plan(&c, 2, 20_000);
+        assert_eq!(p, Plan { workers: 2, unshare: false, per_worker: 5_000 });
+        c.front.descriptor_tables = DescriptorTables::Always;
+        c.workers = 3;
+        assert_eq!(plan(&c, 2, 20_000), Plan { workers: 3, unshare: true, per_worker: 3_334 });
+    }
 }

@@ -1,1 +1,277 @@
-//! The admin listener (being written).
+//! The admin listener: a hyper http1 service for publishers and operators.
+//!
+//! [`serve`] accepts connections until shutdown and serves each with hyper
+//! (keep-alive, pipelining); [`route`] applies the IP filter, libevent's
+//! method and path rules, and hands each endpoint to its handler: `publish`
+//! (`/pub`, `/push`, `/broadcast`, `/sign`), `query` (`/close`, `/clear`,
+//! `/info`, `/check`) and `psub`. Failures become HTTP only in
+//! `response::AdminError::into_response`. The admin side reaches channels
+//! only through [`Hub`] calls and never touches a front connection.
+
+mod body;
+mod filter;
+mod psub;
+mod publish;
+mod query;
+mod request;
+mod response;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+pub use filter::IpFilter;
+
+use crate::hub::Hub;
+use crate::params::decode_path;
+use publish::Content;
+use response::{AdminError, AdminResponse};
+
+/// How long a connection may take to finish its current reply after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (EMFILE and friends), so a persistent error is
+/// not a hot loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Least time between two logged accept errors.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every connection task shares.
+struct Shared {
+    hub: Arc<Hub>,
+    filter: IpFilter,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Serves the admin listener until `shutdown` becomes true (or its sender is
+/// dropped), then lets open connections finish their current reply (at most
+/// a few seconds; `/psub` streams end at once) and returns.
+pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let filter = IpFilter::from_config(&hub.config().admin);
+    let shared = Arc::new(Shared {
+        hub,
+        filter,
+        shutdown: shutdown.clone(),
+    });
+    // Every connection task holds a clone of `done`; `recv` returns None once
+    // all of them have ended.
+    let (done, mut all_done) = mpsc::channel::<()>(1);
+    let mut last_log: Option<Instant> = None;
+    let mut suppressed = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    let done = done.clone();
+                    tokio::spawn(async move {
+                        connection(stream, peer, shared).await;
+                        drop(done);
+                    });
+                }
+                Err(e) => {
+                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_INTERVAL) {
+                        log::error!("admin listener: accept failed: {e} ({suppressed} more since the last report)");
+                        last_log = Some(Instant::now());
+                        suppressed = 0;
+                    } else {
+                        suppressed += 1;
+                    }
+                    tokio::select! {
+                        () = stopped(&mut shutdown) => break,
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    drop(done);
+    let _ = all_done.recv().await;
+}
+
+/// Completes when shutdown is requested or the sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Serves one connection; ends are normal and logged at debug level only.
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let allowed = shared.filter.allows(peer.ip());
+    let mut shutdown = shared.shutdown.clone();
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(req, &shared, allowed).await) }
+    });
+    let mut conn = pin!(http1::Builder::new()
+        .keep_alive(true)
+        .title_case_headers(true)
+        .pipeline_flush(true)
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(stream), service));
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    log::debug!("admin connection {peer}: dropped at shutdown");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        log::debug!("admin connection {peer}: {e}");
+    }
+}
+
+/// Answers one request; every reply gets the common headers.
+async fn handle(req: Request<Incoming>, shared: &Shared, allowed: bool) -> AdminResponse {
+    let mut resp = route(req, shared, allowed)
+        .await
+        .unwrap_or_else(AdminError::into_response);
+    response::finish(&mut resp);
+    resp
+}
+
+/// The admin endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `/pub`: publish pre-encoded content.
+    Pub,
+    /// `/push`: publish raw content.
+    Push,
+    /// `/broadcast`: one message to every channel.
+    Broadcast,
+    /// `/sign`: a channel's token.
+    Sign,
+    /// `/close`: close and free a channel.
+    Close,
+    /// `/clear`: empty a channel's history.
+    Clear,
+    /// `/info`: totals or one channel's subscribers.
+    Info,
+    /// `/check`: which channels exist.
+    Check,
+    /// `/psub`: presence events.
+    Psub,
+}
+
+impl Endpoint {
+    /// Exact, case-sensitive match of the percent-decoded path.
+    fn from_path(path: &[u8]) -> Option<Endpoint> {
+        Some(match path {
+            b"/pub" => Endpoint::Pub,
+            b"/push" => Endpoint::Push,
+            b"/broadcast" => Endpoint::Broadcast,
+            b"/sign" => Endpoint::Sign,
+            b"/close" => Endpoint::Close,
+            b"/clear" => Endpoint::Clear,
+            b"/info" => Endpoint::Info,
+            b"/check" => Endpoint::Check,
+            b"/psub" => Endpoint::Psub,
+            _ => return None,
+        })
+    }
+
+    /// Whether the endpoint takes `method` (else `405 Invalid Method`).
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Endpoint::Pub | Endpoint::Push => method == Method::GET || method == Method::POST,
+            Endpoint::Broadcast => method == Method::GET,
+            _ => true,
+        }
+    }
+
+    /// Whether a POST body contributes parameters.
+    fn reads_body(self) -> bool {
+        !matches!(self, Endpoint::Broadcast | Endpoint::Psub)
+    }
+}
+
+/// Filter, method and path checks, then the endpoint's handler.
+async fn route(
+    req: Request<Incoming>,
+    shared: &Shared,
+    allowed: bool,
+) -> Result<AdminResponse, AdminError> {
+    if !allowed {
+        return Err(AdminError::Forbidden);
+    }
+    let method = req.method().clone();
+    if ![
+        Method::GET,
+        Method::POST,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(&method)
+    {
+        return Err(AdminError::NotImplemented);
+    }
+    let endpoint = Endpoint::from_path(&decode_path(req.uri().path().as_bytes()))
+        .ok_or_else(|| AdminError::NotFound(req.uri().to_string()))?;
+    if !endpoint.allows(&method) {
+        return Err(AdminError::InvalidMethod);
+    }
+    let hub = &*shared.hub;
+    let params = if endpoint.reads_body() {
+        request::query_and_body(req, hub.config().admin.max_body_bytes).await?
+    } else {
+        request::query(&req)
+    };
+    match endpoint {
+        Endpoint::Pub => publish::publish(hub, &params, Content::PreEncoded),
+        Endpoint::Push => publish::publish(hub, &params, Content::Raw),
+        Endpoint::Broadcast => publish::broadcast(hub, &params),
+        Endpoint::Sign => publish::sign(hub, &params),
+        Endpoint::Close => query::close(hub, &params),
+        Endpoint::Clear => query::clear(hub, &params),
+        Endpoint::Info => Ok(query::info(hub, &params)),
+        Endpoint::Check => Ok(query::check(hub, &params)),
+        Endpoint::Psub => Ok(psub::subscribe(
+            hub,
+            method == Method::HEAD,
+            &shared.shutdown,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_exactly() {
+        assert_eq!(Endpoint::from_path(b"/pub"), Some(Endpoint::Pub));
+        assert_eq!(Endpoint::from_path(b"/psub"), Some(Endpoint::Psub));
+        for p in [&b"/pub/"[..], b"/PUB", b"/sub", b"/ping", b"/", b""] {
+            assert_eq!(Endpoint::from_path(p), None);
+        }
+    }
+
+    #[test]
+    fn methods_per_endpoint() {
+        assert!(Endpoint::Pub.allows(&Method::POST));
+        assert!(!Endpoint::Pub.allows(&Method::PUT));
+        assert!(!Endpoint::Push.allows(&Method::HEAD));
+        assert!(!Endpoint::Broadcast.allows(&Method::POST));
+        assert!(Endpoint::Sign.allows(&Method::DELETE));
+        assert!(!Endpoint::Broadcast.reads_body());
+    }
+}

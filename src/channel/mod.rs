@@ -322,7 +322,8 @@ impl ChannelTable {
         let event = Arc::new(Event::new(id, seq, kind, json, next_json));
         if buffer > 0 {
             slot.history.push_back(event.clone());
-            if slot.history.len() >= buffer + buffer / 2 {
+            // icomet trims once the list holds at least 1.5 x the size.
+            if slot.history.len() * 2 >= buffer * 3 {
                 let excess = slot.history.len() - buffer;
                 slot.history.drain(..excess);
             }

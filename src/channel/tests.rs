@@ -33,9 +33,10 @@ fn seq_starts_at_one_and_history_trims_like_icomet() {
     for i in 1..=6 {
         assert_eq!(t.publish("c", "x", &mut log.sink()), Ok(i));
     }
-    // Size 3: trimmed back to 3 when it reaches 4 (1.5 x 3 = 4.5 -> 4).
+    // Size 3: trimmed back to 3 once it holds 1.5 x 3 = 4.5, i.e. 5, entries;
+    // after 6 pushes it holds 3..=6 (reference §2.4, observed).
     let s = t.subscribe("c", "", 1, 0, &mut log.sink()).expect("accepted");
-    assert_eq!(seqs(&s.start), vec![4, 5, 6]);
+    assert_eq!(seqs(&s.start), vec![3, 4, 5, 6]);
     assert_eq!(log.0, vec!["1 c"]);
 }
 
@@ -169,10 +170,12 @@ fn sign_sets_idle_and_reports_oldest_seq() {
     for _ in 0..5 {
         t.publish("c", "", &mut |_| {}).expect("room");
     }
-    // Five publishes with size 3 leave seqs 3..=5 after trimming at 4; the
+    // Five publishes with size 3 are trimmed to seqs 3..=5 at the fifth; the
     // oldest available seq counts at most channel_buffer_size of them.
     let signed = t.sign("c", 1, &mut |_| {}).expect("room");
     assert_eq!(signed.seq, 6 - 3);
+    t.publish("c", "", &mut |_| {}).expect("room");
+    assert_eq!(t.sign("c", 1, &mut |_| {}).expect("room").seq, 7 - 3);
     // expires = 1: alive after one tick, freed by the second.
     t.tick(&mut |_| {});
     assert!(t.lookup("c").is_some());

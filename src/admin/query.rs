@@ -1,0 +1,80 @@
+//! Query-side handlers: `/close`, `/clear`, `/info` and `/check`
+//! (reference §4.5-§4.8).
+//!
+//! None of them creates a channel. Their bodies keep icomet's formatting
+//! (`ok N`, and the spaces after `:` and `,` in `/info` and `/check`) with
+//! channel names JSON-escaped (§11.3). They only call the hub.
+
+use std::collections::HashSet;
+
+use super::response::{ok, AdminError, AdminResponse, HTML_UTF8, VERSION};
+use crate::encode::escape_json;
+use crate::hub::Hub;
+use crate::params::Params;
+
+/// `/close`: closes the channel; `ok N` with its next seq.
+pub fn close(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
+    let cname = p.str("cname");
+    let n = hub
+        .close(cname)
+        .ok_or_else(|| AdminError::NotConnected(cname.to_string()))?;
+    Ok(ok(HTML_UTF8, format!("ok {n}\n")))
+}
+
+/// `/clear`: empties the channel's history; `ok N` with its next seq.
+pub fn clear(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
+    let cname = p.str("cname");
+    let n = hub
+        .clear(cname)
+        .ok_or_else(|| AdminError::NotConnected(cname.to_string()))?;
+    Ok(ok(HTML_UTF8, format!("ok {n}\n")))
+}
+
+/// `/info`: global totals, or one channel's subscriber count.
+pub fn info(hub: &Hub, p: &Params) -> AdminResponse {
+    let cname = p.str("cname");
+    let body = if cname.is_empty() {
+        let (channels, subscribers) = hub.totals();
+        format!(
+            r#"{{"version": "{VERSION}", "channels": {channels}, "subscribers": {subscribers}}}"#
+        )
+    } else {
+        let k = hub.subscribers_of(cname);
+        format!(
+            r#"{{"cname": "{}", "subscribers": {k}}}"#,
+            escape_json(cname)
+        )
+    };
+    ok(HTML_UTF8, body + "\n")
+}
+
+/// `/check`: which of the comma-separated names exist, in request order.
+pub fn check(hub: &Hub, p: &Params) -> AdminResponse {
+    let names = distinct_names(p.str("cname"));
+    let found: Vec<String> = names
+        .into_iter()
+        .filter(|n| hub.exists(n))
+        .map(|n| format!(r#""{}": 1"#, escape_json(n)))
+        .collect();
+    ok(HTML_UTF8, format!("{{{}}}\n", found.join(", ")))
+}
+
+/// Splits a `/check` list at commas, dropping repeated names (a JSON object
+/// must not repeat a key). A name without commas is a list of one, and the
+/// empty string is the channel `""`.
+fn distinct_names(list: &str) -> Vec<&str> {
+    let mut seen = HashSet::new();
+    list.split(',').filter(|name| seen.insert(*name)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_lists_split_at_commas() {
+        assert_eq!(distinct_names("a"), vec!["a"]);
+        assert_eq!(distinct_names(""), vec![""]);
+        assert_eq!(distinct_names("a,b,a,,c"), vec!["a", "b", "", "c"]);
+    }
+}

@@ -1,0 +1,265 @@
+use super::*;
+
+/// The default config with `yaml` parsed over it, then validated.
+fn check(yaml: &str) -> Result<Config, ConfigError> {
+    let c = Config::from_yaml(yaml)?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Asserts that `yaml` parses but fails validation naming `key`.
+fn rejects(yaml: &str, key: &str) {
+    let c = Config::from_yaml(yaml).expect("parses");
+    match c.validate() {
+        Err(e @ ConfigError::Invalid { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(key),
+                "{yaml:?}: message {msg:?} should name {key}"
+            );
+        }
+        other => panic!("{yaml:?}: expected Invalid naming {key}, got {other:?}"),
+    }
+}
+
+#[test]
+fn shipped_yaml_is_the_default() {
+    let c = Config::from_yaml(DEFAULT_YAML).expect("comet.yaml parses");
+    assert_eq!(c, Config::default());
+    c.validate().expect("the default config is valid");
+}
+
+#[test]
+fn shipped_yaml_sets_every_key() {
+    // Every field of every struct appears in comet.yaml, so it documents them all.
+    let doc: serde_norway::Value = serde_norway::from_str(DEFAULT_YAML).expect("yaml");
+    let top = doc.as_mapping().expect("a mapping");
+    for key in ["log_level", "workers", "front", "admin"] {
+        assert!(top.contains_key(key), "comet.yaml lacks {key}");
+    }
+    let front = [
+        "listen",
+        "auth",
+        "max_channels",
+        "max_subscribers_per_channel",
+        "channel_buffer_size",
+        "channel_timeout",
+        "polling_timeout",
+        "max_connections",
+        "header_timeout_secs",
+        "max_cname_bytes",
+        "max_queued_bytes",
+        "socket_send_buffer_bytes",
+        "socket_recv_buffer_bytes",
+        "descriptor_tables",
+        "sse_retry_ms",
+    ];
+    let admin = ["listen", "allow", "deny", "max_body_bytes", "threads"];
+    for (section, keys) in [("front", &front[..]), ("admin", &admin[..])] {
+        let m = top[section].as_mapping().expect("a mapping");
+        for key in keys {
+            assert!(m.contains_key(*key), "comet.yaml lacks {section}.{key}");
+        }
+        assert_eq!(
+            m.len(),
+            keys.len(),
+            "{section}: a key is missing from this test"
+        );
+    }
+}
+
+#[test]
+fn empty_document_is_the_default() {
+    assert_eq!(Config::from_yaml("").expect("empty"), Config::default());
+    assert_eq!(
+        Config::from_yaml("# nothing\n").expect("comment"),
+        Config::default()
+    );
+}
+
+#[test]
+fn partial_sections_keep_other_defaults() {
+    let c = check("front:\n  polling_timeout: 10\n  auth: token\n").expect("valid");
+    assert_eq!(c.front.polling_timeout, 10);
+    assert_eq!(c.front.auth, Auth::Token);
+    assert_eq!(c.front.max_channels, FrontConfig::default().max_channels);
+    assert_eq!(c.admin, AdminConfig::default());
+}
+
+#[test]
+fn unknown_key_is_named() {
+    match Config::from_yaml("front:\n  polling_timout: 5\n") {
+        Err(e @ ConfigError::UnknownKey { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("`front.polling_timout`"), "{msg}");
+            assert!(msg.contains("line 2, column 3"), "{msg}");
+        }
+        other => panic!("expected UnknownKey, got {other:?}"),
+    }
+    match Config::from_yaml("bogus: 1\n") {
+        Err(ConfigError::UnknownKey { key, .. }) => assert_eq!(key, "bogus"),
+        other => panic!("expected UnknownKey, got {other:?}"),
+    }
+}
+
+#[test]
+fn syntax_and_type_errors_have_a_position() {
+    let e = Config::from_yaml("front:\n  listen: [1\n").expect_err("unclosed flow");
+    assert!(
+        matches!(e, ConfigError::Syntax { line: Some(_), .. }),
+        "{e:?}"
+    );
+    let e = Config::from_yaml("front:\n  polling_timeout: soon\n").expect_err("not a number");
+    let msg = e.to_string();
+    assert!(msg.starts_with("front.polling_timeout: "), "{msg}");
+    assert!(msg.ends_with("at line 2, column 20"), "{msg}");
+    let e = Config::from_yaml("front:\n  auth: password\n").expect_err("bad enum");
+    assert!(e.to_string().starts_with("front.auth: "), "{e}");
+    let e = Config::from_yaml("admin:\n  listen: localhost\n").expect_err("bad address");
+    assert!(e.to_string().starts_with("admin.listen: "), "{e}");
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("comet-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let missing = dir.join("missing.yaml");
+    let e = Config::load(&missing).expect_err("missing");
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(e.to_string().contains("missing.yaml"), "{e}");
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "workers: 2\nnope: 1\n").expect("write");
+    let e = Config::load(&bad).expect_err("unknown key");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("bad.yaml: unknown key `nope` at line 2, column 1"),
+        "{msg}"
+    );
+
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "workers: 2\n").expect("write");
+    assert_eq!(Config::load(&good).expect("loads").workers, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn polling_timeout_must_be_positive() {
+    rejects(
+        "front: {polling_timeout: 0}",
+        "front.polling_timeout must be > 0",
+    );
+}
+
+#[test]
+fn workers_at_most_max() {
+    check(&format!("workers: {MAX_WORKERS}")).expect("128 is fine");
+    rejects(
+        &format!("workers: {}", MAX_WORKERS + 1),
+        "workers must be at most 128",
+    );
+}
+
+#[test]
+fn max_connections_must_be_positive() {
+    rejects(
+        "front: {max_connections: 0}",
+        "front.max_connections must be > 0",
+    );
+}
+
+#[test]
+fn max_cname_bytes_range() {
+    rejects(
+        "front: {max_cname_bytes: 0}",
+        "front.max_cname_bytes must be between 1 and 65536",
+    );
+    rejects("front: {max_cname_bytes: 65537}", "front.max_cname_bytes");
+    check("front: {max_cname_bytes: 65536}").expect("upper bound is fine");
+    check("front: {max_cname_bytes: 1}").expect("lower bound is fine");
+}
+
+#[test]
+fn header_timeout_must_be_positive() {
+    rejects(
+        "front: {header_timeout_secs: 0}",
+        "front.header_timeout_secs must be > 0",
+    );
+}
+
+#[test]
+fn max_queued_bytes_minimum() {
+    rejects(
+        "front: {max_queued_bytes: 4095}",
+        "front.max_queued_bytes must be >= 4096",
+    );
+    check("front: {max_queued_bytes: 4096}").expect("minimum is fine");
+}
+
+#[test]
+fn admin_max_body_bytes_must_be_positive() {
+    rejects(
+        "admin: {max_body_bytes: 0}",
+        "admin.max_body_bytes must be > 0",
+    );
+}
+
+#[test]
+fn admin_threads_range() {
+    rejects(
+        "admin: {threads: 0}",
+        "admin.threads must be between 1 and 64",
+    );
+    rejects("admin: {threads: 65}", "admin.threads");
+    check("admin: {threads: 64}").expect("64 is fine");
+}
+
+#[test]
+fn log_level_must_be_known() {
+    rejects("log_level: verbose", "log_level must be one of");
+    for level in LOG_LEVELS {
+        check(&format!("log_level: {level}")).expect("known level");
+    }
+}
+
+#[test]
+fn allow_and_deny_entries_are_words() {
+    rejects("admin: {allow: ['127.0.0.1', '']}", "admin.allow[1]");
+    rejects("admin: {deny: ['10.0 .1']}", "admin.deny[0]");
+    check("admin: {allow: ['192.168', '*'], deny: []}").expect("prefixes and * are fine");
+}
+
+#[test]
+fn listen_addresses_must_differ() {
+    rejects(
+        "front: {listen: '127.0.0.1:9000'}\nadmin: {listen: '127.0.0.1:9000'}",
+        "admin.listen must differ from front.listen",
+    );
+    rejects(
+        "front: {listen: '0.0.0.0:9000'}\nadmin: {listen: '127.0.0.1:9000'}",
+        "admin.listen",
+    );
+    rejects(
+        "front: {listen: '[::]:9000'}\nadmin: {listen: '127.0.0.1:9000'}",
+        "admin.listen",
+    );
+    check("front: {listen: '0.0.0.0:9000'}\nadmin: {listen: '[::1]:9000'}").expect("other family");
+    check("front: {listen: '127.0.0.1:9000'}\nadmin: {listen: '127.0.0.2:9000'}")
+        .expect("other ip");
+    // Port 0 lets the OS choose, so tests may bind both listeners that way.
+    check("front: {listen: '127.0.0.1:0'}\nadmin: {listen: '127.0.0.1:0'}").expect("port 0");
+}
+
+#[test]
+fn channel_timeout_zero_means_half_polling_timeout() {
+    let c = check("front: {channel_timeout: 0, polling_timeout: 30}").expect("valid");
+    assert_eq!(c.front.effective_channel_timeout(), 15);
+    let c = check("front: {channel_timeout: 0, polling_timeout: 11}").expect("valid");
+    assert_eq!(
+        c.front.effective_channel_timeout(),
+        5,
+        "integer division, as icomet"
+    );
+    let c = check("front: {channel_timeout: 7, polling_timeout: 30}").expect("valid");
+    assert_eq!(c.front.effective_channel_timeout(), 7);
+}

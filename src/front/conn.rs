@@ -1,0 +1,407 @@
+//! One front connection: reading request heads, answering, writing with a
+//! bounded output queue, timers and closing.
+//!
+//! A connection waiting for a message holds no buffer at all: its input and
+//! output vectors are empty (unallocated) except while a partial request or
+//! an unsent tail actually exists.
+
+use std::io::IoSlice;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+
+use crate::front::request::{self, HeadError, Method, Request, Route, MAX_FRONT_BODY, MAX_HEAD};
+use crate::front::respond::{self, DEFAULT_TYPE};
+use crate::params::{self, Params};
+use crate::worker::sys;
+use crate::worker::Worker;
+
+pub(crate) use crate::front::subscribe::Sub;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Between requests (or reading one).
+    Idle,
+    /// A subscriber waiting for messages.
+    Waiting,
+    /// Answered and closing once the output queue drains.
+    Closing,
+    /// Failed (write error, slow consumer): to be closed by the caller.
+    Dead,
+}
+
+/// A front connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub fd: RawFd,
+    pub gen: u32,
+    pub state: State,
+    pub http10: bool,
+    pub keep_alive: bool,
+    /// Tick the connection's timer entry is armed for (0: none).
+    pub timer_at: u32,
+    /// Tick by which the current request head must be complete (0: none).
+    pub head_deadline: u32,
+    pub inbuf: Vec<u8>,
+    pub out: Vec<u8>,
+    pub out_pos: usize,
+    pub sub: Option<Sub>,
+}
+
+impl Conn {
+    fn vacant() -> Conn {
+        Conn {
+            fd: -1,
+            gen: 0,
+            state: State::Idle,
+            http10: false,
+            keep_alive: true,
+            timer_at: 0,
+            head_deadline: 0,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            sub: None,
+        }
+    }
+}
+
+impl Worker {
+    pub(crate) fn add_conn(&mut self, fd: RawFd) {
+        sys::tune_socket(fd, self.settings.send_buf, self.settings.recv_buf);
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(Conn::vacant());
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let gen = self.conns[idx as usize].gen;
+        if self.epoll.add(fd, sys::IN | sys::OUT | sys::RDHUP | sys::ET, Worker::token(idx, gen)).is_err() {
+            sys::close(fd);
+            self.free.push(idx);
+            return;
+        }
+        let c = &mut self.conns[idx as usize];
+        c.fd = fd;
+        c.state = State::Idle;
+        c.head_deadline = self.now + self.settings.header_timeout;
+        self.open += 1;
+        self.hub.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let at = c.head_deadline;
+        self.arm(idx, at);
+    }
+
+    /// Makes sure the connection's timer fires no later than tick `at`.
+    pub(crate) fn arm(&mut self, idx: u32, at: u32) {
+        let c = &mut self.conns[idx as usize];
+        if c.timer_at == 0 || at < c.timer_at {
+            c.timer_at = at;
+            let gen = c.gen;
+            self.wheel.insert(at, idx, gen);
+        }
+    }
+
+    pub(crate) fn on_event(&mut self, idx: u32, gen: u32, bits: u32) {
+        match self.conns.get(idx as usize) {
+            Some(c) if c.fd >= 0 && c.gen == gen => {}
+            _ => return,
+        }
+        if bits & sys::ERR != 0 {
+            self.close_conn(idx);
+            return;
+        }
+        if bits & sys::OUT != 0 {
+            self.flush(idx);
+        }
+        if bits & (sys::IN | sys::RDHUP | sys::HUP) != 0 && self.conns[idx as usize].fd >= 0 {
+            self.on_readable(idx);
+        }
+    }
+
+    fn on_readable(&mut self, idx: u32) {
+        let fd = self.conns[idx as usize].fd;
+        let mut eof = false;
+        loop {
+            match sys::read(fd, &mut self.rbuf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    let c = &mut self.conns[idx as usize];
+                    if c.inbuf.len() + n > 2 * MAX_HEAD + MAX_FRONT_BODY {
+                        // More unanswered input than any sane client sends.
+                        self.close_conn(idx);
+                        return;
+                    }
+                    c.inbuf.extend_from_slice(&self.rbuf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close_conn(idx);
+                    return;
+                }
+            }
+        }
+        if self.conns[idx as usize].state == State::Idle {
+            self.process_input(idx);
+        }
+        if eof {
+            let c = &mut self.conns[idx as usize];
+            if c.fd < 0 {
+                return;
+            }
+            if c.state == State::Waiting || c.out.is_empty() {
+                self.close_conn(idx);
+            } else {
+                c.state = State::Closing;
+                c.keep_alive = false;
+            }
+        }
+    }
+
+    /// Answers every complete request in the input buffer while the connection is idle.
+    pub(crate) fn process_input(&mut self, idx: u32) {
+        loop {
+            let c = &mut self.conns[idx as usize];
+            if c.fd < 0 || c.state != State::Idle || c.inbuf.is_empty() {
+                break;
+            }
+            match request::parse(&c.inbuf) {
+                Err(HeadError::Partial) => {
+                    if c.head_deadline == 0 {
+                        c.head_deadline = self.now + self.settings.header_timeout;
+                        let at = c.head_deadline;
+                        self.arm(idx, at);
+                    }
+                    break;
+                }
+                Err(HeadError::TooLarge) => {
+                    let http10 = c.inbuf.starts_with(b"HTTP/1.0");
+                    self.reply_and_close(idx, http10, "431 Request Header Fields Too Large", b"request head too large\n");
+                }
+                Err(HeadError::Bad(reason)) => {
+                    self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
+                }
+                Err(HeadError::NotImplemented) => {
+                    self.reply_and_close_typed(idx, false, "501 Not Implemented", DEFAULT_TYPE, respond::NOT_IMPLEMENTED_PAGE.as_bytes());
+                }
+                Ok(mut req) => {
+                    c.head_deadline = 0;
+                    c.http10 = req.http10;
+                    c.keep_alive = req.keep_alive;
+                    let mut consumed = req.head_len;
+                    if req.chunked_body {
+                        c.keep_alive = false;
+                        consumed = c.inbuf.len();
+                    } else if req.body_len > MAX_FRONT_BODY {
+                        c.inbuf.clear();
+                        self.reply_and_close(idx, req.http10, "413 Payload Too Large", b"request body too large\n");
+                        break;
+                    } else if req.body_len > 0 {
+                        if c.inbuf.len() >= req.head_len + req.body_len {
+                            consumed += req.body_len;
+                        } else {
+                            c.keep_alive = false;
+                            consumed = c.inbuf.len();
+                        }
+                    }
+                    c.inbuf.drain(..consumed);
+                    if c.inbuf.is_empty() {
+                        c.inbuf = Vec::new();
+                    }
+                    req.keep_alive = c.keep_alive;
+                    self.handle(idx, req);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, idx: u32, req: Request) {
+        match req.route {
+            Route::NotFound => {
+                let page = respond::not_found_page(&req.target);
+                self.reply_and_close_typed(idx, req.http10, "404 Not Found", DEFAULT_TYPE, page.as_bytes());
+            }
+            Route::Ping => {
+                let p = Params::parse(&req.query);
+                let cb = p.get("cb").unwrap_or("icomet_cb");
+                if let Err(e) = params::check_callback(cb) {
+                    self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
+                    return;
+                }
+                let body = format!("{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n", self.settings.polling_timeout);
+                let mut out = Vec::new();
+                let close = !req.keep_alive;
+                respond::simple(&mut out, req.http10, "200 OK", DEFAULT_TYPE, close, body.as_bytes(), req.method == Method::Head, &self.date);
+                self.send(idx, &[&out]);
+                self.end_response(idx);
+            }
+            Route::Subscribe(_) if req.method != Method::Get => {
+                let mut out = Vec::new();
+                let close = !req.keep_alive;
+                respond::simple(&mut out, req.http10, "405 Method Not Allowed", DEFAULT_TYPE, close, b"", false, &self.date);
+                self.send(idx, &[&out]);
+                self.end_response(idx);
+            }
+            Route::Subscribe(t) => self.subscribe(idx, req, t),
+        }
+    }
+
+    fn reply_and_close(&mut self, idx: u32, http10: bool, status: &str, body: &[u8]) {
+        self.reply_and_close_typed(idx, http10, status, "text/plain; charset=utf-8", body);
+    }
+
+    fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
+        let mut out = Vec::new();
+        respond::simple(&mut out, http10, status, ctype, true, body, false, &self.date);
+        self.send(idx, &[&out]);
+        let c = &mut self.conns[idx as usize];
+        c.keep_alive = false;
+        c.inbuf = Vec::new();
+        self.end_response(idx);
+    }
+
+    /// Ends the current response: keep-alive connections go back to reading
+    /// (pipelined requests are answered at once), others close after flushing.
+    pub(crate) fn end_response(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        match c.state {
+            State::Dead => {
+                self.close_conn(idx);
+            }
+            _ if c.keep_alive && c.fd >= 0 => {
+                c.state = State::Idle;
+                if !c.inbuf.is_empty() {
+                    self.process_input(idx);
+                }
+            }
+            _ => {
+                c.state = State::Closing;
+                if c.out.is_empty() {
+                    self.close_conn(idx);
+                }
+            }
+        }
+    }
+
+    /// Writes `parts` (or queues what the socket does not take). Returns false
+    /// and marks the connection dead if it failed or overflowed its queue.
+    pub(crate) fn send(&mut self, idx: u32, parts: &[&[u8]]) -> bool {
+        let max = self.settings.max_queued;
+        let c = &mut self.conns[idx as usize];
+        if c.fd < 0 || c.state == State::Dead {
+            return false;
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut written = 0;
+        if c.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            loop {
+                match sys::writev(c.fd, &slices) {
+                    Ok(n) => written = n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        c.state = State::Dead;
+                        return false;
+                    }
+                }
+                break;
+            }
+            if written == total {
+                return true;
+            }
+        }
+        if c.out.len() - c.out_pos + total - written > max {
+            c.state = State::Dead;
+            self.hub.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
+            log::debug!("worker {}: dropping a slow consumer ({} bytes queued)", self.index, c.out.len() - c.out_pos);
+            return false;
+        }
+        let mut skip = written;
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            c.out.extend_from_slice(&p[skip..]);
+            skip = 0;
+        }
+        true
+    }
+
+    fn flush(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        while c.out_pos < c.out.len() {
+            match sys::writev(c.fd, &[IoSlice::new(&c.out[c.out_pos..])]) {
+                Ok(n) => c.out_pos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.close_conn(idx);
+                    return;
+                }
+            }
+        }
+        c.out = Vec::new();
+        c.out_pos = 0;
+        if c.state == State::Closing {
+            self.close_conn(idx);
+        }
+    }
+
+    /// Closes a connection and forgets its subscription.
+    pub(crate) fn close_conn(&mut self, idx: u32) {
+        let c = &mut self.conns[idx as usize];
+        if c.fd < 0 {
+            return;
+        }
+        sys::close(c.fd);
+        c.fd = -1;
+        c.gen = c.gen.wrapping_add(1);
+        c.timer_at = 0;
+        c.head_deadline = 0;
+        c.inbuf = Vec::new();
+        c.out = Vec::new();
+        c.out_pos = 0;
+        let sub = c.sub.take();
+        if let Some(sub) = sub {
+            self.unregister(idx, &sub);
+        }
+        self.free.push(idx);
+        self.open -= 1;
+        self.hub.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.open == 0 && self.conns.len() > 1024 {
+            // Everyone left: give back what a burst of connections grew.
+            self.conns = Vec::new();
+            self.free = Vec::new();
+        }
+        self.maybe_resume_accept();
+    }
+
+    /// A timer entry came due.
+    pub(crate) fn on_timer(&mut self, idx: u32, gen: u32) {
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(idx as usize) else { return };
+        if c.fd < 0 || c.gen != gen || c.timer_at != now {
+            return;
+        }
+        c.timer_at = 0;
+        if c.head_deadline != 0 && c.state == State::Idle {
+            if c.head_deadline <= now {
+                log::debug!("worker {}: request head timeout", self.index);
+                self.close_conn(idx);
+            } else {
+                let at = c.head_deadline;
+                self.arm(idx, at);
+            }
+            return;
+        }
+        if c.state == State::Waiting {
+            self.on_subscriber_timer(idx);
+        }
+    }
+}

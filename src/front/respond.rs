@@ -1,0 +1,85 @@
+//! Response heads and the small fixed responses of the front listener.
+
+use crate::front::request::Transport;
+
+/// Appends the head of a subscriber response (reference §3.1).
+/// `ok` is false for a 401/429 refusal, which omits `Connection: keep-alive`.
+pub fn subscribe_head(out: &mut Vec<u8>, t: Transport, http10: bool, keep_alive: bool, ok: bool, date: &[u8]) {
+    out.extend_from_slice(if http10 { b"HTTP/1.0 200 OK\r\n" } else { b"HTTP/1.1 200 OK\r\n" });
+    out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
+    out.extend_from_slice(match t {
+        Transport::Sse => &b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n"[..],
+        Transport::Iframe => b"Content-Type: text/html; charset=utf-8\r\n",
+        _ => b"Content-Type: application/json; charset=utf-8\r\n",
+    });
+    if t.is_streaming() {
+        out.extend_from_slice(b"X-Accel-Buffering: no\r\n");
+    }
+    if http10 || !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if ok {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    if !http10 {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        out.extend_from_slice(date);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a complete response with a `Content-Length` body.
+pub fn simple(out: &mut Vec<u8>, http10: bool, status: &str, content_type: &str, close: bool, body: &[u8], head_only: bool, date: &[u8]) {
+    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if !http10 {
+        out.extend_from_slice(date);
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The default content type libevent adds (reference §1.3).
+pub const DEFAULT_TYPE: &str = "text/html; charset=ISO-8859-1";
+
+/// Escapes text for an HTML page.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#039;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The body of the 404 page for a request target.
+pub fn not_found_page(target: &str) -> String {
+    format!(
+        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL {} was not found on this server.</p></body></html>",
+        html_escape(target)
+    )
+}
+
+/// The body of the 501 page.
+pub const NOT_IMPLEMENTED_PAGE: &str =
+    "<html><head><title>501 Not Implemented</title></head><body><h1>Not Implemented</h1><p>Method not implemented.</p></body></html>";
+
+/// Formats the `Date:` header line for now.
+pub fn date_line() -> Vec<u8> {
+    format!("Date: {}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now())).into_bytes()
+}

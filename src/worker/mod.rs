@@ -1,0 +1,233 @@
+//! Front worker threads: private descriptor tables, one epoll loop each, a
+//! 1-second tick, and the connections each worker accepted.
+//!
+//! A worker owns its connections outright: only its thread reads or writes
+//! their sockets. Other threads reach it through its [`Mailbox`]
+//! (deliveries, shutdown). Every descriptor that several threads use (the
+//! epoll instances, the mailbox eventfds, the listener) is created before
+//! any worker takes a private descriptor table, because the private table
+//! starts as a copy of the shared one. The connection logic itself (HTTP,
+//! subscribe, delivery) is in `crate::front`.
+
+pub(crate) mod sys;
+pub(crate) mod wheel;
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+
+use crate::front::conn::Conn;
+use crate::front::LocalChannel;
+use crate::hub::{Command, Hub};
+use sys::Epoll;
+use wheel::Wheel;
+
+const LISTENER: u64 = u64::MAX;
+const MAILBOX: u64 = u64::MAX - 1;
+
+/// Settings a worker copies out of the config.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub polling_timeout: u32,
+    pub header_timeout: u32,
+    pub max_queued: usize,
+    pub max_cname: usize,
+    pub sse_retry_ms: u32,
+    pub send_buf: usize,
+    pub recv_buf: usize,
+}
+
+/// One front worker (the state its thread owns).
+pub(crate) struct Worker {
+    pub index: usize,
+    pub hub: Arc<Hub>,
+    pub settings: Settings,
+    pub epoll: Epoll,
+    pub listener: RawFd,
+    pub conns: Vec<Conn>,
+    pub free: Vec<u32>,
+    pub open: usize,
+    pub capacity: usize,
+    pub local: AHashMap<u64, LocalChannel>,
+    pub wheel: Wheel,
+    /// Ticks since the worker started (1 per second).
+    pub now: u32,
+    pub date: Vec<u8>,
+    pub rbuf: Box<[u8]>,
+    accept_paused: bool,
+    emfile_logged: bool,
+    running: bool,
+}
+
+/// Handles of the running workers.
+pub(crate) struct Workers {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Waits for every worker thread to end.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts `hub.mailboxes().len()` workers on `listener`. Returns once every
+/// worker has taken its private descriptor table (when `unshare`), so that the
+/// caller may open descriptors that workers must not inherit.
+pub(crate) fn spawn(
+    hub: Arc<Hub>,
+    listener: RawFd,
+    unshare: bool,
+    capacity: usize,
+    settings: Settings,
+) -> std::io::Result<Workers> {
+    let n = hub.mailboxes().len();
+    // Build every epoll instance first, while the descriptor table is still shared.
+    let mut polls = Vec::with_capacity(n);
+    for i in 0..n {
+        let ep = Epoll::new()?;
+        ep.add(listener, sys::IN | sys::EXCLUSIVE, LISTENER)?;
+        ep.add(hub.mailboxes()[i].wake_fd(), sys::IN | sys::ET, MAILBOX)?;
+        polls.push(ep);
+    }
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let mut threads = Vec::with_capacity(n);
+    for (index, epoll) in polls.into_iter().enumerate() {
+        let worker = Worker {
+            index,
+            hub: hub.clone(),
+            settings: settings.clone(),
+            epoll,
+            listener,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            capacity,
+            local: AHashMap::new(),
+            wheel: Wheel::default(),
+            now: 1,
+            date: crate::front::respond::date_line(),
+            rbuf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            accept_paused: false,
+            emfile_logged: false,
+            running: true,
+        };
+        let barrier = barrier.clone();
+        let t = std::thread::Builder::new().name(format!("comet-w{index}")).stack_size(256 * 1024).spawn(move || {
+            if unshare {
+                if let Err(e) = sys::unshare_files() {
+                    log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
+                }
+            }
+            barrier.wait();
+            worker.run();
+        })?;
+        threads.push(t);
+    }
+    barrier.wait();
+    Ok(Workers { threads })
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+        let start = Instant::now();
+        let mut cmds = Vec::new();
+        while self.running {
+            let next_tick = start + Duration::from_secs(u64::from(self.now));
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let n = match self.epoll.wait(&mut events, timeout.as_millis() as i32 + 1) {
+                Ok(n) => n,
+                Err(e) => {
+                    log::error!("worker {}: epoll_wait: {e}", self.index);
+                    std::thread::sleep(Duration::from_millis(100));
+                    0
+                }
+            };
+            for ev in &events[..n] {
+                let (token, bits) = (ev.u64, ev.events);
+                match token {
+                    LISTENER => self.accept_ready(),
+                    MAILBOX => {
+                        self.hub.mailboxes()[self.index].drain(&mut cmds);
+                        for cmd in cmds.drain(..) {
+                            match cmd {
+                                Command::Deliver(event) => self.deliver(&event),
+                                Command::Shutdown => self.running = false,
+                            }
+                        }
+                    }
+                    t => self.on_event((t & 0xffff_ffff) as u32, (t >> 32) as u32, bits),
+                }
+            }
+            while Instant::now() >= start + Duration::from_secs(u64::from(self.now)) {
+                self.now += 1;
+                self.tick();
+            }
+        }
+        for idx in 0..self.conns.len() as u32 {
+            self.close_conn(idx);
+        }
+    }
+
+    /// The token epoll reports for a connection.
+    pub fn token(idx: u32, gen: u32) -> u64 {
+        (u64::from(gen) << 32) | u64::from(idx)
+    }
+
+    fn accept_ready(&mut self) {
+        for _ in 0..512 {
+            if self.open >= self.capacity {
+                self.pause_accept();
+                return;
+            }
+            match sys::accept(self.listener) {
+                Ok(fd) => self.add_conn(fd),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        if !self.emfile_logged {
+                            log::warn!("worker {}: accept: {e}; pausing accepts for a second", self.index);
+                            self.emfile_logged = true;
+                        }
+                        self.pause_accept();
+                        return;
+                    }
+                    _ => continue,
+                },
+            }
+        }
+    }
+
+    fn pause_accept(&mut self) {
+        if !self.accept_paused {
+            let _ = self.epoll.delete(self.listener);
+            self.accept_paused = true;
+        }
+    }
+
+    /// Resumes accepting if it was paused and there is room.
+    pub fn maybe_resume_accept(&mut self) {
+        if self.accept_paused && self.open < self.capacity && self.running {
+            if self.epoll.add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER).is_ok() {
+                self.accept_paused = false;
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        self.date = crate::front::respond::date_line();
+        self.emfile_logged = false;
+        self.maybe_resume_accept();
+        let bucket = self.wheel.take(self.now);
+        for &(idx, gen) in &bucket {
+            self.on_timer(idx, gen);
+        }
+        self.wheel.give_back(self.now, bucket);
+    }
+}

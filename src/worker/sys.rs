@@ -1,0 +1,151 @@
+//! Thin wrappers over the few Linux calls the workers make: epoll, accept4,
+//! read, writev, close, socket options, `unshare(CLONE_FILES)` and the
+//! descriptor limit. Every `unsafe` block of the front path lives here.
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+
+/// Readiness bits used by the workers.
+pub const IN: u32 = libc::EPOLLIN as u32;
+/// Writable.
+pub const OUT: u32 = libc::EPOLLOUT as u32;
+/// Peer closed its writing side.
+pub const RDHUP: u32 = libc::EPOLLRDHUP as u32;
+/// Hang-up.
+pub const HUP: u32 = libc::EPOLLHUP as u32;
+/// Error.
+pub const ERR: u32 = libc::EPOLLERR as u32;
+/// Edge-triggered.
+pub const ET: u32 = libc::EPOLLET as u32;
+/// Wake only one of the epoll instances waiting on a shared listener.
+pub const EXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// An epoll instance, identified by its descriptor.
+#[derive(Debug)]
+pub struct Epoll(RawFd);
+
+impl Epoll {
+    /// Creates an epoll instance.
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: no pointers involved.
+        check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }).map(Epoll)
+    }
+
+    /// Registers `fd` for `events`, reported with `token`.
+    pub fn add(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        check(unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+    }
+
+    /// Removes `fd`.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: as in `add`.
+        check(unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_DEL, fd, &mut ev) }).map(drop)
+    }
+
+    /// Waits up to `timeout_ms` for events; returns how many were filled in.
+    pub fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
+        // SAFETY: the kernel writes at most `events.len()` entries into the slice.
+        let n = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+        match check(n) {
+            Ok(n) => Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        close(self.0);
+    }
+}
+
+/// Accepts one connection, non-blocking and close-on-exec.
+pub fn accept(listener: RawFd) -> io::Result<RawFd> {
+    // SAFETY: null address pointers are allowed by accept4.
+    check(unsafe {
+        libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    })
+}
+
+/// Reads into `buf`; `Ok(0)` is end of stream.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Writes the slices in order with one system call; returns the bytes written.
+pub fn writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: IoSlice is ABI-compatible with iovec; the kernel only reads them.
+    let n = unsafe { libc::writev(fd, parts.as_ptr().cast(), parts.len().min(1024) as i32) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Closes a descriptor, ignoring errors (there is nothing useful to do with them).
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and never uses it again.
+    unsafe { libc::close(fd) };
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    check(unsafe {
+        libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)
+    })
+    .map(drop)
+}
+
+/// Tunes an accepted socket: no Nagle delay, and the configured buffer sizes (0 = kernel default).
+pub fn tune_socket(fd: RawFd, send_buf: usize, recv_buf: usize) {
+    let _ = setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    if send_buf > 0 {
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, send_buf.min(i32::MAX as usize) as i32);
+    }
+    if recv_buf > 0 {
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, recv_buf.min(i32::MAX as usize) as i32);
+    }
+}
+
+/// Gives the calling thread a private copy of the descriptor table.
+pub fn unshare_files() -> io::Result<()> {
+    // SAFETY: no pointers involved; affects only the calling thread.
+    check(unsafe { libc::unshare(libc::CLONE_FILES) }).map(drop)
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the new soft limit.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid rlimit to fill in / read from.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}

@@ -1,0 +1,799 @@
+//! Integration tests of the admin listener: the real hyper service on
+//! `127.0.0.1:0`, literal request bytes over a TCP socket, and assertions on
+//! the status line, headers and exact body bytes (reference §4, §10, §12).
+//! The hub has no workers, so deliveries go nowhere; stored history is
+//! inspected through the hub instead.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use comet::admin::serve;
+use comet::channel::Start;
+use comet::config::Config;
+use comet::hub::Hub;
+use tokio::sync::watch;
+
+/// Bound on every socket read and write.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The admin service running on its own runtime.
+struct TestServer {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    fn start(config: Config) -> TestServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let hub = Arc::new(Hub::new(config, 0).expect("hub"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, shutdown) = watch::channel(false);
+        let task = {
+            let _guard = rt.enter();
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            rt.spawn(serve(hub.clone(), listener, shutdown))
+        };
+        TestServer {
+            addr,
+            hub,
+            stop,
+            task: Some(task),
+            rt: Some(rt),
+        }
+    }
+
+    fn default() -> TestServer {
+        TestServer::start(Config::default())
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One GET on a fresh connection.
+    fn get(&self, target: &str) -> Resp {
+        self.connect()
+            .request(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"))
+    }
+
+    /// Stops the service and waits (bounded) for `serve` to return.
+    fn shutdown(&mut self) -> bool {
+        let _ = self.stop.send(true);
+        let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) else {
+            return true;
+        };
+        let finished = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_ok()
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+        finished
+    }
+
+    /// The stored messages of a channel, oldest first (JSON text).
+    fn history(&self, cname: &str) -> Vec<String> {
+        let sub = self
+            .hub
+            .with_table(|t, out| t.subscribe(cname, "", 1, 0, out))
+            .expect("subscribe");
+        self.hub
+            .with_table(|t, _| t.unsubscribe(sub.id, 1, 0, true));
+        match sub.start {
+            Start::Replay(events) => events
+                .iter()
+                .map(|e| String::from_utf8(e.json.to_vec()).expect("utf-8"))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+struct Resp {
+    status: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+
+    /// Status line, body, and the headers every admin reply carries.
+    fn assert(&self, status: &str, content_type: &str, body: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.header("Server"), Some("icomet 0.2.5"), "{self:?}");
+        assert_eq!(self.header("Content-Type"), Some(content_type), "{self:?}");
+        assert_eq!(self.body(), body, "{self:?}");
+        if !body.is_empty() || self.header("Transfer-Encoding").is_none() {
+            assert_eq!(
+                self.header("Content-Length"),
+                Some(body.len().to_string().as_str()),
+                "{self:?}"
+            );
+        }
+        assert!(self.header("Date").is_some(), "{self:?}");
+    }
+}
+
+/// One client connection with a read buffer that survives between responses.
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        s.set_write_timeout(Some(IO_TIMEOUT))
+            .expect("write timeout");
+        Client {
+            reader: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, raw: &[u8]) {
+        self.reader.get_mut().write_all(raw).expect("write");
+    }
+
+    fn request(&mut self, raw: &str) -> Resp {
+        self.send(raw.as_bytes());
+        self.response(false)
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read line");
+        assert!(line.ends_with("\r\n"), "unterminated line {line:?}");
+        line.truncate(line.len() - 2);
+        line
+    }
+
+    /// Reads the status line and headers.
+    fn head(&mut self) -> Resp {
+        let status = self.line();
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').expect("header line");
+            headers.push((k.to_string(), v.trim().to_string()));
+        }
+        Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    /// Reads one chunk of a chunked body; `None` for the terminating chunk.
+    fn chunk(&mut self) -> Option<Vec<u8>> {
+        let size = usize::from_str_radix(&self.line(), 16).expect("chunk size");
+        let mut data = vec![0; size];
+        self.reader.read_exact(&mut data).expect("chunk data");
+        assert_eq!(self.line(), "");
+        (size > 0).then_some(data)
+    }
+
+    /// Reads a whole response (no body for a HEAD request).
+    fn response(&mut self, head_request: bool) -> Resp {
+        let mut r = self.head();
+        if head_request {
+            return r;
+        }
+        if r.header("Transfer-Encoding") == Some("chunked") {
+            while let Some(c) = self.chunk() {
+                r.body.extend_from_slice(&c);
+            }
+        } else if let Some(n) = r.header("Content-Length") {
+            let mut body = vec![0; n.parse().expect("content length")];
+            self.reader.read_exact(&mut body).expect("body");
+            r.body = body;
+        } else {
+            self.reader.read_to_end(&mut r.body).expect("body to end");
+        }
+        r
+    }
+
+    /// Whether the server closed the connection (EOF before any byte).
+    fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+    }
+}
+
+fn config(f: impl FnOnce(&mut Config)) -> Config {
+    let mut c = Config::default();
+    f(&mut c);
+    c
+}
+
+const OK: &str = "{\"type\":\"ok\"}\n";
+const JS: &str = "text/javascript; charset=utf-8";
+const HTML_UTF8: &str = "text/html; charset=utf-8";
+const DEFAULT: &str = "text/html; charset=ISO-8859-1";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+#[test]
+fn pub_and_push_acknowledge_with_and_without_callback() {
+    let s = TestServer::default();
+    for path in ["/pub", "/push"] {
+        s.get(&format!("{path}?cname=a&content=hi"))
+            .assert("HTTP/1.1 200 OK", JS, OK);
+        s.get(&format!("{path}?cname=a&content=hi&cb=jq1")).assert(
+            "HTTP/1.1 200 OK",
+            JS,
+            "jq1({\"type\":\"ok\"});\n",
+        );
+        s.get(&format!("{path}?cname=a&content=hi&cb=")).assert(
+            "HTTP/1.1 200 OK",
+            JS,
+            "({\"type\":\"ok\"});\n",
+        );
+    }
+    let h = s.history("a");
+    assert_eq!(h.len(), 6);
+    assert_eq!(
+        h[0],
+        r#"{"type":"data","cname":"a","seq":1,"content":"hi"}"#
+    );
+}
+
+#[test]
+fn bad_callback_is_400() {
+    let s = TestServer::default();
+    for path in ["/pub?cname=a&content=x", "/push?cname=a", "/sign?cname=a"] {
+        let r = s.get(&format!("{path}&cb=alert(1)//"));
+        r.assert(
+            "HTTP/1.1 400 Bad Request",
+            TEXT,
+            "cb may only contain A-Z a-z 0-9 _ . $\n",
+        );
+    }
+    assert!(!s.hub.exists("a"), "nothing was created");
+}
+
+#[test]
+fn bad_cname_is_400() {
+    let s = TestServer::start(config(|c| c.front.max_cname_bytes = 8));
+    for path in [
+        "/push?content=x&cname=",
+        "/pub?content=x&cname=",
+        "/sign?cname=",
+    ] {
+        s.get(&format!("{path}a%01b")).assert(
+            "HTTP/1.1 400 Bad Request",
+            TEXT,
+            "cname contains a control character\n",
+        );
+        s.get(&format!("{path}abcdefghi")).assert(
+            "HTTP/1.1 400 Bad Request",
+            TEXT,
+            "cname is longer than 8 bytes\n",
+        );
+    }
+    s.get("/push?content=x&cname=abcdefgh")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(s.hub.totals().0, 1);
+}
+
+#[test]
+fn pub_rejects_content_that_is_not_json_string_text() {
+    let s = TestServer::default();
+    s.get("/pub?cname=p&content=a%22b").assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "content contains an unescaped '\"'\n",
+    );
+    s.get("/pub?cname=p&content=a%0Ab").assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "content contains a raw control character\n",
+    );
+    s.get("/pub?cname=p&content=a%5Cx").assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "content has a bad backslash escape\n",
+    );
+    assert!(!s.hub.exists("p"));
+    // Valid pre-encoded content is stored verbatim.
+    s.get("/pub?cname=p&content=a%5C%22b%5Cn")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("p"),
+        vec![r#"{"type":"data","cname":"p","seq":1,"content":"a\"b\n"}"#]
+    );
+}
+
+#[test]
+fn push_escapes_raw_content() {
+    let s = TestServer::default();
+    s.get("/push?cname=e&content=hello%22%5C%0A%0D%09%01end")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("e"),
+        vec![r#"{"type":"data","cname":"e","seq":1,"content":"hello\"\\\n\r\t\u0001end"}"#]
+    );
+}
+
+#[test]
+fn post_content_length_body_overrides_query() {
+    let s = TestServer::default();
+    let body = "content=from+body&cb=b1";
+    let r = s.connect().request(&format!(
+        "POST /push?cname=pc&content=from-query HTTP/1.1\r\nHost: t\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    r.assert("HTTP/1.1 200 OK", JS, "b1({\"type\":\"ok\"});\n");
+    assert_eq!(
+        s.history("pc"),
+        vec![r#"{"type":"data","cname":"pc","seq":1,"content":"from body"}"#]
+    );
+    // A GET ignores any body-looking text and uses the query.
+    s.get("/push?cname=pc&content=q")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("pc")[1],
+        r#"{"type":"data","cname":"pc","seq":2,"content":"q"}"#
+    );
+}
+
+#[test]
+fn post_chunked_body_overrides_query() {
+    let s = TestServer::default();
+    let r = s.connect().request(
+        "POST /push?cname=ch&content=from-query HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+         8\r\ncontent=\r\n9\r\nchunked+x\r\n0\r\n\r\n",
+    );
+    r.assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("ch"),
+        vec![r#"{"type":"data","cname":"ch","seq":1,"content":"chunked x"}"#]
+    );
+    // /sign takes POST parameters too.
+    let r = s
+        .connect()
+        .request("POST /sign HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=ch");
+    assert!(
+        r.body()
+            .starts_with(r#"{"type":"sign","cname":"ch","seq":1,"#),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn body_larger_than_the_limit_is_413() {
+    let s = TestServer::start(config(|c| c.admin.max_body_bytes = 16));
+    let reason = "request body is larger than 16 bytes\n";
+    let body = "content=0123456789abcdef";
+    let r = s.connect().request(&format!(
+        "POST /push?cname=big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    r.assert("HTTP/1.1 413 Payload Too Large", TEXT, reason);
+    assert_eq!(r.header("Connection"), Some("close"));
+    let r = s.connect().request(&format!(
+        "POST /push?cname=big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    ));
+    r.assert("HTTP/1.1 413 Payload Too Large", TEXT, reason);
+    // Content in the query is bounded the same way.
+    s.get("/push?cname=big&content=0123456789abcdefg").assert(
+        "HTTP/1.1 413 Payload Too Large",
+        TEXT,
+        "content is larger than 16 bytes\n",
+    );
+    assert!(!s.hub.exists("big"));
+    s.get("/push?cname=big&content=0123456789abcdef")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+}
+
+#[test]
+fn wrong_methods_get_405_invalid_method() {
+    let s = TestServer::default();
+    let mut c = s.connect();
+    let r =
+        c.request("PUT /pub?cname=m&content=x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
+    let r = c.request("POST /broadcast HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\ncontent=x");
+    r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
+    let r = s
+        .connect()
+        .request("DELETE /push?cname=m HTTP/1.1\r\nHost: t\r\n\r\n");
+    r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
+    assert!(!s.hub.exists("m"));
+}
+
+#[test]
+fn other_methods_get_501() {
+    let s = TestServer::default();
+    let mut c = s.connect();
+    let r = c.request("OPTIONS /pub HTTP/1.1\r\nHost: t\r\n\r\n");
+    r.assert(
+        "HTTP/1.1 501 Not Implemented",
+        "text/html",
+        "<HTML><HEAD>\n<TITLE>501 Not Implemented</TITLE>\n</HEAD><BODY>\n<H1>Not Implemented</H1>\n</BODY></HTML>\n",
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(c.closed());
+}
+
+#[test]
+fn unknown_paths_get_the_libevent_404_page() {
+    let s = TestServer::default();
+    let page = |target: &str| {
+        format!(
+            "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>\
+             <p>The requested URL {target} was not found on this server.</p></body></html>\n"
+        )
+    };
+    let mut c = s.connect();
+    let r = c.request("GET /nothing?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    r.assert("HTTP/1.1 404 Not Found", "text/html", &page("/nothing?x=1"));
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(c.closed());
+    s.get("/x?a='b'&c").assert(
+        "HTTP/1.1 404 Not Found",
+        "text/html",
+        &page("/x?a=&#039;b&#039;&amp;c"),
+    );
+    // Front paths and near misses are unknown here.
+    for p in [
+        "/sub", "/poll", "/stream", "/sse", "/iframe", "/ping", "/pub/", "/PUB",
+    ] {
+        s.get(&format!("{p}?cname=a")).assert(
+            "HTTP/1.1 404 Not Found",
+            "text/html",
+            &page(&format!("{p}?cname=a")),
+        );
+    }
+    // The path is percent-decoded before matching.
+    s.get("/%70ush?cname=pd&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert!(s.hub.exists("pd"));
+}
+
+#[test]
+fn head_info_has_headers_and_no_body() {
+    let s = TestServer::default();
+    let mut c = s.connect();
+    c.send(b"HEAD /info HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response(true);
+    assert_eq!(r.status, "HTTP/1.1 200 OK");
+    assert_eq!(r.header("Server"), Some("icomet 0.2.5"));
+    assert_eq!(r.header("Content-Type"), Some(HTML_UTF8));
+    // The next response follows at once: no body bytes were sent.
+    let r = c.request("GET /check?cname=zz HTTP/1.1\r\nHost: t\r\n\r\n");
+    r.assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+}
+
+#[test]
+fn filtered_clients_get_403_and_a_closed_connection() {
+    let s = TestServer::start(config(|c| {
+        c.admin.allow = vec!["10.1.2.3".to_string()];
+        c.admin.deny = Vec::new();
+    }));
+    for target in ["/push?cname=f&content=x", "/info", "/psub", "/nothing"] {
+        let mut c = s.connect();
+        let r = c.request(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        r.assert("HTTP/1.1 403 Forbidden", DEFAULT, "");
+        assert_eq!(r.header("Connection"), Some("Close"));
+        assert_eq!(r.header("Content-Length"), Some("0"));
+        assert!(c.closed());
+    }
+    assert!(!s.hub.exists("f"));
+}
+
+#[test]
+fn channel_limit_gives_429_too_many_channels() {
+    let s = TestServer::start(config(|c| c.front.max_channels = 1));
+    s.get("/push?cname=a&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=b&content=x&cb=c")
+        .assert("HTTP/1.1 429 Too Many Channels", DEFAULT, "");
+    s.get("/pub?cname=b&content=x")
+        .assert("HTTP/1.1 429 Too Many Channels", DEFAULT, "");
+    s.get("/sign?cname=b&cb=c")
+        .assert("HTTP/1.1 429 Too Many Channels", DEFAULT, "");
+    // Existing channels keep working.
+    s.get("/push?cname=a&content=y")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+}
+
+/// Splits a sign reply into (seq, token, expires, sub_timeout).
+fn sign_fields(body: &str, prefix: &str) -> (i32, String, i32, i32) {
+    let rest = body
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{body:?} does not start with {prefix:?}"));
+    let (seq, rest) = rest.split_once(",\"token\":\"").expect("token");
+    let (token, rest) = rest.split_once("\",\"expires\":").expect("expires");
+    let (expires, rest) = rest.split_once(",\"sub_timeout\":").expect("sub_timeout");
+    let (sub_timeout, _) = rest.split_once('}').expect("close brace");
+    let n = |s: &str| s.parse::<i32>().expect("number");
+    (n(seq), token.to_string(), n(expires), n(sub_timeout))
+}
+
+#[test]
+fn sign_returns_the_same_token_and_its_fields() {
+    let s = TestServer::start(config(|c| {
+        c.front.polling_timeout = 7;
+        c.front.channel_timeout = 4;
+    }));
+    let r = s.get("/sign?cname=s1&expires=100&cb=s1");
+    r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
+    assert!(r.body().ends_with("});\n"), "{r:?}");
+    let (seq, token, expires, sub_timeout) =
+        sign_fields(r.body(), "s1({\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    assert_eq!((seq, expires, sub_timeout), (1, 100, 7));
+    assert_eq!(token.len(), 32);
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{token}"
+    );
+    s.get("/push?cname=s1&content=a")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=s1&content=b")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    let r = s.get("/sign?cname=s1");
+    assert!(
+        r.body().ends_with("}\n") && !r.body().contains('('),
+        "{r:?}"
+    );
+    let (seq, again, expires, _) =
+        sign_fields(r.body(), "{\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    assert_eq!(again, token, "re-signing keeps the token");
+    assert_eq!(
+        (seq, expires),
+        (1, 4),
+        "oldest available seq; default expires is channel_timeout"
+    );
+    // Empty cb wraps too; the name is JSON-escaped.
+    let r = s.get("/sign?cname=q%22x&cb=");
+    assert!(
+        r.body()
+            .starts_with("({\"type\":\"sign\",\"cname\":\"q\\\"x\",\"seq\":1,"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn close_and_clear() {
+    let s = TestServer::default();
+    for path in ["/close", "/clear"] {
+        s.get(&format!("{path}?cname=none")).assert(
+            "HTTP/1.1 404 Not Found",
+            HTML_UTF8,
+            "channel[none] not connected\n",
+        );
+        s.get(path).assert(
+            "HTTP/1.1 404 Not Found",
+            HTML_UTF8,
+            "channel[] not connected\n",
+        );
+    }
+    s.get("/push?cname=c&content=1")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=c&content=2")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(s.history("c").len(), 2);
+    s.get("/clear?cname=c")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
+    assert!(s.history("c").is_empty(), "clear empties the history");
+    let r = s
+        .connect()
+        .request("DELETE /close?cname=c HTTP/1.1\r\nHost: t\r\n\r\n");
+    r.assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
+    assert!(!s.hub.exists("c"));
+    s.get("/close?cname=c").assert(
+        "HTTP/1.1 404 Not Found",
+        HTML_UTF8,
+        "channel[c] not connected\n",
+    );
+}
+
+#[test]
+fn info_global_and_per_channel() {
+    let s = TestServer::default();
+    s.get("/info").assert(
+        "HTTP/1.1 200 OK",
+        HTML_UTF8,
+        "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n",
+    );
+    s.get("/push?cname=a&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=b&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    let global = "{\"version\": \"0.2.5\", \"channels\": 2, \"subscribers\": 0}\n";
+    s.get("/info").assert("HTTP/1.1 200 OK", HTML_UTF8, global);
+    s.get("/info?cname=")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, global);
+    s.get("/info?cname=a").assert(
+        "HTTP/1.1 200 OK",
+        HTML_UTF8,
+        "{\"cname\": \"a\", \"subscribers\": 0}\n",
+    );
+    s.get("/info?cname=a%22b").assert(
+        "HTTP/1.1 200 OK",
+        HTML_UTF8,
+        "{\"cname\": \"a\\\"b\", \"subscribers\": 0}\n",
+    );
+    assert_eq!(s.hub.totals().0, 2, "info creates nothing");
+}
+
+#[test]
+fn check_single_list_and_empty_name() {
+    let s = TestServer::default();
+    s.get("/check?cname=a")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/push?cname=a&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=c&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/check?cname=a")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"a\": 1}\n");
+    s.get("/check?cname=a,b,c")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"a\": 1, \"c\": 1}\n");
+    s.get("/check?cname=c,zz,a,c")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"c\": 1, \"a\": 1}\n");
+    s.get("/check?cname=x,y")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/check?cname=")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/push?content=x").assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/check?cname=")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"\": 1}\n");
+    s.get("/check")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"\": 1}\n");
+}
+
+#[test]
+fn broadcast_reaches_every_channel() {
+    let s = TestServer::default();
+    s.get("/broadcast?content=none")
+        .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
+    assert_eq!(s.hub.totals().0, 0, "broadcast creates nothing");
+    s.get("/push?cname=a&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/broadcast?content=B%22x&cname=ignored")
+        .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
+    assert_eq!(
+        s.history("a")[1],
+        r#"{"type":"broadcast","cname":"a","seq":2,"content":"B\"x"}"#
+    );
+    assert!(!s.hub.exists("ignored"));
+}
+
+#[test]
+fn psub_streams_presence_events() {
+    let s = TestServer::default();
+    let mut p = s.connect();
+    p.send(b"GET /psub HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The headers arrive before any event; the listener is registered by then.
+    let r = p.head();
+    assert_eq!(r.status, "HTTP/1.1 200 OK");
+    assert_eq!(r.header("Server"), Some("icomet 0.2.5"));
+    assert_eq!(r.header("Content-Type"), Some(DEFAULT));
+    assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
+    s.get("/push?cname=a&content=x")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(p.chunk().as_deref(), Some(&b"1 a\n"[..]));
+    assert_eq!(s.get("/sign?cname=b").status, "HTTP/1.1 200 OK");
+    assert_eq!(p.chunk().as_deref(), Some(&b"1 b\n"[..]));
+    s.get("/close?cname=a")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+    assert_eq!(p.chunk().as_deref(), Some(&b"0 a\n"[..]));
+}
+
+#[test]
+fn shutdown_ends_psub_streams_and_serve() {
+    let mut s = TestServer::default();
+    let mut p = s.connect();
+    p.send(b"GET /psub HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(p.head().status, "HTTP/1.1 200 OK");
+    assert!(s.shutdown(), "serve returned");
+    assert_eq!(p.chunk(), None, "the stream ended with its last chunk");
+}
+
+#[test]
+fn lenient_query_keeps_what_it_can() {
+    let s = TestServer::default();
+    // `{`, `}`, `&&`, a key without `=` and a bad escape each made icomet drop
+    // the whole query; here every usable pair counts.
+    s.get("/push?cname=q5&content={%22a%22:1}&&flag&bad=%zz")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("q5"),
+        vec![r#"{"type":"data","cname":"q5","seq":1,"content":"{\"a\":1}"}"#]
+    );
+    let r = s.get("/sign?CNAME=q5");
+    assert!(
+        r.body()
+            .starts_with("{\"type\":\"sign\",\"cname\":\"q5\",\"seq\":1,"),
+        "{r:?}"
+    );
+    s.get("/check?cname=q5")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"q5\": 1}\n");
+    assert!(!s.hub.exists(""), "nothing went to the channel \"\"");
+}
+
+#[test]
+fn raw_quote_in_the_target_is_refused_by_hyper() {
+    // hyper's URI parser refuses a raw `"` in the request target with a bare
+    // 400 before the service runs: a refusal, never icomet's empty message to
+    // the channel "".
+    let s = TestServer::default();
+    let mut c = s.connect();
+    c.send(b"GET /push?cname=q5&content={\"a\":1} HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response(false);
+    assert_eq!(r.status, "HTTP/1.1 400 Bad Request");
+    assert!(c.closed());
+    assert_eq!(s.hub.totals().0, 0);
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let s = TestServer::default();
+    let mut c = s.connect();
+    c.request("GET /push?cname=k&content=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    c.request("GET /info?cname=k HTTP/1.1\r\n\r\n").assert(
+        "HTTP/1.1 200 OK",
+        HTML_UTF8,
+        "{\"cname\": \"k\", \"subscribers\": 0}\n",
+    );
+    let body = "cname=k&content=2";
+    c.request(&format!(
+        "POST /push HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+    .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(s.history("k").len(), 2);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = TestServer::default();
+    let mut c = s.connect();
+    c.send(
+        b"GET /push?cname=pp&content=1 HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /check?cname=pp HTTP/1.1\r\nHost: t\r\n\r\n\
+          POST /clear HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=pp",
+    );
+    c.response(false).assert("HTTP/1.1 200 OK", JS, OK);
+    c.response(false)
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
+    c.response(false)
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+}

@@ -1,0 +1,175 @@
+//! Shared helpers for integration tests: start the real server on port 0,
+//! talk raw HTTP with a deadline on every read.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use comet::config::Config;
+use comet::server::Server;
+
+/// Default deadline for any single expectation.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A test config: both listeners on 127.0.0.1:0, everyone allowed on admin,
+/// small limits so that tests stay cheap.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.front.listen = "127.0.0.1:0".parse().expect("addr");
+    c.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    c.admin.allow = vec![];
+    c.admin.deny = vec![];
+    c.front.max_connections = 4096;
+    c.front.max_channels = 10_000;
+    c.workers = 2;
+    c
+}
+
+/// Starts a server with `config`.
+pub fn start(config: Config) -> Server {
+    Server::bind(config).expect("server starts")
+}
+
+/// A raw client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Client { stream, buf: Vec::new() }
+    }
+
+    /// Writes raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a GET for `target` (HTTP/1.1, no Host).
+    pub fn get(&mut self, target: &str) {
+        self.send(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes());
+    }
+
+    /// Reads more bytes; false on EOF. Panics when `deadline` passes.
+    fn fill(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out; have {:?}", String::from_utf8_lossy(&self.buf));
+        self.stream.set_read_timeout(Some(left)).expect("timeout");
+        let mut tmp = [0u8; 65536];
+        match self.stream.read(&mut tmp) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("timed out; have {:?}", String::from_utf8_lossy(&self.buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// Reads until `buf` contains `pat`; returns everything up to and including it.
+    pub fn read_until(&mut self, pat: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(i) = self.buf.windows(pat.len()).position(|w| w == pat) {
+                let rest = self.buf.split_off(i + pat.len());
+                return std::mem::replace(&mut self.buf, rest);
+            }
+            assert!(self.fill(deadline), "EOF before {:?}; have {:?}", String::from_utf8_lossy(pat), String::from_utf8_lossy(&self.buf));
+        }
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        while self.buf.len() < n {
+            assert!(self.fill(deadline), "EOF; have {:?}", String::from_utf8_lossy(&self.buf));
+        }
+        let rest = self.buf.split_off(n);
+        std::mem::replace(&mut self.buf, rest)
+    }
+
+    /// Reads a response head; returns it as text (status line and headers).
+    pub fn head(&mut self) -> String {
+        String::from_utf8(self.read_until(b"\r\n\r\n")).expect("utf8 head")
+    }
+
+    /// Reads one HTTP chunk's payload (empty for the last chunk).
+    pub fn chunk(&mut self) -> Vec<u8> {
+        let line = self.read_until(b"\r\n");
+        let size = usize::from_str_radix(std::str::from_utf8(&line[..line.len() - 2]).expect("hex"), 16).expect("chunk size");
+        let data = self.read_exact(size + 2);
+        assert_eq!(&data[size..], b"\r\n", "chunk terminator");
+        data[..size].to_vec()
+    }
+
+    /// Reads one chunk as text.
+    pub fn chunk_str(&mut self) -> String {
+        String::from_utf8(self.chunk()).expect("utf8 chunk")
+    }
+
+    /// Reads a whole `Content-Length` response: (head, body).
+    pub fn response(&mut self) -> (String, Vec<u8>) {
+        let head = self.head();
+        let len = header(&head, "content-length").map_or(0, |v| v.parse().expect("length"));
+        let body = self.read_exact(len);
+        (head, body)
+    }
+
+    /// Reads until the server closes; returns what came.
+    pub fn read_to_eof(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        while self.fill(deadline) {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Asserts that nothing arrives for `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        self.stream.set_read_timeout(Some(d)).expect("timeout");
+        let mut tmp = [0u8; 1024];
+        match self.stream.read(&mut tmp) {
+            Ok(n) if n > 0 => panic!("unexpected data {:?}", String::from_utf8_lossy(&tmp[..n])),
+            Ok(_) => panic!("unexpected EOF"),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The value of header `name` (case-insensitive) in a head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// One admin request on a fresh connection: (status line, head, body).
+pub fn admin(server: &Server, target: &str) -> (String, String, String) {
+    let mut c = Client::connect(server.admin_addr());
+    c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+    let (head, body) = c.response();
+    let status = head.lines().next().unwrap_or("").to_string();
+    (status, head, String::from_utf8(body).expect("utf8 body"))
+}
+
+/// Waits until `cond` holds, polling; panics after [`WAIT`].
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Subscribers of a channel as the hub counts them.
+pub fn subscribers(server: &Server, cname: &str) -> u32 {
+    server.hub().subscribers_of(cname)
+}

@@ -1,0 +1,412 @@
+//! The front listener: long-poll JSON and JSONP, seq semantics, refusals,
+//! HTTP/1.0 and 1.1 handling, and bad input (reference §1.3, §2, §3, §10).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{admin, config, eventually, header, start, subscribers, Client};
+
+fn sub_head(http10: bool) -> String {
+    let v = if http10 { "1.0" } else { "1.1" };
+    format!("HTTP/{v} 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\nContent-Type: application/json; charset=utf-8\r\n")
+}
+
+#[test]
+fn new_subscriber_gets_next_seq_with_icomet_headers() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=c5&seq=100");
+    let head = c.head();
+    assert!(head.starts_with(&sub_head(false)), "{head}");
+    assert_eq!(header(&head, "connection"), Some("keep-alive"));
+    assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
+    assert!(header(&head, "date").is_some());
+    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"}\n");
+    assert_eq!(c.chunk_str(), "");
+    // The connection stays usable: a JSONP poll on it.
+    c.get("/poll?cname=c5&cb=cb1");
+    c.head();
+    assert_eq!(c.chunk_str(), "cb1({\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"});\n");
+    assert_eq!(c.chunk_str(), "");
+}
+
+#[test]
+fn waiting_poll_gets_one_live_message_then_ends() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=live&seq=1&cb=jq_1");
+    c.head();
+    eventually("subscriber registered", || subscribers(&s, "live") == 1);
+    let (status, _, body) = admin(&s, "/push?cname=live&content=hello+%22world%22%09tab");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "{\"type\":\"ok\"}\n"));
+    assert_eq!(c.chunk_str(), "jq_1({\"type\":\"data\",\"cname\":\"live\",\"seq\":1,\"content\":\"hello \\\"world\\\"\\ttab\"});\n");
+    assert_eq!(c.chunk_str(), "");
+    eventually("subscriber gone", || subscribers(&s, "live") == 0);
+}
+
+#[test]
+fn behind_client_gets_replay_as_one_array() {
+    let mut cfg = config();
+    cfg.front.channel_buffer_size = 3;
+    let s = start(cfg);
+    for i in 1..=6 {
+        admin(&s, &format!("/push?cname=q&content=m{i}"));
+    }
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=q&seq=1");
+    c.head();
+    let m = |n: i32| format!("{{\"type\":\"data\",\"cname\":\"q\",\"seq\":{n},\"content\":\"m{n}\"}}");
+    assert_eq!(c.chunk_str(), format!("[{},{},{},{}]\n", m(3), m(4), m(5), m(6)));
+    assert_eq!(c.chunk_str(), "");
+    // A single replayed message is still an array.
+    c.get("/sub?cname=q&seq=6&cb=f");
+    c.head();
+    assert_eq!(c.chunk_str(), format!("f([{}]);\n", m(6)));
+    c.chunk_str();
+    // Caught up: waits (nothing for a while).
+    c.get("/sub?cname=q&seq=7");
+    c.head();
+    c.expect_silence(Duration::from_millis(300));
+}
+
+#[test]
+fn broadcast_reaches_long_polls_as_a_pair_and_is_replayed() {
+    let s = start(config());
+    admin(&s, "/push?cname=c2&content=a");
+    admin(&s, "/push?cname=c2&content=b");
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=c2&seq=3&cb=cb1");
+    c.head();
+    eventually("subscribed", || subscribers(&s, "c2") == 1);
+    let (_, _, body) = admin(&s, "/broadcast?content=B2");
+    assert_eq!(body, "ok\n");
+    assert_eq!(
+        c.chunk_str(),
+        "cb1([{\"type\":\"broadcast\",\"cname\":\"c2\",\"seq\":3,\"content\":\"B2\"},{\"type\":\"next_seq\",\"cname\":\"c2\",\"seq\":4,\"content\":\"\"}]);\n"
+    );
+    c.chunk_str();
+    c.get("/sub?cname=c2&seq=2");
+    c.head();
+    assert_eq!(
+        c.chunk_str(),
+        "[{\"type\":\"data\",\"cname\":\"c2\",\"seq\":2,\"content\":\"b\"},{\"type\":\"broadcast\",\"cname\":\"c2\",\"seq\":3,\"content\":\"B2\"},{\"type\":\"next_seq\",\"cname\":\"c2\",\"seq\":4,\"content\":\"\"}]\n"
+    );
+}
+
+#[test]
+fn noop_after_polling_timeout_echoes_the_counter() {
+    let mut cfg = config();
+    cfg.front.polling_timeout = 1;
+    let s = start(cfg);
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=n&seq=1&noop=42&cb=cb");
+    c.head();
+    assert_eq!(c.chunk_str(), "cb({\"type\":\"noop\",\"cname\":\"n\",\"seq\":42,\"content\":\"\"});\n");
+    assert_eq!(c.chunk_str(), "");
+    eventually("subscriber gone", || subscribers(&s, "n") == 0);
+}
+
+#[test]
+fn refusals_are_framed_200_responses() {
+    let mut cfg = config();
+    cfg.front.max_subscribers_per_channel = 1;
+    cfg.front.max_channels = 2;
+    let s = start(cfg);
+    let mut first = Client::connect(s.front_addr());
+    first.get("/sub?cname=full&seq=1");
+    first.head();
+    eventually("first subscribed", || subscribers(&s, "full") == 1);
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=full&seq=1&cb=c");
+    let head = c.head();
+    assert!(head.starts_with(&sub_head(false)), "{head}");
+    assert_eq!(header(&head, "connection"), None);
+    assert_eq!(c.chunk_str(), "c({\"type\":\"429\",\"cname\":\"full\",\"seq\":0,\"content\":\"Too many subscribers\"});\n");
+    assert_eq!(c.chunk_str(), "");
+    admin(&s, "/push?cname=other&content=x");
+    c.get("/sub?cname=third");
+    c.head();
+    assert_eq!(c.chunk_str(), "{\"type\":\"429\",\"cname\":\"third\",\"seq\":0,\"content\":\"Too many channels\"}\n");
+}
+
+#[test]
+fn token_auth_needs_the_signed_token() {
+    let mut cfg = config();
+    cfg.front.auth = comet::config::Auth::Token;
+    let s = start(cfg);
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=t1&cb=c");
+    c.head();
+    assert_eq!(c.chunk_str(), "c({\"type\":\"401\",\"cname\":\"t1\",\"seq\":0,\"content\":\"Token error\"});\n");
+    c.chunk_str();
+    let (_, _, signed) = admin(&s, "/sign?cname=t1");
+    let token = signed.split("\"token\":\"").nth(1).and_then(|r| r.get(..32)).expect("token in sign reply").to_string();
+    c.get(&format!("/sub?cname=t1&token={}", token.to_uppercase()));
+    c.head();
+    assert!(c.chunk_str().contains("\"type\":\"401\""));
+    c.chunk_str();
+    c.get(&format!("/sub?cname=t1&token={token}"));
+    c.head();
+    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"t1\",\"seq\":1,\"content\":\"\"}\n");
+}
+
+#[test]
+fn ping_answers_with_sub_timeout() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.get("/ping");
+    let (head, body) = c.response();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_eq!(header(&head, "content-type"), Some("text/html; charset=ISO-8859-1"));
+    assert_eq!(body, b"icomet_cb({\"type\":\"ping\",\"sub_timeout\":30});\n");
+    c.get("/ping?cb=");
+    assert_eq!(c.response().1, b"({\"type\":\"ping\",\"sub_timeout\":30});\n");
+    c.send(b"HEAD /ping?cb=x HTTP/1.1\r\n\r\n");
+    let head = c.head();
+    assert_eq!(header(&head, "content-length"), Some("37"));
+    c.get("/ping?cb=p");
+    assert_eq!(c.response().1, b"p({\"type\":\"ping\",\"sub_timeout\":30});\n");
+}
+
+#[test]
+fn methods_paths_and_malformed_requests() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"POST /sub?cname=a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    let (head, body) = c.response();
+    assert!(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{head}");
+    assert!(body.is_empty());
+    c.send(b"HEAD /sse?cname=a HTTP/1.1\r\n\r\n");
+    assert!(c.response().0.starts_with("HTTP/1.1 405 "));
+
+    let mut c = Client::connect(s.front_addr());
+    c.get("/nothing?x=<b>");
+    let head = c.head();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    assert_eq!(header(&head, "connection"), Some("close"));
+    let body = String::from_utf8(c.read_to_eof()).expect("utf8");
+    assert_eq!(
+        body,
+        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL /nothing?x=&lt;b&gt; was not found on this server.</p></body></html>"
+    );
+
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"OPTIONS /sub HTTP/1.1\r\n\r\n");
+    assert!(c.head().starts_with("HTTP/1.1 501 Not Implemented\r\n"));
+    c.read_to_eof();
+
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"GET /sub a b HTTP/1.1\r\n\r\n");
+    assert!(c.head().starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    let reason = c.read_to_eof();
+    assert!(reason.len() > 1 && reason.ends_with(b"\n"), "{reason:?}");
+
+    // /sub/ and /SUB are not /sub; %73 decodes to s.
+    for (target, want) in [("/sub/", "404"), ("/SUB", "404"), ("/%73ub?cname=x", "200")] {
+        let mut c = Client::connect(s.front_addr());
+        c.get(target);
+        assert!(c.head().starts_with(&format!("HTTP/1.1 {want}")), "{target}");
+    }
+}
+
+#[test]
+fn oversized_heads_and_bodies_are_refused() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    let big = format!("GET /sub?cname=a HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+    c.send(big.as_bytes());
+    assert!(c.head().starts_with("HTTP/1.1 431 "));
+    c.read_to_eof();
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"POST /ping HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n");
+    assert!(c.head().starts_with("HTTP/1.1 413 "));
+    c.read_to_eof();
+    // The server still serves others.
+    let mut c = Client::connect(s.front_addr());
+    c.get("/ping");
+    assert!(c.head().starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn bad_parameters_get_400_with_a_reason() {
+    let s = start(config());
+    for (target, reason) in [
+        ("/sub?cname=a&cb=alert(1)", "cb may only contain"),
+        ("/sub?cname=a%0Ab", "cname contains a control character"),
+        (&format!("/sub?cname={}", "x".repeat(300)), "cname is longer than 256 bytes"),
+        ("/ping?cb=%3Cscript%3E", "cb may only contain"),
+    ] {
+        let mut c = Client::connect(s.front_addr());
+        c.get(target);
+        assert!(c.head().starts_with("HTTP/1.1 400 Bad Request\r\n"), "{target}");
+        let body = String::from_utf8(c.read_to_eof()).expect("utf8");
+        assert!(body.starts_with(reason), "{target}: {body}");
+    }
+}
+
+#[test]
+fn lenient_query_keeps_what_it_can() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    // icomet drops every parameter of such a query; comet uses them.
+    c.get("/sub?cname=len&flag&&seq=0&x={\"a\"}&cb=f");
+    c.head();
+    assert_eq!(c.chunk_str(), "f({\"type\":\"next_seq\",\"cname\":\"len\",\"seq\":1,\"content\":\"\"});\n");
+    c.chunk_str();
+    // Case-insensitive keys, first occurrence wins, + is a space.
+    c.get("/sub?CNAME=a+b&cname=zzz");
+    c.head();
+    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"a b\",\"seq\":1,\"content\":\"\"}\n");
+}
+
+#[test]
+fn http10_responses_are_close_delimited() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"GET /sub?cname=h&cb=x HTTP/1.0\r\n\r\n");
+    let head = c.head();
+    assert!(head.starts_with(&sub_head(true)), "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"));
+    assert_eq!(header(&head, "transfer-encoding"), None);
+    assert_eq!(c.read_to_eof(), b"x({\"type\":\"next_seq\",\"cname\":\"h\",\"seq\":1,\"content\":\"\"});\n");
+    // A waiting 1.0 poll gets the raw message, then EOF.
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"GET /sub?cname=h&seq=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    c.head();
+    eventually("subscribed", || subscribers(&s, "h") == 1);
+    admin(&s, "/push?cname=h&content=z");
+    assert_eq!(c.read_to_eof(), b"{\"type\":\"data\",\"cname\":\"h\",\"seq\":1,\"content\":\"z\"}\n");
+}
+
+#[test]
+fn connection_close_and_pipelining() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"GET /sub?cname=p1 HTTP/1.1\r\n\r\nGET /ping?cb=a HTTP/1.1\r\n\r\nGET /sub?cname=p2&cb=z HTTP/1.1\r\nConnection: close\r\n\r\n");
+    c.head();
+    assert!(c.chunk_str().contains("\"cname\":\"p1\""));
+    c.chunk_str();
+    assert_eq!(c.response().1, b"a({\"type\":\"ping\",\"sub_timeout\":30});\n");
+    let head = c.head();
+    assert_eq!(header(&head, "connection"), Some("close"));
+    assert!(c.chunk_str().starts_with("z({\"type\":\"next_seq\",\"cname\":\"p2\""));
+    assert_eq!(c.chunk_str(), "");
+    assert!(c.read_to_eof().is_empty());
+}
+
+#[test]
+fn pipelined_request_behind_a_waiting_poll_is_answered_after_it() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    c.send(b"GET /sub?cname=w&seq=1 HTTP/1.1\r\n\r\nGET /ping HTTP/1.1\r\n\r\n");
+    c.head();
+    eventually("subscribed", || subscribers(&s, "w") == 1);
+    admin(&s, "/push?cname=w&content=1");
+    assert!(c.chunk_str().contains("\"seq\":1"));
+    c.chunk_str();
+    assert!(c.response().1.starts_with(b"icomet_cb("));
+}
+
+#[test]
+fn disconnect_removes_the_subscriber_and_the_channel_expires() {
+    let mut cfg = config();
+    cfg.front.channel_timeout = 1;
+    let s = start(cfg);
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=gone&seq=1");
+    c.head();
+    eventually("subscribed", || subscribers(&s, "gone") == 1);
+    drop(c);
+    eventually("unsubscribed", || subscribers(&s, "gone") == 0);
+    eventually("channel expired", || admin(&s, "/check?cname=gone").2 == "{}\n");
+    assert_eq!(admin(&s, "/info").2, "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n");
+}
+
+#[test]
+fn slow_request_heads_are_cut_off() {
+    let mut cfg = config();
+    cfg.front.header_timeout_secs = 1;
+    let s = start(cfg);
+    let mut idle = Client::connect(s.front_addr());
+    let mut partial = Client::connect(s.front_addr());
+    partial.send(b"GET /sub?cname=a HTTP/1.1\r\nX-Slow: ");
+    assert!(partial.read_to_eof().is_empty());
+    assert!(idle.read_to_eof().is_empty());
+    // Keep-alive connections idle after a complete response are not cut off.
+    let mut c = Client::connect(s.front_addr());
+    c.get("/ping");
+    c.response();
+    c.expect_silence(Duration::from_millis(2500));
+    c.get("/ping");
+    assert!(c.response().1.starts_with(b"icomet_cb("));
+}
+
+#[test]
+fn close_ends_a_waiting_poll_with_a_close_frame() {
+    let s = start(config());
+    admin(&s, "/push?cname=cl&content=x");
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=cl&seq=2&cb=k");
+    c.head();
+    eventually("subscribed", || subscribers(&s, "cl") == 1);
+    assert_eq!(admin(&s, "/close?cname=cl").2, "ok 2\n");
+    assert_eq!(c.chunk_str(), "k({\"type\":\"close\",\"cname\":\"cl\",\"seq\":2,\"content\":\"\"});\n");
+    assert_eq!(c.chunk_str(), "");
+    assert_eq!(admin(&s, "/info").2, "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n");
+}
+
+/// A JSONP long-poll client that resumes by seq loses nothing that is
+/// published while it is between requests.
+#[test]
+fn jsonp_client_resuming_by_seq_loses_no_message() {
+    let mut cfg = config();
+    // History must cover what piles up while the client is between polls.
+    cfg.front.channel_buffer_size = 400;
+    let s = start(cfg);
+    let publisher = {
+        let addr = s.admin_addr();
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            for i in 0..200 {
+                c.send(format!("GET /push?cname=r&content=m{i} HTTP/1.1\r\n\r\n").as_bytes());
+                c.response();
+                if i % 7 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        })
+    };
+    let mut c = Client::connect(s.front_addr());
+    // The channel is new to this client: it wants everything from seq 1.
+    let mut seq = 1i64;
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        c.get(&format!("/sub?cname=r&seq={seq}&cb=icomet_cb_0"));
+        c.head();
+        let frame = c.chunk_str();
+        assert_eq!(c.chunk_str(), "");
+        let inner = frame.strip_prefix("icomet_cb_0(").and_then(|f| f.strip_suffix(");\n")).expect("jsonp frame");
+        for obj in inner.trim_start_matches('[').trim_end_matches(']').split("},{") {
+            let field = |name: &str| obj.split(&format!("\"{name}\":")).nth(1).map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string());
+            let ty = field("type").expect("type");
+            let n: i64 = field("seq").expect("seq").parse().expect("number");
+            match ty.as_str() {
+                "next_seq" => seq = n,
+                "data" => {
+                    assert_eq!(n, seq, "in order, no gap");
+                    got.push(field("content").expect("content"));
+                    seq = n + 1;
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        // Pause between polls so that messages pile up in history meanwhile.
+        if got.len() % 10 == 3 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    publisher.join().expect("publisher");
+    let want: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want);
+}
