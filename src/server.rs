@@ -72,7 +72,7 @@ pub struct Server {
     admin: SocketAddr,
     front_listener: TcpListener,
     workers: Option<Workers>,
-    runtime: Option<tokio::runtime::Runtime>,
+    admin_threads: Vec<std::thread::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -112,34 +112,33 @@ impl Server {
             send_buf: f.socket_send_buffer_bytes,
             recv_buf: f.socket_recv_buffer_bytes,
         };
-        let admin_threads = config.admin.threads.max(1);
+        let admin_count = config.admin.threads.max(1);
         let hub = Arc::new(Hub::new(config, plan.workers)?);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(admin_threads)
-            .thread_name("comet-admin")
-            .enable_all()
-            .build()?;
+        // Build the admin runtimes before the workers take private tables:
+        // their epoll and waker descriptors must exist in the shared table.
+        let mut runtimes = Vec::with_capacity(admin_count);
+        for _ in 0..admin_count {
+            runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
+        }
         let workers = worker::spawn(hub.clone(), front_listener.as_raw_fd(), plan.unshare, plan.per_worker, settings)?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let admin_listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(admin_listener)?
-        };
-        runtime.spawn(crate::admin::serve(hub.clone(), admin_listener, stop_rx.clone()));
-        let tick_hub = hub.clone();
-        let mut tick_stop = stop_rx;
-        runtime.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    _ = every.tick() => tick_hub.tick(),
-                    _ = tick_stop.changed() => break,
-                }
+        let mut admin_threads = Vec::with_capacity(admin_count);
+        for (i, rt) in runtimes.into_iter().enumerate() {
+            let listener = {
+                let _guard = rt.enter();
+                tokio::net::TcpListener::from_std(admin_listener.try_clone()?)?
+            };
+            if i == 0 {
+                rt.spawn(tick(hub.clone(), stop_rx.clone()));
             }
-        });
-        Ok(Server { hub, front, admin, front_listener, workers: Some(workers), runtime: Some(runtime), stop })
+            let serve = crate::admin::serve(hub.clone(), listener, stop_rx.clone());
+            admin_threads.push(std::thread::Builder::new().name(format!("comet-admin{i}")).spawn(move || {
+                rt.block_on(serve);
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?);
+        }
+        drop(admin_listener);
+        Ok(Server { hub, front, admin, front_listener, workers: Some(workers), admin_threads, stop })
     }
 
     /// The front listener's bound address.
@@ -158,8 +157,8 @@ impl Server {
     }
 
     /// Serves until SIGINT or SIGTERM, then stops.
-    pub fn run_until_signal(mut self) -> Result<(), ServerError> {
-        let rt = self.runtime.take().expect("the runtime exists until shutdown");
+    pub fn run_until_signal(self) -> Result<(), ServerError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let waited: std::io::Result<()> = rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
@@ -169,7 +168,6 @@ impl Server {
             Ok(())
         });
         log::info!("shutting down");
-        self.runtime = Some(rt);
         self.shutdown();
         waited.map_err(ServerError::Start)
     }
@@ -185,10 +183,23 @@ impl Server {
         if let Some(w) = self.workers.take() {
             w.join();
         }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
+        for t in self.admin_threads.drain(..) {
+            let _ = t.join();
         }
         let _ = &self.front_listener;
+    }
+}
+
+/// The 1-second channel maintenance tick.
+async fn tick(hub: Arc<Hub>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => hub.tick(),
+            _ = stop.changed() => break,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
 use crate::front::request::{self, HeadError, Method, Request, Route, MAX_FRONT_BODY, MAX_HEAD};
-use crate::front::respond::{self, DEFAULT_TYPE};
+use crate::front::respond::{self, Simple, DEFAULT_TYPE};
 use crate::params::{self, Params};
 use crate::worker::sys;
 use crate::worker::Worker;
@@ -235,14 +235,16 @@ impl Worker {
                 let body = format!("{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n", self.settings.polling_timeout);
                 let mut out = Vec::new();
                 let close = !req.keep_alive;
-                respond::simple(&mut out, req.http10, "200 OK", DEFAULT_TYPE, close, body.as_bytes(), req.method == Method::Head, &self.date);
+                let reply = Simple { http10: req.http10, status: "200 OK", content_type: DEFAULT_TYPE, close, head_only: req.method == Method::Head };
+                reply.write(&mut out, body.as_bytes(), &self.date);
                 self.send(idx, &[&out]);
                 self.end_response(idx);
             }
             Route::Subscribe(_) if req.method != Method::Get => {
                 let mut out = Vec::new();
                 let close = !req.keep_alive;
-                respond::simple(&mut out, req.http10, "405 Method Not Allowed", DEFAULT_TYPE, close, b"", false, &self.date);
+                let reply = Simple { http10: req.http10, status: "405 Method Not Allowed", content_type: DEFAULT_TYPE, close, head_only: false };
+                reply.write(&mut out, b"", &self.date);
                 self.send(idx, &[&out]);
                 self.end_response(idx);
             }
@@ -256,7 +258,8 @@ impl Worker {
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
         let mut out = Vec::new();
-        respond::simple(&mut out, http10, status, ctype, true, body, false, &self.date);
+        let reply = Simple { http10, status, content_type: ctype, close: true, head_only: false };
+        reply.write(&mut out, body, &self.date);
         self.send(idx, &[&out]);
         let c = &mut self.conns[idx as usize];
         c.keep_alive = false;

@@ -27,24 +27,41 @@ pub fn subscribe_head(out: &mut Vec<u8>, t: Transport, http10: bool, keep_alive:
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a complete response with a `Content-Length` body.
-pub fn simple(out: &mut Vec<u8>, http10: bool, status: &str, content_type: &str, close: bool, body: &[u8], head_only: bool, date: &[u8]) {
-    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
-    out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: ");
-    out.extend_from_slice(content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    if !http10 {
-        out.extend_from_slice(date);
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head_only {
-        out.extend_from_slice(body);
+/// A complete response with a `Content-Length` body.
+#[derive(Debug, Clone, Copy)]
+pub struct Simple<'a> {
+    /// Answer as HTTP/1.0.
+    pub http10: bool,
+    /// Status code and reason, e.g. `200 OK`.
+    pub status: &'a str,
+    /// The `Content-Type` value.
+    pub content_type: &'a str,
+    /// Send `Connection: close` (the caller closes after it).
+    pub close: bool,
+    /// A HEAD request: headers only.
+    pub head_only: bool,
+}
+
+impl Simple<'_> {
+    /// Appends the response with `body` to `out`.
+    pub fn write(&self, out: &mut Vec<u8>, body: &[u8], date: &[u8]) {
+        out.extend_from_slice(if self.http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        out.extend_from_slice(self.status.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(self.content_type.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        if !self.http10 {
+            out.extend_from_slice(date);
+        }
+        out.extend_from_slice(b"\r\n");
+        if !self.head_only {
+            out.extend_from_slice(body);
+        }
     }
 }
 

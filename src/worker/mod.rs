@@ -213,10 +213,12 @@ impl Worker {
 
     /// Resumes accepting if it was paused and there is room.
     pub fn maybe_resume_accept(&mut self) {
-        if self.accept_paused && self.open < self.capacity && self.running {
-            if self.epoll.add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER).is_ok() {
-                self.accept_paused = false;
-            }
+        if self.accept_paused
+            && self.open < self.capacity
+            && self.running
+            && self.epoll.add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER).is_ok()
+        {
+            self.accept_paused = false;
         }
     }
 
