@@ -281,11 +281,7 @@ impl ConfigError {
                 };
             }
         }
-        ConfigError::Syntax {
-            message,
-            line,
-            column,
-        }
+        ConfigError::Syntax { message, line, column }
     }
 
     /// Shorthand for [`ConfigError::Invalid`].
@@ -326,11 +322,7 @@ impl Config {
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(ConfigError::invalid(
                 "log_level",
-                format!(
-                    "must be one of {} (got `{}`)",
-                    LOG_LEVELS.join(", "),
-                    self.log_level
-                ),
+                format!("must be one of {} (got `{}`)", LOG_LEVELS.join(", "), self.log_level),
             ));
         }
         if self.workers > MAX_WORKERS {
@@ -346,18 +338,12 @@ impl Config {
             return Err(ConfigError::invalid("front.max_connections", "must be > 0"));
         }
         if f.header_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "front.header_timeout_secs",
-                "must be > 0",
-            ));
+            return Err(ConfigError::invalid("front.header_timeout_secs", "must be > 0"));
         }
         if !(1..=MAX_CNAME_BYTES).contains(&f.max_cname_bytes) {
             return Err(ConfigError::invalid(
                 "front.max_cname_bytes",
-                format!(
-                    "must be between 1 and {MAX_CNAME_BYTES} (got {})",
-                    f.max_cname_bytes
-                ),
+                format!("must be between 1 and {MAX_CNAME_BYTES} (got {})", f.max_cname_bytes),
             ));
         }
         if f.max_queued_bytes < MIN_QUEUED_BYTES {
@@ -372,10 +358,7 @@ impl Config {
         if !(1..=MAX_ADMIN_THREADS).contains(&a.threads) {
             return Err(ConfigError::invalid(
                 "admin.threads",
-                format!(
-                    "must be between 1 and {MAX_ADMIN_THREADS} (got {})",
-                    a.threads
-                ),
+                format!("must be between 1 and {MAX_ADMIN_THREADS} (got {})", a.threads),
             ));
         }
         for (name, list) in [("admin.allow", &a.allow), ("admin.deny", &a.deny)] {
@@ -383,9 +366,7 @@ impl Config {
                 if entry.is_empty() || entry.chars().any(char::is_whitespace) {
                     return Err(ConfigError::invalid(
                         format!("{name}[{i}]"),
-                        format!(
-                            "must be a non-empty address or prefix without spaces (got {entry:?})"
-                        ),
+                        format!("must be a non-empty address or prefix without spaces (got {entry:?})"),
                     ));
                 }
             }
@@ -405,8 +386,7 @@ impl Config {
 /// (`0.0.0.0` covers IPv4; `::` covers both families, dual-stack being the
 /// Linux default). Port 0 asks the OS for a fresh port, so it never clashes.
 fn listeners_clash(x: SocketAddr, y: SocketAddr) -> bool {
-    let covers =
-        |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    let covers = |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
     x.port() != 0 && x.port() == y.port() && (x.ip() == y.ip() || covers(x, y) || covers(y, x))
 }
 

@@ -37,7 +37,11 @@ pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
             len = 1;
-        } else if b == 0xe2 && i + 2 < bytes.len() && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xa8 || bytes[i + 2] == 0xa9) {
+        } else if b == 0xe2
+            && i + 2 < bytes.len()
+            && bytes[i + 1] == 0x80
+            && (bytes[i + 2] == 0xa8 || bytes[i + 2] == 0xa9)
+        {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(if bytes[i + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" });
             len = 3;
@@ -126,7 +130,10 @@ mod tests {
     #[test]
     fn escapes_every_control_character() {
         assert_eq!(escape_json("hello\"\\\n\r\tend"), "hello\\\"\\\\\\n\\r\\tend");
-        assert_eq!(escape_json("\u{0}\u{1f}\u{7f}\u{8}\u{c}"), "\\u0000\\u001f\\u007f\\b\\f");
+        assert_eq!(
+            escape_json("\u{0}\u{1f}\u{7f}\u{8}\u{c}"),
+            "\\u0000\\u001f\\u007f\\b\\f"
+        );
         assert_eq!(escape_json("a\u{2028}b\u{2029}"), "a\\u2028b\\u2029");
         assert_eq!(escape_json("héllo €"), "héllo €");
     }

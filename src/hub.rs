@@ -47,7 +47,10 @@ impl Mailbox {
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Mailbox { queue: Mutex::new(Vec::new()), wake })
+        Ok(Mailbox {
+            queue: Mutex::new(Vec::new()),
+            wake,
+        })
     }
 
     /// The eventfd the worker polls.
@@ -168,7 +171,9 @@ impl Hub {
     }
 
     fn deliver(&self, mut mask: WorkerMask, event: &Arc<Event>) {
-        self.stats.published.fetch_add(u64::from(event.is_sequenced()), Ordering::Relaxed);
+        self.stats
+            .published
+            .fetch_add(u64::from(event.is_sequenced()), Ordering::Relaxed);
         while mask != 0 {
             let w = mask.trailing_zeros() as usize;
             mask &= mask - 1;

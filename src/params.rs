@@ -151,7 +151,10 @@ pub fn check_callback(cb: &str) -> Result<(), BadParam> {
     if cb.len() > MAX_CALLBACK_LEN {
         return Err(BadParam(format!("cb is longer than {MAX_CALLBACK_LEN} bytes").into()));
     }
-    if !cb.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'$') {
+    if !cb
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'$')
+    {
         return Err(BadParam("cb may only contain A-Z a-z 0-9 _ . $".into()));
     }
     Ok(())

@@ -59,10 +59,22 @@ pub fn plan(config: &Config, cpus: usize, nofile: usize) -> Plan {
         DescriptorTables::Auto => want > per_table,
     };
     let needed = if unshare { want.div_ceil(per_table) } else { 1 };
-    let workers = if config.workers > 0 { config.workers } else { cpus.max(needed) };
+    let workers = if config.workers > 0 {
+        config.workers
+    } else {
+        cpus.max(needed)
+    };
     let workers = workers.clamp(1, crate::channel::MAX_WORKERS);
-    let per_worker = if unshare { per_table.min(want.div_ceil(workers)) } else { want.min(per_table).div_ceil(workers) };
-    Plan { workers, unshare, per_worker: per_worker.max(1) }
+    let per_worker = if unshare {
+        per_table.min(want.div_ceil(workers))
+    } else {
+        want.min(per_table).div_ceil(workers)
+    };
+    Plan {
+        workers,
+        unshare,
+        per_worker: per_worker.max(1),
+    }
 }
 
 /// A running server.
@@ -95,7 +107,11 @@ impl Server {
             "{} front workers, {} connections each, {} (descriptor limit {nofile} per table, max_connections {})",
             plan.workers,
             plan.per_worker,
-            if plan.unshare { "private descriptor tables" } else { "one shared descriptor table" },
+            if plan.unshare {
+                "private descriptor tables"
+            } else {
+                "one shared descriptor table"
+            },
             config.front.max_connections
         );
         let front_listener = bind("front", config.front.listen)?;
@@ -120,7 +136,13 @@ impl Server {
         for _ in 0..admin_count {
             runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
         }
-        let workers = worker::spawn(hub.clone(), front_listener.as_raw_fd(), plan.unshare, plan.per_worker, settings)?;
+        let workers = worker::spawn(
+            hub.clone(),
+            front_listener.as_raw_fd(),
+            plan.unshare,
+            plan.per_worker,
+            settings,
+        )?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut admin_threads = Vec::with_capacity(admin_count);
         for (i, rt) in runtimes.into_iter().enumerate() {
@@ -132,13 +154,25 @@ impl Server {
                 rt.spawn(tick(hub.clone(), stop_rx.clone()));
             }
             let serve = crate::admin::serve(hub.clone(), listener, stop_rx.clone());
-            admin_threads.push(std::thread::Builder::new().name(format!("comet-admin{i}")).spawn(move || {
-                rt.block_on(serve);
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })?);
+            admin_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("comet-admin{i}"))
+                    .spawn(move || {
+                        rt.block_on(serve);
+                        rt.shutdown_timeout(Duration::from_secs(1));
+                    })?,
+            );
         }
         drop(admin_listener);
-        Ok(Server { hub, front, admin, front_listener, workers: Some(workers), admin_threads, stop })
+        Ok(Server {
+            hub,
+            front,
+            admin,
+            front_listener,
+            workers: Some(workers),
+            admin_threads,
+            stop,
+        })
     }
 
     /// The front listener's bound address.
@@ -222,9 +256,23 @@ mod tests {
         assert!(p.per_worker * p.workers >= 1_000_000 && p.per_worker <= 19_488);
         c.front.max_connections = 10_000;
         let p = plan(&c, 2, 20_000);
-        assert_eq!(p, Plan { workers: 2, unshare: false, per_worker: 5_000 });
+        assert_eq!(
+            p,
+            Plan {
+                workers: 2,
+                unshare: false,
+                per_worker: 5_000
+            }
+        );
         c.front.descriptor_tables = DescriptorTables::Always;
         c.workers = 3;
-        assert_eq!(plan(&c, 2, 20_000), Plan { workers: 3, unshare: true, per_worker: 3_334 });
+        assert_eq!(
+            plan(&c, 2, 20_000),
+            Plan {
+                workers: 3,
+                unshare: true,
+                per_worker: 3_334
+            }
+        );
     }
 }

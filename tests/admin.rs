@@ -73,11 +73,7 @@ impl TestServer {
         let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) else {
             return true;
         };
-        let finished = rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .is_ok()
-        });
+        let finished = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await.is_ok() });
         rt.shutdown_timeout(Duration::from_secs(1));
         finished
     }
@@ -88,8 +84,7 @@ impl TestServer {
             .hub
             .with_table(|t, out| t.subscribe(cname, "", 1, 0, out))
             .expect("subscribe");
-        self.hub
-            .with_table(|t, _| t.unsubscribe(sub.id, 1, 0, true));
+        self.hub.with_table(|t, _| t.unsubscribe(sub.id, 1, 0, true));
         match sub.start {
             Start::Replay(events) => events
                 .iter()
@@ -152,8 +147,7 @@ impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(IO_TIMEOUT))
-            .expect("write timeout");
+        s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
         Client {
             reader: BufReader::new(s),
         }
@@ -249,23 +243,14 @@ fn pub_and_push_acknowledge_with_and_without_callback() {
     for path in ["/pub", "/push"] {
         s.get(&format!("{path}?cname=a&content=hi"))
             .assert("HTTP/1.1 200 OK", JS, OK);
-        s.get(&format!("{path}?cname=a&content=hi&cb=jq1")).assert(
-            "HTTP/1.1 200 OK",
-            JS,
-            "jq1({\"type\":\"ok\"});\n",
-        );
-        s.get(&format!("{path}?cname=a&content=hi&cb=")).assert(
-            "HTTP/1.1 200 OK",
-            JS,
-            "({\"type\":\"ok\"});\n",
-        );
+        s.get(&format!("{path}?cname=a&content=hi&cb=jq1"))
+            .assert("HTTP/1.1 200 OK", JS, "jq1({\"type\":\"ok\"});\n");
+        s.get(&format!("{path}?cname=a&content=hi&cb="))
+            .assert("HTTP/1.1 200 OK", JS, "({\"type\":\"ok\"});\n");
     }
     let h = s.history("a");
     assert_eq!(h.len(), 6);
-    assert_eq!(
-        h[0],
-        r#"{"type":"data","cname":"a","seq":1,"content":"hi"}"#
-    );
+    assert_eq!(h[0], r#"{"type":"data","cname":"a","seq":1,"content":"hi"}"#);
 }
 
 #[test]
@@ -285,21 +270,11 @@ fn bad_callback_is_400() {
 #[test]
 fn bad_cname_is_400() {
     let s = TestServer::start(config(|c| c.front.max_cname_bytes = 8));
-    for path in [
-        "/push?content=x&cname=",
-        "/pub?content=x&cname=",
-        "/sign?cname=",
-    ] {
-        s.get(&format!("{path}a%01b")).assert(
-            "HTTP/1.1 400 Bad Request",
-            TEXT,
-            "cname contains a control character\n",
-        );
-        s.get(&format!("{path}abcdefghi")).assert(
-            "HTTP/1.1 400 Bad Request",
-            TEXT,
-            "cname is longer than 8 bytes\n",
-        );
+    for path in ["/push?content=x&cname=", "/pub?content=x&cname=", "/sign?cname="] {
+        s.get(&format!("{path}a%01b"))
+            .assert("HTTP/1.1 400 Bad Request", TEXT, "cname contains a control character\n");
+        s.get(&format!("{path}abcdefghi"))
+            .assert("HTTP/1.1 400 Bad Request", TEXT, "cname is longer than 8 bytes\n");
     }
     s.get("/push?content=x&cname=abcdefgh")
         .assert("HTTP/1.1 200 OK", JS, OK);
@@ -360,8 +335,7 @@ fn post_content_length_body_overrides_query() {
         vec![r#"{"type":"data","cname":"pc","seq":1,"content":"from body"}"#]
     );
     // A GET ignores any body-looking text and uses the query.
-    s.get("/push?cname=pc&content=q")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=pc&content=q").assert("HTTP/1.1 200 OK", JS, OK);
     assert_eq!(
         s.history("pc")[1],
         r#"{"type":"data","cname":"pc","seq":2,"content":"q"}"#
@@ -384,11 +358,7 @@ fn post_chunked_body_overrides_query() {
     let r = s
         .connect()
         .request("POST /sign HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=ch");
-    assert!(
-        r.body()
-            .starts_with(r#"{"type":"sign","cname":"ch","seq":1,"#),
-        "{r:?}"
-    );
+    assert!(r.body().starts_with(r#"{"type":"sign","cname":"ch","seq":1,"#), "{r:?}");
 }
 
 #[test]
@@ -422,14 +392,11 @@ fn body_larger_than_the_limit_is_413() {
 fn wrong_methods_get_405_invalid_method() {
     let s = TestServer::default();
     let mut c = s.connect();
-    let r =
-        c.request("PUT /pub?cname=m&content=x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let r = c.request("PUT /pub?cname=m&content=x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
     r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
     let r = c.request("POST /broadcast HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\ncontent=x");
     r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
-    let r = s
-        .connect()
-        .request("DELETE /push?cname=m HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = s.connect().request("DELETE /push?cname=m HTTP/1.1\r\nHost: t\r\n\r\n");
     r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
     assert!(!s.hub.exists("m"));
 }
@@ -462,24 +429,15 @@ fn unknown_paths_get_the_libevent_404_page() {
     r.assert("HTTP/1.1 404 Not Found", "text/html", &page("/nothing?x=1"));
     assert_eq!(r.header("Connection"), Some("close"));
     assert!(c.closed());
-    s.get("/x?a='b'&c").assert(
-        "HTTP/1.1 404 Not Found",
-        "text/html",
-        &page("/x?a=&#039;b&#039;&amp;c"),
-    );
+    s.get("/x?a='b'&c")
+        .assert("HTTP/1.1 404 Not Found", "text/html", &page("/x?a=&#039;b&#039;&amp;c"));
     // Front paths and near misses are unknown here.
-    for p in [
-        "/sub", "/poll", "/stream", "/sse", "/iframe", "/ping", "/pub/", "/PUB",
-    ] {
-        s.get(&format!("{p}?cname=a")).assert(
-            "HTTP/1.1 404 Not Found",
-            "text/html",
-            &page(&format!("{p}?cname=a")),
-        );
+    for p in ["/sub", "/poll", "/stream", "/sse", "/iframe", "/ping", "/pub/", "/PUB"] {
+        s.get(&format!("{p}?cname=a"))
+            .assert("HTTP/1.1 404 Not Found", "text/html", &page(&format!("{p}?cname=a")));
     }
     // The path is percent-decoded before matching.
-    s.get("/%70ush?cname=pd&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/%70ush?cname=pd&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     assert!(s.hub.exists("pd"));
 }
 
@@ -517,8 +475,7 @@ fn filtered_clients_get_403_and_a_closed_connection() {
 #[test]
 fn channel_limit_gives_429_too_many_channels() {
     let s = TestServer::start(config(|c| c.front.max_channels = 1));
-    s.get("/push?cname=a&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/push?cname=b&content=x&cb=c")
         .assert("HTTP/1.1 429 Too Many Channels", DEFAULT, "");
     s.get("/pub?cname=b&content=x")
@@ -526,8 +483,7 @@ fn channel_limit_gives_429_too_many_channels() {
     s.get("/sign?cname=b&cb=c")
         .assert("HTTP/1.1 429 Too Many Channels", DEFAULT, "");
     // Existing channels keep working.
-    s.get("/push?cname=a&content=y")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=a&content=y").assert("HTTP/1.1 200 OK", JS, OK);
 }
 
 /// Splits a sign reply into (seq, token, expires, sub_timeout).
@@ -552,27 +508,18 @@ fn sign_returns_the_same_token_and_its_fields() {
     let r = s.get("/sign?cname=s1&expires=100&cb=s1");
     r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
     assert!(r.body().ends_with("});\n"), "{r:?}");
-    let (seq, token, expires, sub_timeout) =
-        sign_fields(r.body(), "s1({\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    let (seq, token, expires, sub_timeout) = sign_fields(r.body(), "s1({\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
     assert_eq!((seq, expires, sub_timeout), (1, 100, 7));
     assert_eq!(token.len(), 32);
     assert!(
-        token
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{token}"
     );
-    s.get("/push?cname=s1&content=a")
-        .assert("HTTP/1.1 200 OK", JS, OK);
-    s.get("/push?cname=s1&content=b")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=s1&content=a").assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=s1&content=b").assert("HTTP/1.1 200 OK", JS, OK);
     let r = s.get("/sign?cname=s1");
-    assert!(
-        r.body().ends_with("}\n") && !r.body().contains('('),
-        "{r:?}"
-    );
-    let (seq, again, expires, _) =
-        sign_fields(r.body(), "{\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    assert!(r.body().ends_with("}\n") && !r.body().contains('('), "{r:?}");
+    let (seq, again, expires, _) = sign_fields(r.body(), "{\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
     assert_eq!(again, token, "re-signing keeps the token");
     assert_eq!(
         (seq, expires),
@@ -597,30 +544,19 @@ fn close_and_clear() {
             HTML_UTF8,
             "channel[none] not connected\n",
         );
-        s.get(path).assert(
-            "HTTP/1.1 404 Not Found",
-            HTML_UTF8,
-            "channel[] not connected\n",
-        );
+        s.get(path)
+            .assert("HTTP/1.1 404 Not Found", HTML_UTF8, "channel[] not connected\n");
     }
-    s.get("/push?cname=c&content=1")
-        .assert("HTTP/1.1 200 OK", JS, OK);
-    s.get("/push?cname=c&content=2")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=c&content=1").assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=c&content=2").assert("HTTP/1.1 200 OK", JS, OK);
     assert_eq!(s.history("c").len(), 2);
-    s.get("/clear?cname=c")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
+    s.get("/clear?cname=c").assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
     assert!(s.history("c").is_empty(), "clear empties the history");
-    let r = s
-        .connect()
-        .request("DELETE /close?cname=c HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = s.connect().request("DELETE /close?cname=c HTTP/1.1\r\nHost: t\r\n\r\n");
     r.assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
     assert!(!s.hub.exists("c"));
-    s.get("/close?cname=c").assert(
-        "HTTP/1.1 404 Not Found",
-        HTML_UTF8,
-        "channel[c] not connected\n",
-    );
+    s.get("/close?cname=c")
+        .assert("HTTP/1.1 404 Not Found", HTML_UTF8, "channel[c] not connected\n");
 }
 
 #[test]
@@ -631,19 +567,13 @@ fn info_global_and_per_channel() {
         HTML_UTF8,
         "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n",
     );
-    s.get("/push?cname=a&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
-    s.get("/push?cname=b&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=b&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     let global = "{\"version\": \"0.2.5\", \"channels\": 2, \"subscribers\": 0}\n";
     s.get("/info").assert("HTTP/1.1 200 OK", HTML_UTF8, global);
-    s.get("/info?cname=")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, global);
-    s.get("/info?cname=a").assert(
-        "HTTP/1.1 200 OK",
-        HTML_UTF8,
-        "{\"cname\": \"a\", \"subscribers\": 0}\n",
-    );
+    s.get("/info?cname=").assert("HTTP/1.1 200 OK", HTML_UTF8, global);
+    s.get("/info?cname=a")
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"cname\": \"a\", \"subscribers\": 0}\n");
     s.get("/info?cname=a%22b").assert(
         "HTTP/1.1 200 OK",
         HTML_UTF8,
@@ -655,27 +585,21 @@ fn info_global_and_per_channel() {
 #[test]
 fn check_single_list_and_empty_name() {
     let s = TestServer::default();
-    s.get("/check?cname=a")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
-    s.get("/push?cname=a&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
-    s.get("/push?cname=c&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/check?cname=a").assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=c&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/check?cname=a")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"a\": 1}\n");
     s.get("/check?cname=a,b,c")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"a\": 1, \"c\": 1}\n");
     s.get("/check?cname=c,zz,a,c")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"c\": 1, \"a\": 1}\n");
-    s.get("/check?cname=x,y")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
-    s.get("/check?cname=")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/check?cname=x,y").assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
+    s.get("/check?cname=").assert("HTTP/1.1 200 OK", HTML_UTF8, "{}\n");
     s.get("/push?content=x").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/check?cname=")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"\": 1}\n");
-    s.get("/check")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"\": 1}\n");
+    s.get("/check").assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"\": 1}\n");
 }
 
 #[test]
@@ -684,8 +608,7 @@ fn broadcast_reaches_every_channel() {
     s.get("/broadcast?content=none")
         .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
     assert_eq!(s.hub.totals().0, 0, "broadcast creates nothing");
-    s.get("/push?cname=a&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/broadcast?content=B%22x&cname=ignored")
         .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
     assert_eq!(
@@ -706,13 +629,11 @@ fn psub_streams_presence_events() {
     assert_eq!(r.header("Server"), Some("icomet 0.2.5"));
     assert_eq!(r.header("Content-Type"), Some(DEFAULT));
     assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
-    s.get("/push?cname=a&content=x")
-        .assert("HTTP/1.1 200 OK", JS, OK);
+    s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     assert_eq!(p.chunk().as_deref(), Some(&b"1 a\n"[..]));
     assert_eq!(s.get("/sign?cname=b").status, "HTTP/1.1 200 OK");
     assert_eq!(p.chunk().as_deref(), Some(&b"1 b\n"[..]));
-    s.get("/close?cname=a")
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+    s.get("/close?cname=a").assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
     assert_eq!(p.chunk().as_deref(), Some(&b"0 a\n"[..]));
 }
 
@@ -739,8 +660,7 @@ fn lenient_query_keeps_what_it_can() {
     );
     let r = s.get("/sign?CNAME=q5");
     assert!(
-        r.body()
-            .starts_with("{\"type\":\"sign\",\"cname\":\"q5\",\"seq\":1,"),
+        r.body().starts_with("{\"type\":\"sign\",\"cname\":\"q5\",\"seq\":1,"),
         "{r:?}"
     );
     s.get("/check?cname=q5")
@@ -792,8 +712,6 @@ fn pipelined_requests_are_answered_in_order() {
           POST /clear HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=pp",
     );
     c.response(false).assert("HTTP/1.1 200 OK", JS, OK);
-    c.response(false)
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
-    c.response(false)
-        .assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+    c.response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
+    c.response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
 }

@@ -110,11 +110,7 @@ fn invalid_config_at_startup_exits_64() {
 fn missing_config_file_exits_64() {
     let name = format!("comet-cli-test-{}-does-not-exist.yaml", std::process::id());
     let path = std::env::temp_dir().join(name);
-    let o = comet(&[
-        "--check-config",
-        "-c",
-        path.to_str().expect("temp paths are UTF-8"),
-    ]);
+    let o = comet(&["--check-config", "-c", path.to_str().expect("temp paths are UTF-8")]);
     assert_eq!(o.status.code(), Some(64));
     let err = stderr(&o);
     assert!(err.starts_with("invalid config: cannot read "), "{err}");
@@ -152,10 +148,7 @@ fn help_and_version_exit_0() {
         assert_eq!(o.status.code(), Some(0));
         let out = stdout(&o);
         assert!(out.starts_with("usage: comet"), "{out}");
-        assert!(
-            out.contains("64"),
-            "the usage text documents the exit codes: {out}"
-        );
+        assert!(out.contains("64"), "the usage text documents the exit codes: {out}");
     }
     for flag in ["-V", "--version"] {
         let o = comet(&[flag]);

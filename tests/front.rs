@@ -9,7 +9,9 @@ use common::{admin, config, eventually, header, start, subscribers, Client};
 
 fn sub_head(http10: bool) -> String {
     let v = if http10 { "1.0" } else { "1.1" };
-    format!("HTTP/{v} 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\nContent-Type: application/json; charset=utf-8\r\n")
+    format!(
+        "HTTP/{v} 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\nContent-Type: application/json; charset=utf-8\r\n"
+    )
 }
 
 #[test]
@@ -22,12 +24,18 @@ fn new_subscriber_gets_next_seq_with_icomet_headers() {
     assert_eq!(header(&head, "connection"), Some("keep-alive"));
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
     assert!(header(&head, "date").is_some());
-    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"}\n");
+    assert_eq!(
+        c.chunk_str(),
+        "{\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"}\n"
+    );
     assert_eq!(c.chunk_str(), "");
     // The connection stays usable: a JSONP poll on it.
     c.get("/poll?cname=c5&cb=cb1");
     c.head();
-    assert_eq!(c.chunk_str(), "cb1({\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "cb1({\"type\":\"next_seq\",\"cname\":\"c5\",\"seq\":1,\"content\":\"\"});\n"
+    );
     assert_eq!(c.chunk_str(), "");
 }
 
@@ -39,8 +47,14 @@ fn waiting_poll_gets_one_live_message_then_ends() {
     c.head();
     eventually("subscriber registered", || subscribers(&s, "live") == 1);
     let (status, _, body) = admin(&s, "/push?cname=live&content=hello+%22world%22%09tab");
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "{\"type\":\"ok\"}\n"));
-    assert_eq!(c.chunk_str(), "jq_1({\"type\":\"data\",\"cname\":\"live\",\"seq\":1,\"content\":\"hello \\\"world\\\"\\ttab\"});\n");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "{\"type\":\"ok\"}\n")
+    );
+    assert_eq!(
+        c.chunk_str(),
+        "jq_1({\"type\":\"data\",\"cname\":\"live\",\"seq\":1,\"content\":\"hello \\\"world\\\"\\ttab\"});\n"
+    );
     assert_eq!(c.chunk_str(), "");
     eventually("subscriber gone", || subscribers(&s, "live") == 0);
 }
@@ -102,7 +116,10 @@ fn noop_after_polling_timeout_echoes_the_counter() {
     let mut c = Client::connect(s.front_addr());
     c.get("/sub?cname=n&seq=1&noop=42&cb=cb");
     c.head();
-    assert_eq!(c.chunk_str(), "cb({\"type\":\"noop\",\"cname\":\"n\",\"seq\":42,\"content\":\"\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "cb({\"type\":\"noop\",\"cname\":\"n\",\"seq\":42,\"content\":\"\"});\n"
+    );
     assert_eq!(c.chunk_str(), "");
     eventually("subscriber gone", || subscribers(&s, "n") == 0);
 }
@@ -122,12 +139,18 @@ fn refusals_are_framed_200_responses() {
     let head = c.head();
     assert!(head.starts_with(&sub_head(false)), "{head}");
     assert_eq!(header(&head, "connection"), None);
-    assert_eq!(c.chunk_str(), "c({\"type\":\"429\",\"cname\":\"full\",\"seq\":0,\"content\":\"Too many subscribers\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "c({\"type\":\"429\",\"cname\":\"full\",\"seq\":0,\"content\":\"Too many subscribers\"});\n"
+    );
     assert_eq!(c.chunk_str(), "");
     admin(&s, "/push?cname=other&content=x");
     c.get("/sub?cname=third");
     c.head();
-    assert_eq!(c.chunk_str(), "{\"type\":\"429\",\"cname\":\"third\",\"seq\":0,\"content\":\"Too many channels\"}\n");
+    assert_eq!(
+        c.chunk_str(),
+        "{\"type\":\"429\",\"cname\":\"third\",\"seq\":0,\"content\":\"Too many channels\"}\n"
+    );
 }
 
 #[test]
@@ -138,17 +161,28 @@ fn token_auth_needs_the_signed_token() {
     let mut c = Client::connect(s.front_addr());
     c.get("/sub?cname=t1&cb=c");
     c.head();
-    assert_eq!(c.chunk_str(), "c({\"type\":\"401\",\"cname\":\"t1\",\"seq\":0,\"content\":\"Token error\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "c({\"type\":\"401\",\"cname\":\"t1\",\"seq\":0,\"content\":\"Token error\"});\n"
+    );
     c.chunk_str();
     let (_, _, signed) = admin(&s, "/sign?cname=t1");
-    let token = signed.split("\"token\":\"").nth(1).and_then(|r| r.get(..32)).expect("token in sign reply").to_string();
+    let token = signed
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|r| r.get(..32))
+        .expect("token in sign reply")
+        .to_string();
     c.get(&format!("/sub?cname=t1&token={}", token.to_uppercase()));
     c.head();
     assert!(c.chunk_str().contains("\"type\":\"401\""));
     c.chunk_str();
     c.get(&format!("/sub?cname=t1&token={token}"));
     c.head();
-    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"t1\",\"seq\":1,\"content\":\"\"}\n");
+    assert_eq!(
+        c.chunk_str(),
+        "{\"type\":\"next_seq\",\"cname\":\"t1\",\"seq\":1,\"content\":\"\"}\n"
+    );
 }
 
 #[test]
@@ -234,7 +268,10 @@ fn bad_parameters_get_400_with_a_reason() {
     for (target, reason) in [
         ("/sub?cname=a&cb=alert(1)", "cb may only contain"),
         ("/sub?cname=a%0Ab", "cname contains a control character"),
-        (&format!("/sub?cname={}", "x".repeat(300)), "cname is longer than 256 bytes"),
+        (
+            &format!("/sub?cname={}", "x".repeat(300)),
+            "cname is longer than 256 bytes",
+        ),
         ("/ping?cb=%3Cscript%3E", "cb may only contain"),
     ] {
         let mut c = Client::connect(s.front_addr());
@@ -252,12 +289,18 @@ fn lenient_query_keeps_what_it_can() {
     // icomet drops every parameter of such a query; comet uses them.
     c.get("/sub?cname=len&flag&&seq=0&x={\"a\"}&cb=f");
     c.head();
-    assert_eq!(c.chunk_str(), "f({\"type\":\"next_seq\",\"cname\":\"len\",\"seq\":1,\"content\":\"\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "f({\"type\":\"next_seq\",\"cname\":\"len\",\"seq\":1,\"content\":\"\"});\n"
+    );
     c.chunk_str();
     // Case-insensitive keys, first occurrence wins, + is a space.
     c.get("/sub?CNAME=a+b&cname=zzz");
     c.head();
-    assert_eq!(c.chunk_str(), "{\"type\":\"next_seq\",\"cname\":\"a b\",\"seq\":1,\"content\":\"\"}\n");
+    assert_eq!(
+        c.chunk_str(),
+        "{\"type\":\"next_seq\",\"cname\":\"a b\",\"seq\":1,\"content\":\"\"}\n"
+    );
 }
 
 #[test]
@@ -269,14 +312,20 @@ fn http10_responses_are_close_delimited() {
     assert!(head.starts_with(&sub_head(true)), "{head}");
     assert_eq!(header(&head, "connection"), Some("close"));
     assert_eq!(header(&head, "transfer-encoding"), None);
-    assert_eq!(c.read_to_eof(), b"x({\"type\":\"next_seq\",\"cname\":\"h\",\"seq\":1,\"content\":\"\"});\n");
+    assert_eq!(
+        c.read_to_eof(),
+        b"x({\"type\":\"next_seq\",\"cname\":\"h\",\"seq\":1,\"content\":\"\"});\n"
+    );
     // A waiting 1.0 poll gets the raw message, then EOF.
     let mut c = Client::connect(s.front_addr());
     c.send(b"GET /sub?cname=h&seq=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     c.head();
     eventually("subscribed", || subscribers(&s, "h") == 1);
     admin(&s, "/push?cname=h&content=z");
-    assert_eq!(c.read_to_eof(), b"{\"type\":\"data\",\"cname\":\"h\",\"seq\":1,\"content\":\"z\"}\n");
+    assert_eq!(
+        c.read_to_eof(),
+        b"{\"type\":\"data\",\"cname\":\"h\",\"seq\":1,\"content\":\"z\"}\n"
+    );
 }
 
 #[test]
@@ -320,7 +369,10 @@ fn disconnect_removes_the_subscriber_and_the_channel_expires() {
     drop(c);
     eventually("unsubscribed", || subscribers(&s, "gone") == 0);
     eventually("channel expired", || admin(&s, "/check?cname=gone").2 == "{}\n");
-    assert_eq!(admin(&s, "/info").2, "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n");
+    assert_eq!(
+        admin(&s, "/info").2,
+        "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n"
+    );
 }
 
 #[test]
@@ -351,9 +403,15 @@ fn close_ends_a_waiting_poll_with_a_close_frame() {
     c.head();
     eventually("subscribed", || subscribers(&s, "cl") == 1);
     assert_eq!(admin(&s, "/close?cname=cl").2, "ok 2\n");
-    assert_eq!(c.chunk_str(), "k({\"type\":\"close\",\"cname\":\"cl\",\"seq\":2,\"content\":\"\"});\n");
+    assert_eq!(
+        c.chunk_str(),
+        "k({\"type\":\"close\",\"cname\":\"cl\",\"seq\":2,\"content\":\"\"});\n"
+    );
     assert_eq!(c.chunk_str(), "");
-    assert_eq!(admin(&s, "/info").2, "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n");
+    assert_eq!(
+        admin(&s, "/info").2,
+        "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n"
+    );
 }
 
 /// A JSONP long-poll client that resumes by seq loses nothing that is
@@ -386,9 +444,16 @@ fn jsonp_client_resuming_by_seq_loses_no_message() {
         c.head();
         let frame = c.chunk_str();
         assert_eq!(c.chunk_str(), "");
-        let inner = frame.strip_prefix("icomet_cb_0(").and_then(|f| f.strip_suffix(");\n")).expect("jsonp frame");
+        let inner = frame
+            .strip_prefix("icomet_cb_0(")
+            .and_then(|f| f.strip_suffix(");\n"))
+            .expect("jsonp frame");
         for obj in inner.trim_start_matches('[').trim_end_matches(']').split("},{") {
-            let field = |name: &str| obj.split(&format!("\"{name}\":")).nth(1).map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string());
+            let field = |name: &str| {
+                obj.split(&format!("\"{name}\":"))
+                    .nth(1)
+                    .map(|r| r.split([',', '}']).next().unwrap_or("").trim_matches('"').to_string())
+            };
             let ty = field("type").expect("type");
             let n: i64 = field("seq").expect("seq").parse().expect("number");
             match ty.as_str() {

@@ -47,10 +47,7 @@ impl AdminBody {
 
     /// A stream of presence lines that ends when `events` ends or when
     /// `shutdown` becomes true (or its sender goes away).
-    pub fn presence(
-        events: mpsc::Receiver<Bytes>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> AdminBody {
+    pub fn presence(events: mpsc::Receiver<Bytes>, mut shutdown: watch::Receiver<bool>) -> AdminBody {
         let stopped: Stopped = Box::pin(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         });
@@ -71,19 +68,14 @@ impl Body for AdminBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             AdminBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             AdminBody::Presence(p) => {
                 if p.stopped.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
-                p.events
-                    .poll_recv(cx)
-                    .map(|line| line.map(|l| Ok(Frame::data(l))))
+                p.events.poll_recv(cx).map(|line| line.map(|l| Ok(Frame::data(l))))
             }
         }
     }

@@ -120,13 +120,7 @@ mod tests {
     #[test]
     fn shadowing_example_now_passes() {
         let f = filter(&["127.0", "127.0.0.9"], &[]);
-        for ip in [
-            "127.0.0.1",
-            "127.0.0.5",
-            "127.0.0.10",
-            "127.0.1.1",
-            "127.0.0.9",
-        ] {
+        for ip in ["127.0.0.1", "127.0.0.5", "127.0.0.10", "127.0.1.1", "127.0.0.9"] {
             assert!(f.allows_text(ip), "{ip}");
         }
         assert!(!f.allows_text("128.0.0.1"));

@@ -204,24 +204,12 @@ impl Endpoint {
 }
 
 /// Filter, method and path checks, then the endpoint's handler.
-async fn route(
-    req: Request<Incoming>,
-    shared: &Shared,
-    allowed: bool,
-) -> Result<AdminResponse, AdminError> {
+async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result<AdminResponse, AdminError> {
     if !allowed {
         return Err(AdminError::Forbidden);
     }
     let method = req.method().clone();
-    if ![
-        Method::GET,
-        Method::POST,
-        Method::HEAD,
-        Method::PUT,
-        Method::DELETE,
-    ]
-    .contains(&method)
-    {
+    if ![Method::GET, Method::POST, Method::HEAD, Method::PUT, Method::DELETE].contains(&method) {
         return Err(AdminError::NotImplemented);
     }
     let endpoint = Endpoint::from_path(&decode_path(req.uri().path().as_bytes()))
@@ -244,11 +232,7 @@ async fn route(
         Endpoint::Clear => query::clear(hub, &params),
         Endpoint::Info => Ok(query::info(hub, &params)),
         Endpoint::Check => Ok(query::check(hub, &params)),
-        Endpoint::Psub => Ok(psub::subscribe(
-            hub,
-            method == Method::HEAD,
-            &shared.shutdown,
-        )),
+        Endpoint::Psub => Ok(psub::subscribe(hub, method == Method::HEAD, &shared.shutdown)),
     }
 }
 

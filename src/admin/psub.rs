@@ -20,9 +20,5 @@ pub fn subscribe(hub: &Hub, head: bool, shutdown: &watch::Receiver<bool>) -> Adm
         return reply(StatusCode::OK, None, AdminBody::empty());
     }
     let events = hub.presence_subscribe();
-    reply(
-        StatusCode::OK,
-        None,
-        AdminBody::presence(events, shutdown.clone()),
-    )
+    reply(StatusCode::OK, None, AdminBody::presence(events, shutdown.clone()))
 }

@@ -33,9 +33,7 @@ fn callback(p: &Params) -> Result<Option<&str>, AdminError> {
 fn content(p: &Params, max: usize) -> Result<&str, AdminError> {
     let c = p.str("content");
     if c.len() > max {
-        return Err(AdminError::TooLarge(format!(
-            "content is larger than {max} bytes"
-        )));
+        return Err(AdminError::TooLarge(format!("content is larger than {max} bytes")));
     }
     Ok(c)
 }

@@ -35,15 +35,10 @@ pub fn info(hub: &Hub, p: &Params) -> AdminResponse {
     let cname = p.str("cname");
     let body = if cname.is_empty() {
         let (channels, subscribers) = hub.totals();
-        format!(
-            r#"{{"version": "{VERSION}", "channels": {channels}, "subscribers": {subscribers}}}"#
-        )
+        format!(r#"{{"version": "{VERSION}", "channels": {channels}, "subscribers": {subscribers}}}"#)
     } else {
         let k = hub.subscribers_of(cname);
-        format!(
-            r#"{{"cname": "{}", "subscribers": {k}}}"#,
-            escape_json(cname)
-        )
+        format!(r#"{{"cname": "{}", "subscribers": {k}}}"#, escape_json(cname))
     };
     ok(HTML_UTF8, body + "\n")
 }

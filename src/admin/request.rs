@@ -26,8 +26,7 @@ pub async fn query_and_body(req: Request<Incoming>, max_body: usize) -> Result<P
     if req.method() != Method::POST {
         return Ok(params);
     }
-    let too_large =
-        || AdminError::TooLarge(format!("request body is larger than {max_body} bytes"));
+    let too_large = || AdminError::TooLarge(format!("request body is larger than {max_body} bytes"));
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

@@ -70,18 +70,13 @@ impl AdminError {
         match self {
             AdminError::Forbidden => {
                 let mut r = reply(StatusCode::FORBIDDEN, None, AdminBody::empty());
-                r.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("Close"));
+                r.headers_mut().insert(CONNECTION, HeaderValue::from_static("Close"));
                 r
             }
             AdminError::NotImplemented => {
                 let page = "<HTML><HEAD>\n<TITLE>501 Not Implemented</TITLE>\n</HEAD><BODY>\n\
                             <H1>Not Implemented</H1>\n</BODY></HTML>\n";
-                closing(reply(
-                    StatusCode::NOT_IMPLEMENTED,
-                    Some(HTML),
-                    AdminBody::full(page),
-                ))
+                closing(reply(StatusCode::NOT_IMPLEMENTED, Some(HTML), AdminBody::full(page)))
             }
             AdminError::NotFound(target) => {
                 let page = format!(
@@ -89,44 +84,27 @@ impl AdminError {
                      <p>The requested URL {} was not found on this server.</p></body></html>\n",
                     html_escape(&target)
                 );
-                closing(reply(
-                    StatusCode::NOT_FOUND,
-                    Some(HTML),
-                    AdminBody::full(page),
-                ))
+                closing(reply(StatusCode::NOT_FOUND, Some(HTML), AdminBody::full(page)))
             }
-            AdminError::InvalidMethod => {
-                with_reason(StatusCode::METHOD_NOT_ALLOWED, b"Invalid Method")
-            }
-            AdminError::TooManyChannels(_) => {
-                with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels")
-            }
+            AdminError::InvalidMethod => with_reason(StatusCode::METHOD_NOT_ALLOWED, b"Invalid Method"),
+            AdminError::TooManyChannels(_) => with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels"),
             AdminError::BadParam(e) => line(StatusCode::BAD_REQUEST, &e.to_string()),
             e @ AdminError::BodyRead(_) => closing(line(StatusCode::BAD_REQUEST, &e.to_string())),
             AdminError::TooLarge(reason) => closing(line(StatusCode::PAYLOAD_TOO_LARGE, &reason)),
             AdminError::NotConnected(cname) => {
                 let body = format!("channel[{}] not connected\n", html_escape(&cname));
-                reply(
-                    StatusCode::NOT_FOUND,
-                    Some(HTML_UTF8),
-                    AdminBody::full(body),
-                )
+                reply(StatusCode::NOT_FOUND, Some(HTML_UTF8), AdminBody::full(body))
             }
         }
     }
 }
 
 /// A reply with a status, an optional content type and a body.
-pub fn reply(
-    status: StatusCode,
-    content_type: Option<&'static str>,
-    body: AdminBody,
-) -> AdminResponse {
+pub fn reply(status: StatusCode, content_type: Option<&'static str>, body: AdminBody) -> AdminResponse {
     let mut r = Response::new(body);
     *r.status_mut() = status;
     if let Some(t) = content_type {
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(t));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(t));
     }
     r
 }
@@ -145,17 +123,12 @@ fn with_reason(status: StatusCode, reason: &'static [u8]) -> AdminResponse {
 
 /// A one-line plain-text reason.
 fn line(status: StatusCode, reason: &str) -> AdminResponse {
-    reply(
-        status,
-        Some(TEXT_UTF8),
-        AdminBody::full(format!("{reason}\n")),
-    )
+    reply(status, Some(TEXT_UTF8), AdminBody::full(format!("{reason}\n")))
 }
 
 /// Marks a reply as the last one on its connection.
 fn closing(mut r: AdminResponse) -> AdminResponse {
-    r.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
@@ -224,10 +197,7 @@ mod tests {
         let r = AdminError::TooManyChannels(crate::channel::TooManyChannels).into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         let r = AdminError::Forbidden.into_response();
-        assert_eq!(
-            r.headers().get(CONNECTION).map(|v| v.as_bytes()),
-            Some(&b"Close"[..])
-        );
+        assert_eq!(r.headers().get(CONNECTION).map(|v| v.as_bytes()), Some(&b"Close"[..]));
         let mut r = AdminError::NotConnected("a".into()).into_response();
         finish(&mut r);
         assert_eq!(r.status(), StatusCode::NOT_FOUND);

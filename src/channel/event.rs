@@ -38,12 +38,21 @@ pub struct Event {
 impl Event {
     /// Creates an event; frames are built lazily by the front.
     pub fn new(chan: ChannelId, seq: i32, kind: EventKind, json: Bytes, next_json: Option<Bytes>) -> Event {
-        Event { chan, seq, kind, json, next_json, frames: OnceLock::new() }
+        Event {
+            chan,
+            seq,
+            kind,
+            json,
+            next_json,
+            frames: OnceLock::new(),
+        }
     }
 
     /// Returns the cached framing number `idx` (of `count` variants), building it with `build` once.
     pub fn frame(&self, idx: usize, count: usize, build: impl FnOnce(&Event) -> Bytes) -> Bytes {
-        let cells = self.frames.get_or_init(|| (0..count).map(|_| OnceLock::new()).collect());
+        let cells = self
+            .frames
+            .get_or_init(|| (0..count).map(|_| OnceLock::new()).collect());
         cells[idx].get_or_init(|| build(self)).clone()
     }
 

@@ -187,12 +187,17 @@ impl ChannelTable {
     /// The id of a live channel.
     pub fn lookup(&self, name: &str) -> Option<ChannelId> {
         let slot = *self.by_name.get(name)?;
-        Some(ChannelId { slot, gen: self.slots[slot as usize].gen })
+        Some(ChannelId {
+            slot,
+            gen: self.slots[slot as usize].gen,
+        })
     }
 
     /// Subscribers of the named channel (0 when it does not exist).
     pub fn subscribers_of(&self, name: &str) -> u32 {
-        self.by_name.get(name).map_or(0, |&s| self.slots[s as usize].subscribers)
+        self.by_name
+            .get(name)
+            .map_or(0, |&s| self.slots[s as usize].subscribers)
     }
 
     /// The live slot an id refers to, if it is still that channel.
@@ -281,21 +286,35 @@ impl ChannelTable {
         } else if seq == n {
             Start::Wait(seq)
         } else {
-            let replay: Vec<Arc<Event>> =
-                slot.history.iter().filter(|e| e.seq.wrapping_sub(seq) >= 0).cloned().collect();
+            let replay: Vec<Arc<Event>> = slot
+                .history
+                .iter()
+                .filter(|e| e.seq.wrapping_sub(seq) >= 0)
+                .cloned()
+                .collect();
             if replay.is_empty() {
                 Start::Wait(seq)
             } else {
                 Start::Replay(replay)
             }
         };
-        Ok(Subscribed { id: ChannelId { slot: idx, gen: slot.gen }, start })
+        Ok(Subscribed {
+            id: ChannelId {
+                slot: idx,
+                gen: slot.gen,
+            },
+            start,
+        })
     }
 
     /// Removes `count` subscribers of `worker` from a channel; `worker_empty`
     /// says the worker holds no more subscribers of it. Stale ids are ignored.
     pub fn unsubscribe(&mut self, id: ChannelId, count: u32, worker: usize, worker_empty: bool) {
-        let Some(slot) = self.slots.get_mut(id.slot as usize).filter(|s| s.live && s.gen == id.gen) else {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.slot as usize)
+            .filter(|s| s.live && s.gen == id.gen)
+        else {
             return;
         };
         let n = count.min(slot.subscribers);
@@ -309,13 +328,17 @@ impl ChannelTable {
     fn append(&mut self, idx: u32, kind: EventKind, content_escaped: &str, out: &mut dyn FnMut(Notice)) {
         let buffer = self.limits.buffer_size as usize;
         let slot = &mut self.slots[idx as usize];
-        let id = ChannelId { slot: idx, gen: slot.gen };
+        let id = ChannelId {
+            slot: idx,
+            gen: slot.gen,
+        };
         let seq = slot.seq_next;
         slot.seq_next = seq.wrapping_add(1);
         let (type_name, next_json) = match kind {
-            EventKind::Broadcast => {
-                ("broadcast", Some(encode::message("next_seq", &slot.name, slot.seq_next, "")))
-            }
+            EventKind::Broadcast => (
+                "broadcast",
+                Some(encode::message("next_seq", &slot.name, slot.seq_next, "")),
+            ),
             _ => ("data", None),
         };
         let json = encode::message(type_name, &slot.name, seq, content_escaped);
@@ -334,7 +357,12 @@ impl ChannelTable {
     }
 
     /// Publishes a data message (content already JSON-escaped), creating the channel if needed.
-    pub fn publish(&mut self, name: &str, content_escaped: &str, out: &mut dyn FnMut(Notice)) -> Result<i32, TooManyChannels> {
+    pub fn publish(
+        &mut self,
+        name: &str,
+        content_escaped: &str,
+        out: &mut dyn FnMut(Notice),
+    ) -> Result<i32, TooManyChannels> {
         let timeout = self.limits.channel_timeout as i32;
         let idx = match self.by_name.get(name) {
             Some(&i) => i,
@@ -375,7 +403,11 @@ impl ChannelTable {
             Some(&i) => i,
             None => self.create(name, out)?,
         };
-        let expires = if expires <= 0 { limits.channel_timeout as i32 } else { expires };
+        let expires = if expires <= 0 {
+            limits.channel_timeout as i32
+        } else {
+            expires
+        };
         let slot = &mut self.slots[idx as usize];
         slot.idle = expires;
         let token = *slot.token.get_or_insert_with(token::generate);
@@ -394,7 +426,10 @@ impl ChannelTable {
         let slot = &self.slots[idx as usize];
         let n = slot.seq_next;
         if slot.workers != 0 {
-            let id = ChannelId { slot: idx, gen: slot.gen };
+            let id = ChannelId {
+                slot: idx,
+                gen: slot.gen,
+            };
             let json = encode::message("close", &slot.name, n, "");
             let event = Arc::new(Event::new(id, n, EventKind::Close, json, None));
             out(Notice::Deliver(slot.workers, &event));

@@ -1,7 +1,13 @@
 use super::*;
 
 fn limits() -> Limits {
-    Limits { max_channels: 4, max_subscribers: 2, buffer_size: 3, channel_timeout: 4, token_auth: false }
+    Limits {
+        max_channels: 4,
+        max_subscribers: 2,
+        buffer_size: 3,
+        channel_timeout: 4,
+        token_auth: false,
+    }
 }
 
 #[derive(Default)]
@@ -42,7 +48,10 @@ fn seq_starts_at_one_and_history_trims_like_icomet() {
 
 #[test]
 fn start_cases() {
-    let mut t = ChannelTable::new(Limits { max_subscribers: 100, ..limits() });
+    let mut t = ChannelTable::new(Limits {
+        max_subscribers: 100,
+        ..limits()
+    });
     let mut log = Log::default();
     t.publish("c", "a", &mut log.sink()).expect("room");
     t.publish("c", "b", &mut log.sink()).expect("room");
@@ -76,30 +85,51 @@ fn limits_refuse_newcomers() {
         t.publish(name, "", &mut |_| {}).expect("room");
     }
     assert_eq!(t.publish("e", "", &mut |_| {}), Err(TooManyChannels));
-    assert_eq!(t.subscribe("e", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TooManyChannels));
+    assert_eq!(
+        t.subscribe("e", "", 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TooManyChannels)
+    );
     t.subscribe("a", "", 0, 0, &mut |_| {}).expect("first");
     t.subscribe("a", "", 0, 1, &mut |_| {}).expect("second");
-    assert_eq!(t.subscribe("a", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TooManySubscribers));
+    assert_eq!(
+        t.subscribe("a", "", 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TooManySubscribers)
+    );
     assert_eq!(t.subscribers_of("a"), 2);
     assert_eq!(t.subscribers(), 2);
 }
 
 #[test]
 fn token_mode() {
-    let mut t = ChannelTable::new(Limits { token_auth: true, ..limits() });
-    assert_eq!(t.subscribe("c", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    let mut t = ChannelTable::new(Limits {
+        token_auth: true,
+        ..limits()
+    });
+    assert_eq!(
+        t.subscribe("c", "", 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TokenError)
+    );
     let signed = t.sign("c", 0, &mut |_| {}).expect("room");
     assert_eq!(signed.token.len(), 32);
     assert_eq!(signed.expires, 4);
     assert_eq!(t.sign("c", 100, &mut |_| {}).expect("room").token, signed.token);
-    assert_eq!(t.subscribe("c", "bad", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    assert_eq!(
+        t.subscribe("c", "bad", 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TokenError)
+    );
     t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).expect("valid token");
     // A channel created by pub has a token only once signed.
     t.publish("p", "", &mut |_| {}).expect("room");
-    assert_eq!(t.subscribe("p", "", 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    assert_eq!(
+        t.subscribe("p", "", 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TokenError)
+    );
     // After close, the old token no longer works and a new one is issued.
     t.close("c", &mut |_| {});
-    assert_eq!(t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).err(), Some(SubscribeError::TokenError));
+    assert_eq!(
+        t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).err(),
+        Some(SubscribeError::TokenError)
+    );
     assert_ne!(t.sign("c", 0, &mut |_| {}).expect("room").token, signed.token);
 }
 
@@ -129,10 +159,21 @@ fn broadcast_takes_a_seq_in_every_channel_and_is_followed_by_next_seq() {
     t.sign("b", 0, &mut |_| {}).expect("room");
     assert_eq!(t.broadcast("B\\\"", &mut |_| {}), 2);
     let s = t.subscribe("a", "", 1, 0, &mut |_| {}).expect("ok");
-    let Start::Replay(v) = s.start else { panic!("replay expected") };
-    assert_eq!(&v[1].json[..], br#"{"type":"broadcast","cname":"a","seq":2,"content":"B\""}"#);
-    assert_eq!(v[1].next_json.as_deref(), Some(&br#"{"type":"next_seq","cname":"a","seq":3,"content":""}"#[..]));
-    assert!(matches!(t.subscribe("b", "", 0, 0, &mut |_| {}).expect("ok").start, Start::NextSeq(2)));
+    let Start::Replay(v) = s.start else {
+        panic!("replay expected")
+    };
+    assert_eq!(
+        &v[1].json[..],
+        br#"{"type":"broadcast","cname":"a","seq":2,"content":"B\""}"#
+    );
+    assert_eq!(
+        v[1].next_json.as_deref(),
+        Some(&br#"{"type":"next_seq","cname":"a","seq":3,"content":""}"#[..])
+    );
+    assert!(matches!(
+        t.subscribe("b", "", 0, 0, &mut |_| {}).expect("ok").start,
+        Start::NextSeq(2)
+    ));
 }
 
 #[test]
@@ -191,7 +232,10 @@ fn close_notifies_then_frees_and_recreation_restarts_seq() {
     t.publish("c", "x", &mut log.sink()).expect("room");
     assert_eq!(t.close("c", &mut log.sink()), Some(2));
     assert_eq!(t.close("c", &mut log.sink()), None);
-    assert_eq!(&log.0[2..], [r#"deliver 2 {"type":"close","cname":"c","seq":2,"content":""}"#, "0 c"]);
+    assert_eq!(
+        &log.0[2..],
+        [r#"deliver 2 {"type":"close","cname":"c","seq":2,"content":""}"#, "0 c"]
+    );
     assert_eq!(t.subscribers(), 0);
     assert_eq!(t.publish("c", "x", &mut |_| {}), Ok(1));
 }

@@ -13,10 +13,7 @@ fn rejects(yaml: &str, key: &str) {
     match c.validate() {
         Err(e @ ConfigError::Invalid { .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.starts_with(key),
-                "{yaml:?}: message {msg:?} should name {key}"
-            );
+            assert!(msg.starts_with(key), "{yaml:?}: message {msg:?} should name {key}");
         }
         other => panic!("{yaml:?}: expected Invalid naming {key}, got {other:?}"),
     }
@@ -60,21 +57,14 @@ fn shipped_yaml_sets_every_key() {
         for key in keys {
             assert!(m.contains_key(*key), "comet.yaml lacks {section}.{key}");
         }
-        assert_eq!(
-            m.len(),
-            keys.len(),
-            "{section}: a key is missing from this test"
-        );
+        assert_eq!(m.len(), keys.len(), "{section}: a key is missing from this test");
     }
 }
 
 #[test]
 fn empty_document_is_the_default() {
     assert_eq!(Config::from_yaml("").expect("empty"), Config::default());
-    assert_eq!(
-        Config::from_yaml("# nothing\n").expect("comment"),
-        Config::default()
-    );
+    assert_eq!(Config::from_yaml("# nothing\n").expect("comment"), Config::default());
 }
 
 #[test]
@@ -105,10 +95,7 @@ fn unknown_key_is_named() {
 #[test]
 fn syntax_and_type_errors_have_a_position() {
     let e = Config::from_yaml("front:\n  listen: [1\n").expect_err("unclosed flow");
-    assert!(
-        matches!(e, ConfigError::Syntax { line: Some(_), .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, ConfigError::Syntax { line: Some(_), .. }), "{e:?}");
     let e = Config::from_yaml("front:\n  polling_timeout: soon\n").expect_err("not a number");
     let msg = e.to_string();
     assert!(msg.starts_with("front.polling_timeout: "), "{msg}");
@@ -145,27 +132,18 @@ fn load_names_the_file() {
 
 #[test]
 fn polling_timeout_must_be_positive() {
-    rejects(
-        "front: {polling_timeout: 0}",
-        "front.polling_timeout must be > 0",
-    );
+    rejects("front: {polling_timeout: 0}", "front.polling_timeout must be > 0");
 }
 
 #[test]
 fn workers_at_most_max() {
     check(&format!("workers: {MAX_WORKERS}")).expect("128 is fine");
-    rejects(
-        &format!("workers: {}", MAX_WORKERS + 1),
-        "workers must be at most 128",
-    );
+    rejects(&format!("workers: {}", MAX_WORKERS + 1), "workers must be at most 128");
 }
 
 #[test]
 fn max_connections_must_be_positive() {
-    rejects(
-        "front: {max_connections: 0}",
-        "front.max_connections must be > 0",
-    );
+    rejects("front: {max_connections: 0}", "front.max_connections must be > 0");
 }
 
 #[test]
@@ -198,18 +176,12 @@ fn max_queued_bytes_minimum() {
 
 #[test]
 fn admin_max_body_bytes_must_be_positive() {
-    rejects(
-        "admin: {max_body_bytes: 0}",
-        "admin.max_body_bytes must be > 0",
-    );
+    rejects("admin: {max_body_bytes: 0}", "admin.max_body_bytes must be > 0");
 }
 
 #[test]
 fn admin_threads_range() {
-    rejects(
-        "admin: {threads: 0}",
-        "admin.threads must be between 1 and 64",
-    );
+    rejects("admin: {threads: 0}", "admin.threads must be between 1 and 64");
     rejects("admin: {threads: 65}", "admin.threads");
     check("admin: {threads: 64}").expect("64 is fine");
 }
@@ -244,8 +216,7 @@ fn listen_addresses_must_differ() {
         "admin.listen",
     );
     check("front: {listen: '0.0.0.0:9000'}\nadmin: {listen: '[::1]:9000'}").expect("other family");
-    check("front: {listen: '127.0.0.1:9000'}\nadmin: {listen: '127.0.0.2:9000'}")
-        .expect("other ip");
+    check("front: {listen: '127.0.0.1:9000'}\nadmin: {listen: '127.0.0.2:9000'}").expect("other ip");
     // Port 0 lets the OS choose, so tests may bind both listeners that way.
     check("front: {listen: '127.0.0.1:0'}\nadmin: {listen: '127.0.0.1:0'}").expect("port 0");
 }
@@ -255,11 +226,7 @@ fn channel_timeout_zero_means_half_polling_timeout() {
     let c = check("front: {channel_timeout: 0, polling_timeout: 30}").expect("valid");
     assert_eq!(c.front.effective_channel_timeout(), 15);
     let c = check("front: {channel_timeout: 0, polling_timeout: 11}").expect("valid");
-    assert_eq!(
-        c.front.effective_channel_timeout(),
-        5,
-        "integer division, as icomet"
-    );
+    assert_eq!(c.front.effective_channel_timeout(), 5, "integer division, as icomet");
     let c = check("front: {channel_timeout: 7, polling_timeout: 30}").expect("valid");
     assert_eq!(c.front.effective_channel_timeout(), 7);
 }

@@ -77,7 +77,11 @@ impl Worker {
             }
         };
         let gen = self.conns[idx as usize].gen;
-        if self.epoll.add(fd, sys::IN | sys::OUT | sys::RDHUP | sys::ET, Worker::token(idx, gen)).is_err() {
+        if self
+            .epoll
+            .add(fd, sys::IN | sys::OUT | sys::RDHUP | sys::ET, Worker::token(idx, gen))
+            .is_err()
+        {
             sys::close(fd);
             self.free.push(idx);
             return;
@@ -180,13 +184,24 @@ impl Worker {
                 }
                 Err(HeadError::TooLarge) => {
                     let http10 = c.inbuf.starts_with(b"HTTP/1.0");
-                    self.reply_and_close(idx, http10, "431 Request Header Fields Too Large", b"request head too large\n");
+                    self.reply_and_close(
+                        idx,
+                        http10,
+                        "431 Request Header Fields Too Large",
+                        b"request head too large\n",
+                    );
                 }
                 Err(HeadError::Bad(reason)) => {
                     self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
                 }
                 Err(HeadError::NotImplemented) => {
-                    self.reply_and_close_typed(idx, false, "501 Not Implemented", DEFAULT_TYPE, respond::NOT_IMPLEMENTED_PAGE.as_bytes());
+                    self.reply_and_close_typed(
+                        idx,
+                        false,
+                        "501 Not Implemented",
+                        DEFAULT_TYPE,
+                        respond::NOT_IMPLEMENTED_PAGE.as_bytes(),
+                    );
                 }
                 Ok(mut req) => {
                     c.head_deadline = 0;
@@ -232,10 +247,19 @@ impl Worker {
                     self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
                     return;
                 }
-                let body = format!("{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n", self.settings.polling_timeout);
+                let body = format!(
+                    "{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n",
+                    self.settings.polling_timeout
+                );
                 let mut out = Vec::new();
                 let close = !req.keep_alive;
-                let reply = Simple { http10: req.http10, status: "200 OK", content_type: DEFAULT_TYPE, close, head_only: req.method == Method::Head };
+                let reply = Simple {
+                    http10: req.http10,
+                    status: "200 OK",
+                    content_type: DEFAULT_TYPE,
+                    close,
+                    head_only: req.method == Method::Head,
+                };
                 reply.write(&mut out, body.as_bytes(), &self.date);
                 self.send(idx, &[&out]);
                 self.end_response(idx);
@@ -243,7 +267,13 @@ impl Worker {
             Route::Subscribe(_) if req.method != Method::Get => {
                 let mut out = Vec::new();
                 let close = !req.keep_alive;
-                let reply = Simple { http10: req.http10, status: "405 Method Not Allowed", content_type: DEFAULT_TYPE, close, head_only: false };
+                let reply = Simple {
+                    http10: req.http10,
+                    status: "405 Method Not Allowed",
+                    content_type: DEFAULT_TYPE,
+                    close,
+                    head_only: false,
+                };
                 reply.write(&mut out, b"", &self.date);
                 self.send(idx, &[&out]);
                 self.end_response(idx);
@@ -258,7 +288,13 @@ impl Worker {
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
         let mut out = Vec::new();
-        let reply = Simple { http10, status, content_type: ctype, close: true, head_only: false };
+        let reply = Simple {
+            http10,
+            status,
+            content_type: ctype,
+            close: true,
+            head_only: false,
+        };
         reply.write(&mut out, body, &self.date);
         self.send(idx, &[&out]);
         let c = &mut self.conns[idx as usize];
@@ -321,7 +357,11 @@ impl Worker {
         if c.out.len() - c.out_pos + total - written > max {
             c.state = State::Dead;
             self.hub.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
-            log::debug!("worker {}: dropping a slow consumer ({} bytes queued)", self.index, c.out.len() - c.out_pos);
+            log::debug!(
+                "worker {}: dropping a slow consumer ({} bytes queued)",
+                self.index,
+                c.out.len() - c.out_pos
+            );
             return false;
         }
         let mut skip = written;
@@ -388,7 +428,9 @@ impl Worker {
     /// A timer entry came due.
     pub(crate) fn on_timer(&mut self, idx: u32, gen: u32) {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(idx as usize) else { return };
+        let Some(c) = self.conns.get_mut(idx as usize) else {
+            return;
+        };
         if c.fd < 0 || c.gen != gen || c.timer_at != now {
             return;
         }

@@ -19,7 +19,8 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// rendering (and running the scripts) at once.
 pub fn iframe_prologue() -> Vec<u8> {
     let mut p = Vec::with_capacity(1400);
-    p.extend_from_slice(b"<html><head>\
+    p.extend_from_slice(
+        b"<html><head>\
 <meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\
 <meta http-equiv=\"Cache-Control\" content=\"no-store\">\
 <meta http-equiv=\"Cache-Control\" content=\"no-cache\">\
@@ -27,7 +28,8 @@ pub fn iframe_prologue() -> Vec<u8> {
 <meta http-equiv=\"Expires\" content=\"Thu, 1 Jan 1970 00:00:00 GMT\">\
 <script type=\"text/javascript\">window.onError = null;\
 try{var d = window.location.hostname.split('.');if(d.length > 1){document.domain = d.slice(-2).join('.');}}catch(e){}\
-</script></head><body>");
+</script></head><body>",
+    );
     p.extend_from_slice(b"<!--");
     p.extend(std::iter::repeat_n(b' ', 1024));
     p.extend_from_slice(b"-->\n");
@@ -126,7 +128,10 @@ mod tests {
     fn ev(kind: EventKind) -> Event {
         let id = ChannelId { slot: 0, gen: 1 };
         let (json, ns) = match kind {
-            EventKind::Broadcast => (encode::message("broadcast", "c", 2, "B"), Some(encode::message("next_seq", "c", 3, ""))),
+            EventKind::Broadcast => (
+                encode::message("broadcast", "c", 2, "B"),
+                Some(encode::message("next_seq", "c", 3, "")),
+            ),
             EventKind::Data => (encode::message("data", "c", 2, "x</script>"), None),
             EventKind::Close => (encode::message("close", "c", 3, ""), None),
         };

@@ -99,7 +99,11 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            return Err(if buf.len() >= MAX_HEAD { HeadError::TooLarge } else { HeadError::Partial });
+            return Err(if buf.len() >= MAX_HEAD {
+                HeadError::TooLarge
+            } else {
+                HeadError::Partial
+            });
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(httparse::Error::Version) => return Err(HeadError::Bad("unsupported HTTP version")),
@@ -143,7 +147,10 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
     }
     // Absolute form (`GET http://host/sub?x HTTP/1.1`): keep the path.
     let mut path_and_query = target;
-    if let Some(rest) = target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    if let Some(rest) = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
     }
     let (path, query) = match path_and_query.find('?') {
@@ -188,20 +195,38 @@ mod tests {
         let r = parse(b"GET http://h:1/poll?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n").expect("valid");
         assert_eq!(r.route, Route::Subscribe(Transport::LongPoll));
         assert!(!r.keep_alive);
-        assert_eq!(parse(b"GET /sub/ HTTP/1.1\r\n\r\n").expect("valid").route, Route::NotFound);
-        assert_eq!(parse(b"GET /SUB HTTP/1.1\r\n\r\n").expect("valid").route, Route::NotFound);
+        assert_eq!(
+            parse(b"GET /sub/ HTTP/1.1\r\n\r\n").expect("valid").route,
+            Route::NotFound
+        );
+        assert_eq!(
+            parse(b"GET /SUB HTTP/1.1\r\n\r\n").expect("valid").route,
+            Route::NotFound
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse(b"GET /sub HTTP/1.1\r\nHost: x").err(), Some(HeadError::Partial));
-        assert_eq!(parse(b"OPTIONS /sub HTTP/1.1\r\n\r\n").err(), Some(HeadError::NotImplemented));
+        assert_eq!(
+            parse(b"OPTIONS /sub HTTP/1.1\r\n\r\n").err(),
+            Some(HeadError::NotImplemented)
+        );
         assert!(matches!(parse(b"GET /a b HTTP/1.1\r\n\r\n"), Err(HeadError::Bad(_))));
-        assert_eq!(parse(b"GET\r\n\r\n").err(), Some(HeadError::Bad("malformed request head")));
-        assert_eq!(parse(b"GET /sub HTTP/2.0\r\n\r\n").err(), Some(HeadError::Bad("unsupported HTTP version")));
+        assert_eq!(
+            parse(b"GET\r\n\r\n").err(),
+            Some(HeadError::Bad("malformed request head"))
+        );
+        assert_eq!(
+            parse(b"GET /sub HTTP/2.0\r\n\r\n").err(),
+            Some(HeadError::Bad("unsupported HTTP version"))
+        );
         let big = [b"GET /sub HTTP/1.1\r\nX: ".to_vec(), vec![b'a'; MAX_HEAD]].concat();
         assert_eq!(parse(&big).err(), Some(HeadError::TooLarge));
         let r = parse(b"POST /ping HTTP/1.1\r\nContent-Length: 5\r\nLast-Event-ID: 7\r\n\r\nhello").expect("valid");
-        assert_eq!((r.method, r.body_len, r.last_event_id.as_deref()), (Method::Other, 5, Some("7")));
+        assert_eq!(
+            (r.method, r.body_len, r.last_event_id.as_deref()),
+            (Method::Other, 5, Some("7"))
+        );
     }
 }

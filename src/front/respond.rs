@@ -5,7 +5,11 @@ use crate::front::request::Transport;
 /// Appends the head of a subscriber response (reference §3.1).
 /// `ok` is false for a 401/429 refusal, which omits `Connection: keep-alive`.
 pub fn subscribe_head(out: &mut Vec<u8>, t: Transport, http10: bool, keep_alive: bool, ok: bool, date: &[u8]) {
-    out.extend_from_slice(if http10 { b"HTTP/1.0 200 OK\r\n" } else { b"HTTP/1.1 200 OK\r\n" });
+    out.extend_from_slice(if http10 {
+        b"HTTP/1.0 200 OK\r\n"
+    } else {
+        b"HTTP/1.1 200 OK\r\n"
+    });
     out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
     out.extend_from_slice(match t {
         Transport::Sse => &b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n"[..],

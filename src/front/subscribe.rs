@@ -57,7 +57,15 @@ fn longpoll_into(out: &mut Vec<u8>, cb: Option<&str>, body: &[u8], chunked: bool
 
 /// Appends one control message (next_seq, noop, close, refusal) in the
 /// transport's framing; long polls (and `end`) also end the response.
-fn control_into(out: &mut Vec<u8>, t: Transport, cb: Option<&str>, json: &[u8], sse_id: Option<i32>, chunked: bool, end: bool) {
+fn control_into(
+    out: &mut Vec<u8>,
+    t: Transport,
+    cb: Option<&str>,
+    json: &[u8],
+    sse_id: Option<i32>,
+    chunked: bool,
+    end: bool,
+) {
     if t == Transport::LongPoll {
         longpoll_into(out, cb, json, chunked);
     } else {
@@ -72,11 +80,22 @@ impl Worker {
     pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
         let p = Params::parse(&req.query);
         let cname = p.str("cname");
-        let cb = if t == Transport::LongPoll { p.get("cb").filter(|s| !s.is_empty()) } else { None };
-        let checked = params::check_cname(cname, self.settings.max_cname).and(cb.map_or(Ok(()), params::check_callback));
+        let cb = if t == Transport::LongPoll {
+            p.get("cb").filter(|s| !s.is_empty())
+        } else {
+            None
+        };
+        let checked =
+            params::check_cname(cname, self.settings.max_cname).and(cb.map_or(Ok(()), params::check_callback));
         if let Err(e) = checked {
             let mut out = Vec::new();
-            let reply = respond::Simple { http10: req.http10, status: "400 Bad Request", content_type: "text/plain; charset=utf-8", close: true, head_only: false };
+            let reply = respond::Simple {
+                http10: req.http10,
+                status: "400 Bad Request",
+                content_type: "text/plain; charset=utf-8",
+                close: true,
+                head_only: false,
+            };
             reply.write(&mut out, format!("{e}\n").as_bytes(), &self.date);
             self.send(idx, &[&out]);
             self.conns[idx as usize].keep_alive = false;
@@ -112,7 +131,14 @@ impl Worker {
             r
         });
         let mut out = Vec::with_capacity(512);
-        respond::subscribe_head(&mut out, t, req.http10, self.conns[idx as usize].keep_alive, result.is_ok(), &self.date);
+        respond::subscribe_head(
+            &mut out,
+            t,
+            req.http10,
+            self.conns[idx as usize].keep_alive,
+            result.is_ok(),
+            &self.date,
+        );
         if t == Transport::Iframe {
             let prologue = frame::iframe_prologue();
             if chunked {
@@ -176,7 +202,10 @@ impl Worker {
             self.end_response(idx);
             return;
         }
-        let entry = self.local.entry(s.id.key()).or_insert_with(|| LocalChannel { name: cname.into(), subs: Vec::new() });
+        let entry = self.local.entry(s.id.key()).or_insert_with(|| LocalChannel {
+            name: cname.into(),
+            subs: Vec::new(),
+        });
         let pos = entry.subs.len() as u32;
         entry.subs.push(idx);
         let now = self.now;
@@ -257,7 +286,10 @@ impl Worker {
                     let cb = cb.clone();
                     let head = format!("{len:x}\r\n");
                     if chunked {
-                        self.send(idx, &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK])
+                        self.send(
+                            idx,
+                            &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK],
+                        )
                     } else {
                         self.send(idx, &[cb.as_bytes(), b"(", body, b");\n"])
                     }
@@ -295,7 +327,8 @@ impl Worker {
         }
         if removed > 0 && e.kind != EventKind::Close {
             let worker = self.index;
-            self.hub.with_table(|t, _| t.unsubscribe(e.chan, removed as u32, worker, empty));
+            self.hub
+                .with_table(|t, _| t.unsubscribe(e.chan, removed as u32, worker, empty));
         }
         self.hub.stats.delivered.fetch_add(sent, Ordering::Relaxed);
         for idx in dead {

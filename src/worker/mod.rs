@@ -118,15 +118,18 @@ pub(crate) fn spawn(
             running: true,
         };
         let barrier = barrier.clone();
-        let t = std::thread::Builder::new().name(format!("comet-w{index}")).stack_size(256 * 1024).spawn(move || {
-            if unshare {
-                if let Err(e) = sys::unshare_files() {
-                    log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
+        let t = std::thread::Builder::new()
+            .name(format!("comet-w{index}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                if unshare {
+                    if let Err(e) = sys::unshare_files() {
+                        log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
+                    }
                 }
-            }
-            barrier.wait();
-            worker.run();
-        })?;
+                barrier.wait();
+                worker.run();
+            })?;
         threads.push(t);
     }
     barrier.wait();
@@ -216,7 +219,10 @@ impl Worker {
         if self.accept_paused
             && self.open < self.capacity
             && self.running
-            && self.epoll.add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER).is_ok()
+            && self
+                .epoll
+                .add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER)
+                .is_ok()
         {
             self.accept_paused = false;
         }

@@ -75,7 +75,12 @@ impl Drop for Epoll {
 pub fn accept(listener: RawFd) -> io::Result<RawFd> {
     // SAFETY: null address pointers are allowed by accept4.
     check(unsafe {
-        libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        libc::accept4(
+            listener,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
     })
 }
 
@@ -110,7 +115,13 @@ pub fn close(fd: RawFd) {
 fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: passes a pointer to a live c_int and its size.
     check(unsafe {
-        libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
     })
     .map(drop)
 }
@@ -119,10 +130,20 @@ fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc:
 pub fn tune_socket(fd: RawFd, send_buf: usize, recv_buf: usize) {
     let _ = setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
     if send_buf > 0 {
-        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, send_buf.min(i32::MAX as usize) as i32);
+        let _ = setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            send_buf.min(i32::MAX as usize) as i32,
+        );
     }
     if recv_buf > 0 {
-        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, recv_buf.min(i32::MAX as usize) as i32);
+        let _ = setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            recv_buf.min(i32::MAX as usize) as i32,
+        );
     }
 }
 
@@ -134,14 +155,20 @@ pub fn unshare_files() -> io::Result<()> {
 
 /// Raises the soft descriptor limit to the hard one; returns the new soft limit.
 pub fn raise_nofile_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit to fill in / read from.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
         if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
                 lim.rlim_cur = lim.rlim_max;
             }

@@ -22,7 +22,9 @@ pub struct Wheel {
 
 impl Default for Wheel {
     fn default() -> Self {
-        Wheel { buckets: (0..SLOTS).map(|_| Vec::new()).collect() }
+        Wheel {
+            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
+        }
     }
 }
 

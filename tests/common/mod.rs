@@ -42,7 +42,10 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Writes raw bytes.
@@ -58,7 +61,11 @@ impl Client {
     /// Reads more bytes; false on EOF. Panics when `deadline` passes.
     fn fill(&mut self, deadline: Instant) -> bool {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out; have {:?}", String::from_utf8_lossy(&self.buf));
+        assert!(
+            !left.is_zero(),
+            "timed out; have {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
         self.stream.set_read_timeout(Some(left)).expect("timeout");
         let mut tmp = [0u8; 65536];
         match self.stream.read(&mut tmp) {
@@ -83,7 +90,12 @@ impl Client {
                 let rest = self.buf.split_off(i + pat.len());
                 return std::mem::replace(&mut self.buf, rest);
             }
-            assert!(self.fill(deadline), "EOF before {:?}; have {:?}", String::from_utf8_lossy(pat), String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill(deadline),
+                "EOF before {:?}; have {:?}",
+                String::from_utf8_lossy(pat),
+                String::from_utf8_lossy(&self.buf)
+            );
         }
     }
 
@@ -91,7 +103,11 @@ impl Client {
     pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
         let deadline = Instant::now() + WAIT;
         while self.buf.len() < n {
-            assert!(self.fill(deadline), "EOF; have {:?}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill(deadline),
+                "EOF; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
         }
         let rest = self.buf.split_off(n);
         std::mem::replace(&mut self.buf, rest)
@@ -105,7 +121,8 @@ impl Client {
     /// Reads one HTTP chunk's payload (empty for the last chunk).
     pub fn chunk(&mut self) -> Vec<u8> {
         let line = self.read_until(b"\r\n");
-        let size = usize::from_str_radix(std::str::from_utf8(&line[..line.len() - 2]).expect("hex"), 16).expect("chunk size");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&line[..line.len() - 2]).expect("hex"), 16).expect("chunk size");
         let data = self.read_exact(size + 2);
         assert_eq!(&data[size..], b"\r\n", "chunk terminator");
         data[..size].to_vec()
