@@ -17,6 +17,9 @@ use crate::worker::Worker;
 
 pub(crate) use crate::front::subscribe::Sub;
 
+/// Most pieces one `send` takes.
+pub(crate) const MAX_PARTS: usize = 8;
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -337,9 +340,16 @@ impl Worker {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut written = 0;
         if c.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            // At most MAX_PARTS slices, on the stack: no allocation per write.
+            let mut slices = [IoSlice::new(&[]); MAX_PARTS];
+            let n = parts.len().min(MAX_PARTS);
+            debug_assert!(parts.len() <= MAX_PARTS);
+            for (slot, p) in slices.iter_mut().zip(parts) {
+                *slot = IoSlice::new(p);
+            }
+            let slices = &slices[..n];
             loop {
-                match sys::writev(c.fd, &slices) {
+                match sys::writev(c.fd, slices) {
                     Ok(n) => written = n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

@@ -76,6 +76,17 @@ fn control_into(
     }
 }
 
+/// Index of a (transport, chunked) framing in a per-event cache.
+fn variant(t: Transport, chunked: bool) -> usize {
+    let base = match t {
+        Transport::LongPoll => 0,
+        Transport::Stream => 2,
+        Transport::Sse => 4,
+        Transport::Iframe => 6,
+    };
+    base + usize::from(chunked)
+}
+
 impl Worker {
     pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
         let p = Params::parse(&req.query);
@@ -261,6 +272,8 @@ impl Worker {
         let mut ended = Vec::new();
         let mut dead = Vec::new();
         let mut sent = 0u64;
+        // The shared frame of each (transport, chunked) variant, looked up once per event.
+        let mut frames: [Option<bytes::Bytes>; 8] = Default::default();
         for i in 0..list.len() {
             let idx = list[i];
             let c = &mut self.conns[idx as usize];
@@ -278,24 +291,23 @@ impl Worker {
                 sub.next = e.seq.wrapping_add(1);
             }
             sub.last_frame = now;
-            let ok = match (&sub.cb, t) {
-                (Some(cb), Transport::LongPoll) => {
-                    let body = frame::event_bytes(e, Transport::LongPoll, false);
-                    let body = &body[..body.len() - 1];
-                    let len = cb.len() + 1 + body.len() + 3;
-                    let cb = cb.clone();
-                    let head = format!("{len:x}\r\n");
+            // Only long polls have a callback, and a long poll always ends here.
+            let cb = sub.cb.take();
+            let ok = match cb {
+                Some(cb) => {
+                    let lp = frames[variant(Transport::LongPoll, false)]
+                        .get_or_insert_with(|| frame::event_bytes(e, Transport::LongPoll, false))
+                        .clone();
+                    let body = &lp[..lp.len() - 1];
                     if chunked {
-                        self.send(
-                            idx,
-                            &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK],
-                        )
+                        let head = format!("{:x}\r\n", cb.len() + 1 + body.len() + 3);
+                        self.send(idx, &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK])
                     } else {
                         self.send(idx, &[cb.as_bytes(), b"(", body, b");\n"])
                     }
                 }
-                _ => {
-                    let bytes = frame::event_bytes(e, t, chunked);
+                None => {
+                    let bytes = frames[variant(t, chunked)].get_or_insert_with(|| frame::event_bytes(e, t, chunked)).clone();
                     self.send(idx, &[&bytes])
                 }
             };

@@ -13,7 +13,9 @@ import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
 TRANSPORT = sys.argv[2] if len(sys.argv) > 2 else "sub"
 CHANNELS = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-FRONT, ADMIN = 18100, 18000
+FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
+ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
+BIN = os.environ.get("COMET_BIN", "target/release/comet")
 DEADLINE = time.time() + 120
 
 def rss_kb(pid):
@@ -34,7 +36,7 @@ def main():
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     cfg.write(f"log_level: warn\nfront:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 1000000\nadmin:\n  listen: 127.0.0.1:{ADMIN}\n")
     cfg.close()
-    server = subprocess.Popen(["target/release/comet", "-c", cfg.name])
+    server = subprocess.Popen([BIN, "-c", cfg.name])
     try:
         while True:
             try:

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Server CPU time per delivery when one channel fans out to many streams.
+
+Starts target/release/comet on loopback, opens N /stream subscribers of one
+channel, publishes M messages one at a time (each waits until every
+subscriber has it), and reports the server's CPU seconds (user + system,
+from /proc) spent during the publishes divided by N*M deliveries.
+Completeness is checked: every subscriber must get every message.
+Bounded: N connections, M messages, a 300 s deadline; only 127.0.0.1.
+
+usage: tools/bench/fanout_cpu.py [N=15000] [M=20] [transport=stream]
+"""
+import os, resource, selectors, socket, subprocess, sys, tempfile, time, urllib.request
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
+M = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+T = sys.argv[3] if len(sys.argv) > 3 else "stream"
+FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
+ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
+BIN = os.environ.get("COMET_BIN", "target/release/comet")
+DEADLINE = time.time() + 300
+TICK = os.sysconf("SC_CLK_TCK")
+
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / TICK
+
+def get(path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}{path}", timeout=10) as r:
+        return r.read()
+
+def main():
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    cfg.write(f"log_level: warn\nfront:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 20000\n"
+              f"admin:\n  listen: 127.0.0.1:{ADMIN}\n")
+    cfg.close()
+    server = subprocess.Popen([BIN, "-c", cfg.name])
+    sel = selectors.DefaultSelector()
+    try:
+        while True:
+            try:
+                get("/info")
+                break
+            except OSError:
+                assert time.time() < DEADLINE
+                time.sleep(0.05)
+        socks = []
+        for i in range(N):
+            s = socket.create_connection(("127.0.0.1", FRONT))
+            s.sendall(f"GET /{T}?cname=fan&seq=1 HTTP/1.1\r\n\r\n".encode())
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, i)
+            socks.append(s)
+        got = [0] * N
+        marker = b'"type":"data"'
+
+        def drain(until):
+            done = sum(1 for g in got if g >= until)
+            while done < N:
+                assert time.time() < DEADLINE, f"only {done}/{N} got message {until}"
+                for key, _ in sel.select(timeout=1):
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    assert data, "server closed a subscriber"
+                    before = got[key.data]
+                    got[key.data] += data.count(marker)
+                    if before < until <= got[key.data]:
+                        done += 1
+        while b'"subscribers": %d' % N not in get("/info?cname=fan") and time.time() < DEADLINE:
+            time.sleep(0.1)
+        drain(0)
+        c0 = cpu(server.pid)
+        t0 = time.time()
+        for m in range(1, M + 1):
+            get(f"/push?cname=fan&content=message{m}")
+            drain(m)
+        c1 = cpu(server.pid)
+        wall = time.time() - t0
+        assert all(g == M for g in got), "missing or duplicate deliveries"
+        per = (c1 - c0) / (N * M) * 1e6
+        print(f"transport={T} subscribers={N} messages={M} deliveries={N*M} complete=yes "
+              f"server_cpu_s={c1-c0:.2f} wall_s={wall:.2f} cpu_per_delivery_us={per:.2f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        os.unlink(cfg.name)
+
+if __name__ == "__main__":
+    main()
