@@ -1,0 +1,223 @@
+//! The publisher: sends the run's messages through the admin API on one plain
+//! blocking keep-alive `TcpStream`, `/push?cname=C&content=...` to every channel
+//! (pipelined a window at a time) or one `/broadcast?content=...` per message.
+//! Each request carries its own send-time stamp (see `frame::Stamp`). Runs on
+//! its own thread in the process's shared descriptor table; touches no
+//! subscriber state, only the shared stop flag and its own counters.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::args::{Args, Mode};
+use crate::fault::Fault;
+use crate::frame::Stamp;
+use crate::http::{Handler, HttpStream};
+use crate::live::{unix_us, Shared};
+
+/// Requests written before their responses are read.
+const WINDOW: u32 = 32;
+/// Admin connect, read and write timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the publisher did.
+#[derive(Debug, Clone, Default)]
+pub struct PublishReport {
+    /// Messages sent without any failed request.
+    pub published: u32,
+    /// Requests answered with 200.
+    pub requests_ok: u64,
+    /// Requests that failed (I/O error or a status other than 200).
+    pub errors: u64,
+    /// The first failure, for the summary.
+    pub first_error: Option<String>,
+    /// Time spent publishing, seconds.
+    pub secs: f64,
+}
+
+/// Counts the admin responses of one window.
+#[derive(Default)]
+struct Acks {
+    ended: u32,
+    status: u16,
+    bad: u32,
+    first_bad: Option<u16>,
+}
+
+impl Handler for Acks {
+    fn head(&mut self, status: u16) -> Result<(), Fault> {
+        self.status = status;
+        Ok(())
+    }
+    fn line(&mut self, _line: &[u8]) -> Result<(), Fault> {
+        Ok(())
+    }
+    fn end(&mut self) -> Result<(), Fault> {
+        self.ended += 1;
+        if self.status != 200 {
+            self.bad += 1;
+            self.first_bad.get_or_insert(self.status);
+        }
+        Ok(())
+    }
+}
+
+struct Admin {
+    stream: TcpStream,
+    reader: HttpStream,
+    buf: Vec<u8>,
+}
+
+impl Admin {
+    fn connect(args: &Args) -> io::Result<Admin> {
+        let stream = TcpStream::connect_timeout(&args.admin.into(), TIMEOUT)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.set_write_timeout(Some(TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(Admin {
+            stream,
+            reader: HttpStream::default(),
+            buf: vec![0; 16 * 1024],
+        })
+    }
+
+    /// Writes the requests, then reads as many responses; returns the non-200 count.
+    fn exchange(&mut self, requests: &[u8], count: u32) -> io::Result<(u32, Option<u16>)> {
+        self.stream.write_all(requests)?;
+        let mut acks = Acks::default();
+        while acks.ended < count {
+            let n = self.stream.read(&mut self.buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "admin closed the connection",
+                ));
+            }
+            self.reader.feed(&self.buf[..n], &mut acks).map_err(|f| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad admin response ({})", f.name()))
+            })?;
+        }
+        Ok((acks.bad, acks.first_bad))
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Publishes `args.messages` messages, `args.interval_ms` apart, until done or
+/// stopped. `published` is raised after each completed message.
+pub fn run(args: &Args, run_id: u32, shared: &Shared, published: &AtomicU32) -> PublishReport {
+    let started = Instant::now();
+    let mut report = PublishReport::default();
+    let mut admin: Option<Admin> = None;
+    let mut requests = Vec::with_capacity(WINDOW as usize * 128);
+    let targets = match args.mode {
+        Mode::Push => args.channels,
+        Mode::Broadcast => 1,
+    };
+    for number in 0..args.messages {
+        if number > 0 && !pause(shared, Duration::from_millis(args.interval_ms)) {
+            break;
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut failed = 0u64;
+        let mut next = 0;
+        while next < targets {
+            let count = WINDOW.min(targets - next);
+            requests.clear();
+            for channel in next..next + count {
+                let stamp = Stamp {
+                    number,
+                    sent_us: unix_us(),
+                    run: run_id,
+                };
+                let content = urlencode(&stamp.encode());
+                let _ = match args.mode {
+                    Mode::Push => write!(requests, "GET /push?cname={}{channel}&content={content}", args.prefix),
+                    Mode::Broadcast => write!(requests, "GET /broadcast?content={content}"),
+                };
+                requests.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+            }
+            next += count;
+            let result = match admin.as_mut() {
+                Some(a) => a.exchange(&requests, count),
+                None => Admin::connect(args).and_then(|a| admin.insert(a).exchange(&requests, count)),
+            };
+            match result {
+                Ok((bad, first_bad)) => {
+                    report.requests_ok += u64::from(count - bad);
+                    failed += u64::from(bad);
+                    if let Some(status) = first_bad {
+                        report
+                            .first_error
+                            .get_or_insert_with(|| format!("admin answered HTTP {status}"));
+                    }
+                }
+                Err(e) => {
+                    failed += u64::from(count);
+                    report
+                        .first_error
+                        .get_or_insert_with(|| format!("admin {}: {e}", args.admin));
+                    admin = None; // reconnect for the next window
+                }
+            }
+        }
+        report.errors += failed;
+        if failed == 0 {
+            report.published += 1;
+        }
+        published.store(number + 1, Ordering::Relaxed);
+    }
+    report.secs = started.elapsed().as_secs_f64();
+    report
+}
+
+/// Sleeps `d` in short steps; false if the run was stopped meanwhile.
+fn pause(shared: &Shared, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_the_stamp() {
+        assert_eq!(urlencode("m=3;t=17;r=0badcafe"), "m%3D3%3Bt%3D17%3Br%3D0badcafe");
+        assert_eq!(urlencode("a b+c~"), "a%20b%2Bc~");
+    }
+
+    #[test]
+    fn counts_acks_of_pipelined_responses() {
+        let mut r = HttpStream::default();
+        let mut acks = Acks::default();
+        let input = "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"type\":\"ok\"}\n\
+                     HTTP/1.1 429 Too Many Channels\r\nContent-Length: 0\r\n\r\n\
+                     HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n";
+        r.feed(input.as_bytes(), &mut acks).expect("parses");
+        assert_eq!((acks.ended, acks.bad, acks.first_bad), (3, 1, Some(429)));
+    }
+}

@@ -1,0 +1,75 @@
+//! Per-thread counters about connections and deliveries, including the two
+//! histograms (connect-to-subscribed and publish-to-receive). A worker owns its
+//! [`Tally`] outright; the main thread merges them after the workers stop.
+
+use crate::fault::FaultCounts;
+use crate::stats::Histogram;
+
+/// Counters one thread keeps about its connections (merged across threads at the end).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Connection attempts started.
+    pub opened: u64,
+    /// Connections that completed the TCP handshake.
+    pub established: u64,
+    /// Connections established and not closed since.
+    pub open: u64,
+    /// Connections that became subscribed and waiting (see [`Sub::request_written`]).
+    pub ready: u64,
+    /// Connections that failed before becoming ready.
+    pub failed_unready: u64,
+    /// Connections that failed before seeing the last message.
+    pub failed_unfinished: u64,
+    /// Connections that saw the last message (with or without gaps before it).
+    pub finished: u64,
+    /// First deliveries of a message to a connection.
+    pub deliveries: u64,
+    /// Messages a connection never got although it got a later one (for a long
+    /// poll: fell out of the server's history before the re-poll).
+    pub skipped: u64,
+    /// Repeated deliveries of a message to a connection.
+    pub duplicates: u64,
+    /// `next_seq` frames received.
+    pub next_seqs: u64,
+    /// `noop` frames received.
+    pub noops: u64,
+    /// Re-poll requests sent by long-poll clients.
+    pub repolls: u64,
+    /// Connections that ended the run without every message (counted at the end).
+    pub incomplete: u64,
+    /// The lowest-numbered incomplete connection: (index, messages received).
+    pub first_incomplete: Option<(u32, u32)>,
+    /// Errors by kind.
+    pub faults: FaultCounts,
+    /// Publish-to-receive latency, µs.
+    pub latency: Histogram,
+    /// Connect-to-ready time, µs.
+    pub setup: Histogram,
+}
+
+impl Tally {
+    /// Adds another thread's counters.
+    pub fn merge(&mut self, o: &Tally) {
+        self.opened += o.opened;
+        self.established += o.established;
+        self.open += o.open;
+        self.ready += o.ready;
+        self.failed_unready += o.failed_unready;
+        self.failed_unfinished += o.failed_unfinished;
+        self.finished += o.finished;
+        self.deliveries += o.deliveries;
+        self.skipped += o.skipped;
+        self.duplicates += o.duplicates;
+        self.next_seqs += o.next_seqs;
+        self.noops += o.noops;
+        self.repolls += o.repolls;
+        self.incomplete += o.incomplete;
+        self.first_incomplete = match (self.first_incomplete, o.first_incomplete) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.faults.merge(&o.faults);
+        self.latency.merge(&o.latency);
+        self.setup.merge(&o.setup);
+    }
+}
