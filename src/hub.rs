@@ -242,7 +242,17 @@ impl Hub {
 
     /// The 1-second channel maintenance tick (idle expiry, periodic presence).
     pub fn tick(&self) {
-        self.with_table(|t, out| t.tick(out));
+        let emptied = self.with_table(|t, out| {
+            let before = t.channels();
+            t.tick(out);
+            before > 0 && t.channels() == 0
+        });
+        if emptied {
+            // The last channel went: its history and frames were freed just
+            // now; hand the pages back so idle RSS returns to its baseline.
+            // SAFETY: malloc_trim only returns free heap memory to the kernel.
+            unsafe { libc::malloc_trim(0) };
+        }
     }
 
     /// Asks every worker to stop.

@@ -163,7 +163,9 @@ impl ChannelTable {
             limits,
             slots: Vec::with_capacity(cap),
             free: Vec::new(),
-            by_name: AHashMap::with_capacity(cap.min(1 << 16)),
+            // Grown on demand: a preallocated map is touched all over by a
+            // few names (random buckets) and never shrinks.
+            by_name: AHashMap::new(),
             subscribers: 0,
             next_gen: 0,
         }
@@ -250,7 +252,7 @@ impl ChannelTable {
             // Everyone left: give back what a burst of channels grew.
             self.slots = Vec::with_capacity(self.limits.max_channels as usize);
             self.free = Vec::new();
-            self.by_name.shrink_to(1 << 16);
+            self.by_name = AHashMap::new();
         }
     }
 

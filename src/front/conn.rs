@@ -428,11 +428,21 @@ impl Worker {
         self.open -= 1;
         self.hub.stats.connections.fetch_sub(1, Ordering::Relaxed);
         if self.open == 0 && self.conns.len() > 1024 {
-            // Everyone left: give back what a burst of connections grew.
-            self.conns = Vec::new();
-            self.free = Vec::new();
+            self.release_memory();
         }
         self.maybe_resume_accept();
+    }
+
+    /// Everyone left after a burst: drop what the burst grew (the connection
+    /// array, stale timer entries) and hand freed heap pages back to the OS,
+    /// so that RSS returns to its idle level after a disconnect storm.
+    fn release_memory(&mut self) {
+        self.conns = Vec::new();
+        self.free = Vec::new();
+        self.wheel = crate::worker::wheel::Wheel::default();
+        self.local.shrink_to_fit();
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe { libc::malloc_trim(0) };
     }
 
     /// A timer entry came due.
