@@ -25,6 +25,8 @@ pub const PRESENCE_QUEUE: usize = 4096;
 pub enum Command {
     /// Deliver an event to the worker's subscribers of its channel.
     Deliver(Arc<Event>),
+    /// Start accepting connections (handed over by a worker that filled up).
+    StartAccepting,
     /// Stop the worker.
     Shutdown,
 }

@@ -13,6 +13,7 @@ pub(crate) mod sys;
 pub(crate) mod wheel;
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -65,6 +66,10 @@ pub(crate) struct Worker {
     pub date: Vec<u8>,
     pub rbuf: Box<[u8]>,
     accept_paused: bool,
+    /// Whether this worker takes part in accepting (see `hand_off`).
+    accepting: bool,
+    /// The next worker to hand accepting to, shared by all workers.
+    next_acceptor: Arc<AtomicUsize>,
     emfile_logged: bool,
     running: bool,
 }
@@ -94,11 +99,18 @@ pub(crate) fn spawn(
     settings: Settings,
 ) -> std::io::Result<Workers> {
     let n = hub.mailboxes().len();
+    // Only as many workers as CPUs accept at once: new connections land on a
+    // few busy threads instead of waking dozens of them on two cores. A
+    // worker that fills up hands accepting on to the next one.
+    let acceptors = std::thread::available_parallelism().map_or(1, |c| c.get()).min(n);
+    let next_acceptor = Arc::new(AtomicUsize::new(acceptors));
     // Build every epoll instance first, while the descriptor table is still shared.
     let mut polls = Vec::with_capacity(n);
     for i in 0..n {
         let ep = Epoll::new()?;
-        ep.add(listener, sys::IN | sys::EXCLUSIVE, LISTENER)?;
+        if i < acceptors {
+            ep.add(listener, sys::IN | sys::EXCLUSIVE, LISTENER)?;
+        }
         ep.add(hub.mailboxes()[i].wake_fd(), sys::IN | sys::ET, MAILBOX)?;
         polls.push(ep);
     }
@@ -120,7 +132,9 @@ pub(crate) fn spawn(
             now: 1,
             date: crate::front::respond::date_line(),
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
-            accept_paused: false,
+            accept_paused: index >= acceptors,
+            accepting: index < acceptors,
+            next_acceptor: next_acceptor.clone(),
             emfile_logged: false,
             running: true,
         };
@@ -168,6 +182,10 @@ impl Worker {
                         for cmd in cmds.drain(..) {
                             match cmd {
                                 Command::Deliver(event) => self.deliver(&event),
+                                Command::StartAccepting => {
+                                    self.accepting = true;
+                                    self.maybe_resume_accept();
+                                }
                                 Command::Shutdown => self.running = false,
                             }
                         }
@@ -194,6 +212,7 @@ impl Worker {
         for _ in 0..512 {
             if self.open >= self.capacity {
                 self.pause_accept();
+                self.hand_off();
                 return;
             }
             match sys::accept(self.listener) {
@@ -214,6 +233,14 @@ impl Worker {
         }
     }
 
+    /// This worker is full: the next worker that never accepted takes over.
+    fn hand_off(&mut self) {
+        let next = self.next_acceptor.fetch_add(1, Ordering::Relaxed);
+        if let Some(mb) = self.hub.mailboxes().get(next) {
+            mb.push(Command::StartAccepting);
+        }
+    }
+
     fn pause_accept(&mut self) {
         if !self.accept_paused {
             let _ = self.epoll.delete(self.listener);
@@ -223,8 +250,11 @@ impl Worker {
 
     /// Resumes accepting if it was paused and there is room.
     pub fn maybe_resume_accept(&mut self) {
+        // Rejoin only with real room again, so that a full worker does not
+        // flap in and out on every single disconnect.
         if self.accept_paused
-            && self.open < self.capacity
+            && self.accepting
+            && self.open < self.capacity - self.capacity / 16
             && self.running
             && self
                 .epoll
