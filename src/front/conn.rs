@@ -129,6 +129,9 @@ impl Worker {
     fn on_readable(&mut self, idx: u32) {
         let fd = self.conns[idx as usize].fd;
         let mut eof = false;
+        if self.rbuf.is_empty() {
+            self.rbuf = vec![0u8; crate::worker::READ_BUF];
+        }
         loop {
             match sys::read(fd, &mut self.rbuf) {
                 Ok(0) => {
@@ -440,6 +443,7 @@ impl Worker {
         self.conns = Vec::new();
         self.free = Vec::new();
         self.wheel = crate::worker::wheel::Wheel::default();
+        self.rbuf = Vec::new();
         self.local.shrink_to_fit();
         // SAFETY: malloc_trim only returns free heap memory to the kernel.
         unsafe { libc::malloc_trim(0) };

@@ -29,7 +29,7 @@ use wheel::Wheel;
 /// Per-worker read buffer. Request heads are at most 8 KB; with dozens of
 /// workers (one per descriptor table at 1M connections) every KB here is
 /// resident once the worker has been busy.
-const READ_BUF: usize = 16 * 1024;
+pub(crate) const READ_BUF: usize = 16 * 1024;
 /// Events taken per epoll_wait.
 const EVENTS: usize = 256;
 
@@ -64,7 +64,8 @@ pub(crate) struct Worker {
     /// Ticks since the worker started (1 per second).
     pub now: u32,
     pub date: Vec<u8>,
-    pub rbuf: Box<[u8]>,
+    /// The read buffer, allocated while the worker has connections.
+    pub rbuf: Vec<u8>,
     accept_paused: bool,
     /// Whether this worker takes part in accepting (see `hand_off`).
     accepting: bool,
@@ -131,7 +132,7 @@ pub(crate) fn spawn(
             wheel: Wheel::default(),
             now: 1,
             date: crate::front::respond::date_line(),
-            rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            rbuf: Vec::new(),
             accept_paused: index >= acceptors,
             accepting: index < acceptors,
             next_acceptor: next_acceptor.clone(),
@@ -179,7 +180,7 @@ impl Worker {
                     LISTENER => self.accept_ready(),
                     MAILBOX => {
                         self.hub.mailboxes()[self.index].drain(&mut cmds);
-                        for cmd in cmds.drain(..) {
+                        for cmd in std::mem::take(&mut cmds) {
                             match cmd {
                                 Command::Deliver(event) => self.deliver(&event),
                                 Command::StartAccepting => {

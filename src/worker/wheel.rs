@@ -22,27 +22,34 @@ pub struct Wheel {
 
 impl Default for Wheel {
     fn default() -> Self {
-        Wheel {
-            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
-        }
+        // The bucket array is allocated on first use: an idle worker holds nothing.
+        Wheel { buckets: Vec::new() }
     }
 }
 
 impl Wheel {
     /// Adds an entry for tick `at`.
     pub fn insert(&mut self, at: u32, idx: u32, gen: u32) {
+        if self.buckets.is_empty() {
+            self.buckets = (0..SLOTS).map(|_| Vec::new()).collect();
+        }
         self.buckets[at as usize % SLOTS].push((idx, gen));
     }
 
     /// Takes the bucket of tick `now` (the caller re-inserts what is not due).
     pub fn take(&mut self, now: u32) -> Bucket {
-        std::mem::take(&mut self.buckets[now as usize % SLOTS])
+        match self.buckets.get_mut(now as usize % SLOTS) {
+            Some(b) => std::mem::take(b),
+            None => Vec::new(),
+        }
     }
 
     /// Gives an emptied bucket back to reuse its allocation, unless it grew
     /// large during a burst (then it is freed).
     pub fn give_back(&mut self, now: u32, mut bucket: Bucket) {
-        let slot = &mut self.buckets[now as usize % SLOTS];
+        let Some(slot) = self.buckets.get_mut(now as usize % SLOTS) else {
+            return;
+        };
         if slot.is_empty() && bucket.capacity() <= 4096 {
             bucket.clear();
             *slot = bucket;
