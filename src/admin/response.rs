@@ -142,21 +142,8 @@ pub fn finish(r: &mut AdminResponse) {
     }
 }
 
-/// libevent's `evhttp_htmlescape`: `<`, `>`, `"`, `'` and `&`.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#039;"),
-            '&' => out.push_str("&amp;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// libevent's `evhttp_htmlescape`, shared with the front listener's pages.
+pub use crate::front::respond::html_escape;
 
 /// `CB(json);\n` when a callback parameter is present (even empty), else `json\n`.
 pub fn jsonp(cb: Option<&str>, json: &str) -> String {

@@ -81,9 +81,11 @@ pub fn longpoll_body(e: &Event) -> Vec<u8> {
     }
 }
 
-const VARIANTS: usize = 8;
+/// Number of (transport, chunked) framings.
+pub(crate) const VARIANTS: usize = 8;
 
-fn variant(t: Transport, chunked: bool) -> usize {
+/// Index of a (transport, chunked) framing in a per-event cache.
+pub(crate) fn variant(t: Transport, chunked: bool) -> usize {
     let base = match t {
         Transport::LongPoll => 0,
         Transport::Stream => 2,

@@ -76,17 +76,6 @@ fn control_into(
     }
 }
 
-/// Index of a (transport, chunked) framing in a per-event cache.
-fn variant(t: Transport, chunked: bool) -> usize {
-    let base = match t {
-        Transport::LongPoll => 0,
-        Transport::Stream => 2,
-        Transport::Sse => 4,
-        Transport::Iframe => 6,
-    };
-    base + usize::from(chunked)
-}
-
 impl Worker {
     pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
         let p = Params::parse(&req.query);
@@ -273,7 +262,7 @@ impl Worker {
         let mut dead = Vec::new();
         let mut sent = 0u64;
         // The shared frame of each (transport, chunked) variant, looked up once per event.
-        let mut frames: [Option<bytes::Bytes>; 8] = Default::default();
+        let mut frames: [Option<bytes::Bytes>; frame::VARIANTS] = Default::default();
         for i in 0..list.len() {
             let idx = list[i];
             let c = &mut self.conns[idx as usize];
@@ -295,19 +284,24 @@ impl Worker {
             let cb = sub.cb.take();
             let ok = match cb {
                 Some(cb) => {
-                    let lp = frames[variant(Transport::LongPoll, false)]
+                    let lp = frames[frame::variant(Transport::LongPoll, false)]
                         .get_or_insert_with(|| frame::event_bytes(e, Transport::LongPoll, false))
                         .clone();
                     let body = &lp[..lp.len() - 1];
                     if chunked {
                         let head = format!("{:x}\r\n", cb.len() + 1 + body.len() + 3);
-                        self.send(idx, &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK])
+                        self.send(
+                            idx,
+                            &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK],
+                        )
                     } else {
                         self.send(idx, &[cb.as_bytes(), b"(", body, b");\n"])
                     }
                 }
                 None => {
-                    let bytes = frames[variant(t, chunked)].get_or_insert_with(|| frame::event_bytes(e, t, chunked)).clone();
+                    let bytes = frames[frame::variant(t, chunked)]
+                        .get_or_insert_with(|| frame::event_bytes(e, t, chunked))
+                        .clone();
                     self.send(idx, &[&bytes])
                 }
             };

@@ -14,17 +14,11 @@ pub const SLOTS: usize = 256;
 /// Entries of one bucket.
 pub type Bucket = Vec<(u32, u32)>;
 
-/// The wheel.
-#[derive(Debug)]
+/// The wheel. Its bucket array is allocated on first use: an idle worker
+/// holds nothing.
+#[derive(Debug, Default)]
 pub struct Wheel {
     buckets: Vec<Bucket>,
-}
-
-impl Default for Wheel {
-    fn default() -> Self {
-        // The bucket array is allocated on first use: an idle worker holds nothing.
-        Wheel { buckets: Vec::new() }
-    }
 }
 
 impl Wheel {
