@@ -257,55 +257,58 @@ impl Worker {
                     "{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n",
                     self.settings.polling_timeout
                 );
-                let mut out = Vec::new();
-                let close = !req.keep_alive;
+                let head_only = req.method == Method::Head;
                 let reply = Simple {
                     http10: req.http10,
                     status: "200 OK",
                     content_type: DEFAULT_TYPE,
-                    close,
-                    head_only: req.method == Method::Head,
+                    close: !req.keep_alive,
+                    head_only,
                 };
-                reply.write(&mut out, body.as_bytes(), &self.date);
-                self.send(idx, &[&out]);
-                self.end_response(idx);
+                self.reply(idx, reply, body.as_bytes());
             }
             Route::Subscribe(_) if req.method != Method::Get => {
-                let mut out = Vec::new();
-                let close = !req.keep_alive;
+                let status = "405 Method Not Allowed";
                 let reply = Simple {
                     http10: req.http10,
-                    status: "405 Method Not Allowed",
+                    status,
                     content_type: DEFAULT_TYPE,
-                    close,
+                    close: !req.keep_alive,
                     head_only: false,
                 };
-                reply.write(&mut out, b"", &self.date);
-                self.send(idx, &[&out]);
-                self.end_response(idx);
+                self.reply(idx, reply, b"");
             }
             Route::Subscribe(t) => self.subscribe(idx, req, t),
         }
     }
 
-    fn reply_and_close(&mut self, idx: u32, http10: bool, status: &str, body: &[u8]) {
+    /// Answers with a plain-text error and closes the connection.
+    pub(crate) fn reply_and_close(&mut self, idx: u32, http10: bool, status: &str, body: &[u8]) {
         self.reply_and_close_typed(idx, http10, status, "text/plain; charset=utf-8", body);
     }
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
-        let mut out = Vec::new();
-        let reply = Simple {
-            http10,
-            status,
-            content_type: ctype,
-            close: true,
-            head_only: false,
-        };
-        reply.write(&mut out, body, &self.date);
-        self.send(idx, &[&out]);
         let c = &mut self.conns[idx as usize];
         c.keep_alive = false;
         c.inbuf = Vec::new();
+        self.reply(
+            idx,
+            Simple {
+                http10,
+                status,
+                content_type: ctype,
+                close: true,
+                head_only: false,
+            },
+            body,
+        );
+    }
+
+    /// Writes a complete response and ends it.
+    pub(crate) fn reply(&mut self, idx: u32, reply: Simple<'_>, body: &[u8]) {
+        let mut out = Vec::new();
+        reply.write(&mut out, body, &self.date);
+        self.send(idx, &[&out]);
         self.end_response(idx);
     }
 

@@ -88,18 +88,7 @@ impl Worker {
         let checked =
             params::check_cname(cname, self.settings.max_cname).and(cb.map_or(Ok(()), params::check_callback));
         if let Err(e) = checked {
-            let mut out = Vec::new();
-            let reply = respond::Simple {
-                http10: req.http10,
-                status: "400 Bad Request",
-                content_type: "text/plain; charset=utf-8",
-                close: true,
-                head_only: false,
-            };
-            reply.write(&mut out, format!("{e}\n").as_bytes(), &self.date);
-            self.send(idx, &[&out]);
-            self.conns[idx as usize].keep_alive = false;
-            self.end_response(idx);
+            self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
             return;
         }
         let mut seq = p.int("seq", 0);
