@@ -669,17 +669,32 @@ fn lenient_query_keeps_what_it_can() {
 }
 
 #[test]
-fn raw_quote_in_the_target_is_refused_by_hyper() {
-    // hyper's URI parser refuses a raw `"` in the request target with a bare
-    // 400 before the service runs: a refusal, never icomet's empty message to
-    // the channel "".
+fn raw_quotes_and_braces_in_the_target_are_used_as_sent() {
+    // curl sends `{"a":1}` as typed; icomet dropped every parameter of such
+    // a query (§10), hyper alone would refuse it: comet publishes it.
     let s = TestServer::default();
     let mut c = s.connect();
-    c.send(b"GET /push?cname=q5&content={\"a\":1} HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r = c.response(false);
-    assert_eq!(r.status, "HTTP/1.1 400 Bad Request");
-    assert!(c.closed());
-    assert_eq!(s.hub.totals().0, 0);
+    c.request("GET /push?cname=q5&content={\"a\":1}|<b> HTTP/1.1\r\nHost: t\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", JS, OK);
+    assert_eq!(
+        s.history("q5"),
+        vec![r#"{"type":"data","cname":"q5","seq":1,"content":"{\"a\":1}|<b>"}"#.to_string()]
+    );
+    // A POST body holding quotes, pipelined with another raw-quote GET.
+    let body = "cname=q5&content=\"x\"";
+    c.send(
+        format!(
+            "POST /push HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET /push?cname=q5&content=\"y\" HTTP/1.1\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.response(false);
+    c.response(false);
+    let h = s.history("q5");
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert!(h[1].ends_with(r#""seq":2,"content":"\"x\""}"#), "{}", h[1]);
+    assert!(h[2].ends_with(r#""seq":3,"content":"\"y\""}"#), "{}", h[2]);
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod publish;
 mod query;
 mod request;
 mod response;
+mod target;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -120,7 +121,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .title_case_headers(true)
         .pipeline_flush(true)
         .header_read_timeout(None)
-        .serve_connection(TokioIo::new(stream), service));
+        .serve_connection(TokioIo::new(target::Lenient::new(stream)), service));
     let result = tokio::select! {
         r = conn.as_mut() => r,
         () = stopped(&mut shutdown) => {
