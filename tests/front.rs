@@ -219,10 +219,11 @@ fn methods_paths_and_malformed_requests() {
     let head = c.head();
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"));
     assert_eq!(header(&head, "connection"), Some("close"));
+    assert_eq!(header(&head, "content-type"), Some("text/html"));
     let body = String::from_utf8(c.read_to_eof()).expect("utf8");
     assert_eq!(
         body,
-        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL /nothing?x=&lt;b&gt; was not found on this server.</p></body></html>"
+        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL /nothing?x=&lt;b&gt; was not found on this server.</p></body></html>\n"
     );
 
     let mut c = Client::connect(s.front_addr());

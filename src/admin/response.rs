@@ -73,18 +73,14 @@ impl AdminError {
                 r.headers_mut().insert(CONNECTION, HeaderValue::from_static("Close"));
                 r
             }
-            AdminError::NotImplemented => {
-                let page = "<HTML><HEAD>\n<TITLE>501 Not Implemented</TITLE>\n</HEAD><BODY>\n\
-                            <H1>Not Implemented</H1>\n</BODY></HTML>\n";
-                closing(reply(StatusCode::NOT_IMPLEMENTED, Some(HTML), AdminBody::full(page)))
-            }
+            AdminError::NotImplemented => generic(closing(reply(
+                StatusCode::NOT_IMPLEMENTED,
+                Some(HTML),
+                AdminBody::full(crate::front::respond::NOT_IMPLEMENTED_PAGE),
+            ))),
             AdminError::NotFound(target) => {
-                let page = format!(
-                    "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>\
-                     <p>The requested URL {} was not found on this server.</p></body></html>\n",
-                    html_escape(&target)
-                );
-                closing(reply(StatusCode::NOT_FOUND, Some(HTML), AdminBody::full(page)))
+                let page = crate::front::respond::not_found_page(&target);
+                generic(closing(reply(StatusCode::NOT_FOUND, Some(HTML), AdminBody::full(page))))
             }
             AdminError::InvalidMethod => with_reason(StatusCode::METHOD_NOT_ALLOWED, b"Invalid Method"),
             AdminError::TooManyChannels(_) => with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels"),
@@ -126,6 +122,16 @@ fn line(status: StatusCode, reason: &str) -> AdminResponse {
     reply(status, Some(TEXT_UTF8), AdminBody::full(format!("{reason}\n")))
 }
 
+/// Marks libevent's own error pages (unknown path, unknown method), which
+/// carry no `Server` header (reference §1.1).
+#[derive(Debug, Clone, Copy)]
+struct Generic;
+
+fn generic(mut r: AdminResponse) -> AdminResponse {
+    r.extensions_mut().insert(Generic);
+    r
+}
+
 /// Marks a reply as the last one on its connection.
 fn closing(mut r: AdminResponse) -> AdminResponse {
     r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
@@ -135,8 +141,11 @@ fn closing(mut r: AdminResponse) -> AdminResponse {
 /// Adds what every admin reply carries: `Server`, and libevent's default
 /// content type when the handler set none.
 pub fn finish(r: &mut AdminResponse) {
+    let is_generic = r.extensions().get::<Generic>().is_some();
     let h = r.headers_mut();
-    h.insert(SERVER, HeaderValue::from_static(SERVER_NAME));
+    if !is_generic {
+        h.insert(SERVER, HeaderValue::from_static(SERVER_NAME));
+    }
     if !h.contains_key(CONTENT_TYPE) {
         h.insert(CONTENT_TYPE, HeaderValue::from_static(DEFAULT_TYPE));
     }

@@ -205,7 +205,7 @@ impl Worker {
                         idx,
                         false,
                         "501 Not Implemented",
-                        DEFAULT_TYPE,
+                        "text/html",
                         respond::NOT_IMPLEMENTED_PAGE.as_bytes(),
                     );
                 }
@@ -244,7 +244,7 @@ impl Worker {
         match req.route {
             Route::NotFound => {
                 let page = respond::not_found_page(&req.target);
-                self.reply_and_close_typed(idx, req.http10, "404 Not Found", DEFAULT_TYPE, page.as_bytes());
+                self.reply_and_close_typed(idx, req.http10, "404 Not Found", "text/html", page.as_bytes());
             }
             Route::Ping => {
                 let p = Params::parse(&req.query);

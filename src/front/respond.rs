@@ -88,17 +88,18 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// The body of the 404 page for a request target.
+/// The body of libevent's 404 page for a request target (both listeners).
 pub fn not_found_page(target: &str) -> String {
     format!(
-        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The requested URL {} was not found on this server.</p></body></html>",
+        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>\
+         <p>The requested URL {} was not found on this server.</p></body></html>\n",
         html_escape(target)
     )
 }
 
-/// The body of the 501 page.
+/// The body of libevent's 501 page (both listeners).
 pub const NOT_IMPLEMENTED_PAGE: &str =
-    "<html><head><title>501 Not Implemented</title></head><body><h1>Not Implemented</h1><p>Method not implemented.</p></body></html>";
+    "<HTML><HEAD>\n<TITLE>501 Not Implemented</TITLE>\n</HEAD><BODY>\n<H1>Not Implemented</H1>\n</BODY></HTML>\n";
 
 /// Formats the `Date:` header line for now.
 pub fn date_line() -> Vec<u8> {
