@@ -9,6 +9,11 @@ Completeness is checked: every subscriber must get every message.
 Bounded: N connections, M messages, a 300 s deadline; only 127.0.0.1.
 
 usage: tools/bench/fanout_cpu.py [N=15000] [M=20] [transport=stream]
+
+With COMET_FLOOR=1 the same run goes against tools/bench/epoll_floor.c (a
+bare epoll server writing the same pre-framed bytes), built first with
+`cc -O2 -o target/epoll_floor tools/bench/epoll_floor.c`: the floor that
+comet's per-delivery CPU is compared with.
 """
 import os, resource, selectors, socket, subprocess, sys, tempfile, time, urllib.request
 
@@ -18,6 +23,7 @@ T = sys.argv[3] if len(sys.argv) > 3 else "stream"
 FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
 ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
 BIN = os.environ.get("COMET_BIN", "target/release/comet")
+FLOOR = os.environ.get("COMET_FLOOR") == "1"
 DEADLINE = time.time() + 300
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -33,15 +39,23 @@ def main():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    cfg.write(f"log_level: warn\nfront:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 20000\n"
+    cfg.write(f"log_level: warn\nworkers: {os.environ.get('COMET_WORKERS', '0')}\n"
+              f"front:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 20000\n"
               f"admin:\n  listen: 127.0.0.1:{ADMIN}\n")
     cfg.close()
-    server = subprocess.Popen([BIN, "-c", cfg.name])
+    if FLOOR:
+        server = subprocess.Popen(["target/epoll_floor", str(FRONT)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+    else:
+        server = subprocess.Popen([BIN, "-c", cfg.name])
     sel = selectors.DefaultSelector()
     try:
         while True:
             try:
-                get("/info")
+                if FLOOR:
+                    socket.create_connection(("127.0.0.1", FRONT)).close()
+                else:
+                    get("/info")
                 break
             except OSError:
                 assert time.time() < DEADLINE
@@ -70,19 +84,33 @@ def main():
                     got[key.data] += data.count(marker)
                     if before < until <= got[key.data]:
                         done += 1
-        while b'"subscribers": %d' % N not in get("/info?cname=fan") and time.time() < DEADLINE:
-            time.sleep(0.1)
-        drain(0)
+        if FLOOR:
+            # Every subscriber has its response head once each socket has read some bytes.
+            heads = [False] * N
+            while not all(heads):
+                assert time.time() < DEADLINE, "heads missing"
+                for key, _ in sel.select(timeout=1):
+                    if key.fileobj.recv(65536):
+                        heads[key.data] = True
+        else:
+            while b'"subscribers": %d' % N not in get("/info?cname=fan") and time.time() < DEADLINE:
+                time.sleep(0.1)
+            drain(0)
         c0 = cpu(server.pid)
         t0 = time.time()
         for m in range(1, M + 1):
-            get(f"/push?cname=fan&content=message{m}")
+            if FLOOR:
+                server.stdin.write(f"{m}\n")
+                server.stdin.flush()
+                server.stdout.readline()
+            else:
+                get(f"/push?cname=fan&content=message{m}")
             drain(m)
         c1 = cpu(server.pid)
         wall = time.time() - t0
         assert all(g == M for g in got), "missing or duplicate deliveries"
         per = (c1 - c0) / (N * M) * 1e6
-        print(f"transport={T} subscribers={N} messages={M} deliveries={N*M} complete=yes "
+        print(f"server={'epoll_floor' if FLOOR else 'comet'} transport={T} subscribers={N} messages={M} deliveries={N*M} complete=yes "
               f"server_cpu_s={c1-c0:.2f} wall_s={wall:.2f} cpu_per_delivery_us={per:.2f}")
     finally:
         server.terminate()
