@@ -476,3 +476,33 @@ fn jsonp_client_resuming_by_seq_loses_no_message() {
     let want: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
 }
+
+/// A worker that held more than 1,024 connections and then lost them all
+/// gives back its connection array, timer wheel and read buffer; it must
+/// serve new subscribers exactly as before.
+#[test]
+fn workers_serve_again_after_everyone_left() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    let s = start(cfg);
+    let clients: Vec<Client> = (0..1100)
+        .map(|_| {
+            let mut c = Client::connect(s.front_addr());
+            c.get("/sub?cname=burst&seq=1");
+            c
+        })
+        .collect();
+    eventually("all subscribed", || subscribers(&s, "burst") == 1100);
+    drop(clients);
+    eventually("all gone", || subscribers(&s, "burst") == 0);
+    assert_eq!(s.hub().stats.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let mut c = Client::connect(s.front_addr());
+    c.get("/sub?cname=burst&seq=1&cb=again");
+    c.head();
+    eventually("subscribed again", || subscribers(&s, "burst") == 1);
+    admin(&s, "/push?cname=burst&content=after");
+    assert_eq!(
+        c.chunk_str(),
+        "again({\"type\":\"data\",\"cname\":\"burst\",\"seq\":1,\"content\":\"after\"});\n"
+    );
+}

@@ -36,9 +36,42 @@ try{var d = window.location.hostname.split('.');if(d.length > 1){document.domain
     p
 }
 
+/// A chunk-size line (`{len:x}\r\n`) built on the stack: written per
+/// subscriber for JSONP deliveries, so it must not allocate.
+pub struct ChunkHead {
+    buf: [u8; 18],
+    start: usize,
+}
+
+impl ChunkHead {
+    /// The size line for a chunk of `len` bytes.
+    pub fn new(len: usize) -> ChunkHead {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        buf[16] = b'\r';
+        buf[17] = b'\n';
+        let mut start = 16;
+        let mut n = len;
+        loop {
+            start -= 1;
+            buf[start] = HEX[n & 15];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        ChunkHead { buf, start }
+    }
+
+    /// The line's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// Appends `body` as one HTTP chunk.
 pub fn chunk_into(out: &mut Vec<u8>, body: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(ChunkHead::new(body.len()).as_bytes());
     out.extend_from_slice(body);
     out.extend_from_slice(b"\r\n");
 }
@@ -138,6 +171,19 @@ mod tests {
             EventKind::Close => (encode::message("close", "c", 3, ""), None),
         };
         Event::new(id, 2, kind, json, ns)
+    }
+
+    #[test]
+    fn chunk_heads_are_lower_case_hex() {
+        for (len, want) in [
+            (0, "0\r\n"),
+            (9, "9\r\n"),
+            (59, "3b\r\n"),
+            (4096, "1000\r\n"),
+            (usize::MAX, "ffffffffffffffff\r\n"),
+        ] {
+            assert_eq!(ChunkHead::new(len).as_bytes(), want.as_bytes());
+        }
     }
 
     #[test]

@@ -278,7 +278,7 @@ impl Worker {
                         .clone();
                     let body = &lp[..lp.len() - 1];
                     if chunked {
-                        let head = format!("{:x}\r\n", cb.len() + 1 + body.len() + 3);
+                        let head = frame::ChunkHead::new(cb.len() + 1 + body.len() + 3);
                         self.send(
                             idx,
                             &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK],

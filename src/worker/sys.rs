@@ -142,21 +142,10 @@ fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc:
 /// Tunes an accepted socket: no Nagle delay, and the configured buffer sizes (0 = kernel default).
 pub fn tune_socket(fd: RawFd, send_buf: usize, recv_buf: usize) {
     let _ = setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-    if send_buf > 0 {
-        let _ = setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            send_buf.min(i32::MAX as usize) as i32,
-        );
-    }
-    if recv_buf > 0 {
-        let _ = setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            recv_buf.min(i32::MAX as usize) as i32,
-        );
+    for (option, size) in [(libc::SO_SNDBUF, send_buf), (libc::SO_RCVBUF, recv_buf)] {
+        if size > 0 {
+            let _ = setsockopt_int(fd, libc::SOL_SOCKET, option, size.min(i32::MAX as usize) as i32);
+        }
     }
 }
 

@@ -15,51 +15,41 @@ bare epoll server writing the same pre-framed bytes), built first with
 `cc -O2 -o target/epoll_floor tools/bench/epoll_floor.c`: the floor that
 comet's per-delivery CPU is compared with.
 """
-import os, resource, selectors, socket, subprocess, sys, tempfile, time, urllib.request
+import os, selectors, socket, subprocess, sys, time
+
+from benchlib import FRONT, Comet, admin_get as get, cpu_s as cpu, raise_nofile, wait_until
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
 M = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 T = sys.argv[3] if len(sys.argv) > 3 else "stream"
-FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
-ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
-BIN = os.environ.get("COMET_BIN", "target/release/comet")
 FLOOR = os.environ.get("COMET_FLOOR") == "1"
 DEADLINE = time.time() + 300
-TICK = os.sysconf("SC_CLK_TCK")
 
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / TICK
 
-def get(path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}{path}", timeout=10) as r:
-        return r.read()
+class Floor:
+    """tools/bench/epoll_floor.c: publishes by a line on its stdin."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["target/epoll_floor", str(FRONT)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        wait_until(lambda: socket.create_connection(("127.0.0.1", FRONT)).close() or True,
+                   DEADLINE, "epoll_floor to start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
 
 def main():
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    cfg.write(f"log_level: warn\nworkers: {os.environ.get('COMET_WORKERS', '0')}\n"
-              f"front:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 20000\n"
-              f"admin:\n  listen: 127.0.0.1:{ADMIN}\n")
-    cfg.close()
+    raise_nofile()
     if FLOOR:
-        server = subprocess.Popen(["target/epoll_floor", str(FRONT)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+        server = Floor()
     else:
-        server = subprocess.Popen([BIN, "-c", cfg.name])
+        server = Comet(front_yaml="  max_connections: 20000\n",
+                       top_yaml=f"workers: {os.environ.get('COMET_WORKERS', '0')}\n", deadline=DEADLINE)
     sel = selectors.DefaultSelector()
     try:
-        while True:
-            try:
-                if FLOOR:
-                    socket.create_connection(("127.0.0.1", FRONT)).close()
-                else:
-                    get("/info")
-                break
-            except OSError:
-                assert time.time() < DEADLINE
-                time.sleep(0.05)
         socks = []
         for i in range(N):
             s = socket.create_connection(("127.0.0.1", FRONT))
@@ -100,9 +90,9 @@ def main():
         t0 = time.time()
         for m in range(1, M + 1):
             if FLOOR:
-                server.stdin.write(f"{m}\n")
-                server.stdin.flush()
-                server.stdout.readline()
+                server.proc.stdin.write(f"{m}\n")
+                server.proc.stdin.flush()
+                server.proc.stdout.readline()
             else:
                 get(f"/push?cname=fan&content=message{m}")
             drain(m)
@@ -113,9 +103,8 @@ def main():
         print(f"server={'epoll_floor' if FLOOR else 'comet'} transport={T} subscribers={N} messages={M} deliveries={N*M} complete=yes "
               f"server_cpu_s={c1-c0:.2f} wall_s={wall:.2f} cpu_per_delivery_us={per:.2f}")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        os.unlink(cfg.name)
+        server.stop()
+
 
 if __name__ == "__main__":
     main()

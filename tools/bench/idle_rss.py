@@ -8,44 +8,24 @@ Bounded: N connections, a 120 s deadline; only 127.0.0.1 is contacted.
 
 usage: tools/bench/idle_rss.py [N] [transport: sub|stream|sse|iframe] [channels]
 """
-import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+import json, socket, sys, time
+
+from benchlib import FRONT, Comet, admin_get, raise_nofile, rss_kb, wait_until
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
 TRANSPORT = sys.argv[2] if len(sys.argv) > 2 else "sub"
 CHANNELS = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
-ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
-BIN = os.environ.get("COMET_BIN", "target/release/comet")
 DEADLINE = time.time() + 120
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 def info():
-    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/info", timeout=5) as r:
-        return json.loads(r.read())
+    return json.loads(admin_get("/info"))
+
 
 def main():
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    cfg.write(f"log_level: warn\nfront:\n  listen: 127.0.0.1:{FRONT}\n  max_connections: 1000000\nadmin:\n  listen: 127.0.0.1:{ADMIN}\n")
-    cfg.close()
-    server = subprocess.Popen([BIN, "-c", cfg.name])
+    raise_nofile()
+    server = Comet(front_yaml="  max_connections: 1000000\n", deadline=DEADLINE)
     try:
-        while True:
-            try:
-                info()
-                break
-            except OSError:
-                if time.time() > DEADLINE:
-                    raise
-                time.sleep(0.05)
         time.sleep(1)
         before = rss_kb(server.pid)
         socks = []
@@ -53,10 +33,7 @@ def main():
             s = socket.create_connection(("127.0.0.1", FRONT))
             s.sendall(f"GET /{TRANSPORT}?cname=c{i % CHANNELS}&seq=1 HTTP/1.1\r\n\r\n".encode())
             socks.append(s)
-        while info()["subscribers"] < N:
-            if time.time() > DEADLINE:
-                raise RuntimeError(f"only {info()['subscribers']} of {N} subscribed")
-            time.sleep(0.1)
+        wait_until(lambda: info()["subscribers"] >= N, DEADLINE, f"{N} subscribers")
         time.sleep(1)
         after = rss_kb(server.pid)
         per = (after - before) * 1024 / N
@@ -65,9 +42,8 @@ def main():
         for s in socks:
             s.close()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        os.unlink(cfg.name)
+        server.stop()
+
 
 if __name__ == "__main__":
     main()

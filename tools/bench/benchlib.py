@@ -1,0 +1,70 @@
+"""Shared by the benchmark scripts: loopback ports, starting comet, /proc readings.
+
+Ports come from COMET_BENCH_FRONT / COMET_BENCH_ADMIN (default 28100 / 28000),
+the binary from COMET_BIN (default target/release/comet). Only 127.0.0.1 is
+ever contacted.
+"""
+import os, resource, subprocess, tempfile, time, urllib.request
+
+FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
+ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
+BIN = os.environ.get("COMET_BIN", "target/release/comet")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile():
+    """Raises the soft descriptor limit to the hard one."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def admin_get(path):
+    """GET on the admin listener; returns the body."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}{path}", timeout=10) as r:
+        return r.read()
+
+
+def rss_kb(pid):
+    """The process's resident set, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid):
+    """User + system CPU seconds the process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def wait_until(ready, deadline, what):
+    """Polls `ready()` (OSError counts as not yet) until it holds or `deadline` passes."""
+    while True:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Comet:
+    """comet on the benchmark ports, with `front_yaml` lines added under `front:`."""
+
+    def __init__(self, front_yaml="", top_yaml="", deadline=None):
+        self.cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        self.cfg.write(f"log_level: warn\n{top_yaml}front:\n  listen: 127.0.0.1:{FRONT}\n{front_yaml}"
+                       f"admin:\n  listen: 127.0.0.1:{ADMIN}\n")
+        self.cfg.close()
+        self.proc = subprocess.Popen([BIN, "-c", self.cfg.name])
+        self.pid = self.proc.pid
+        wait_until(lambda: admin_get("/info"), deadline or time.time() + 30, "comet to start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        os.unlink(self.cfg.name)
