@@ -84,9 +84,18 @@ impl Mailbox {
     }
 }
 
-/// Counters for `/info` and, later, metrics.
+/// Counters for `/stats` and `/metrics` (see `crate::metrics`).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Waiting subscribers by transport (`Transport::index`).
+    pub subscribers_by_transport: [AtomicU64; 4],
+    /// Connections accepted and then refused because `front.max_connections`
+    /// were open.
+    pub refused_full: AtomicU64,
+    /// Connections refused by `front.max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// Front connections accepted since start (refused ones included).
+    pub accepted: AtomicU64,
     /// Messages published (pub, push, and one per channel for broadcast).
     pub published: AtomicU64,
     /// Frames written to subscribers.
@@ -108,6 +117,7 @@ pub struct Hub {
     presence: Mutex<Vec<mpsc::Sender<Bytes>>>,
     /// Counters.
     pub stats: Stats,
+    started: std::time::Instant,
 }
 
 /// Locks a mutex, recovering from poisoning: every critical section leaves
@@ -134,12 +144,18 @@ impl Hub {
             mailboxes,
             presence: Mutex::new(Vec::new()),
             stats: Stats::default(),
+            started: std::time::Instant::now(),
         })
     }
 
     /// The configuration the server runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Time since the hub was created.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// The worker mailboxes.

@@ -34,9 +34,10 @@ use tokio::sync::{mpsc, watch};
 pub use filter::IpFilter;
 
 use crate::hub::Hub;
+use crate::metrics::Snapshot;
 use crate::params::decode_path;
 use publish::Content;
-use response::{AdminError, AdminResponse};
+use response::{AdminError, AdminResponse, JSON, PROMETHEUS};
 
 /// How long a connection may take to finish its current reply after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -170,6 +171,10 @@ enum Endpoint {
     Check,
     /// `/psub`: presence events.
     Psub,
+    /// `/stats`: server figures as JSON (the operator page's feed).
+    Stats,
+    /// `/metrics`: server figures in the Prometheus text format.
+    Metrics,
 }
 
 impl Endpoint {
@@ -185,6 +190,8 @@ impl Endpoint {
             b"/info" => Endpoint::Info,
             b"/check" => Endpoint::Check,
             b"/psub" => Endpoint::Psub,
+            b"/stats" => Endpoint::Stats,
+            b"/metrics" => Endpoint::Metrics,
             _ => return None,
         })
     }
@@ -194,13 +201,17 @@ impl Endpoint {
         match self {
             Endpoint::Pub | Endpoint::Push => method == Method::GET || method == Method::POST,
             Endpoint::Broadcast => method == Method::GET,
+            Endpoint::Stats | Endpoint::Metrics => method == Method::GET || method == Method::HEAD,
             _ => true,
         }
     }
 
     /// Whether a POST body contributes parameters.
     fn reads_body(self) -> bool {
-        !matches!(self, Endpoint::Broadcast | Endpoint::Psub)
+        !matches!(
+            self,
+            Endpoint::Broadcast | Endpoint::Psub | Endpoint::Stats | Endpoint::Metrics
+        )
     }
 }
 
@@ -234,6 +245,8 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
         Endpoint::Info => Ok(query::info(hub, &params)),
         Endpoint::Check => Ok(query::check(hub, &params)),
         Endpoint::Psub => Ok(psub::subscribe(hub, method == Method::HEAD, &shared.shutdown)),
+        Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(hub).to_json() + "\n")),
+        Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(hub).to_prometheus())),
     }
 }
 

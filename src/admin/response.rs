@@ -29,6 +29,10 @@ pub const HTML_UTF8: &str = "text/html; charset=utf-8";
 pub const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 /// One-line error reasons (400, 413).
 pub const TEXT_UTF8: &str = "text/plain; charset=utf-8";
+/// `/stats`.
+pub const JSON: &str = "application/json";
+/// `/metrics`: the Prometheus text exposition format.
+pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// libevent's generic error pages.
 pub const HTML: &str = "text/html";
 
