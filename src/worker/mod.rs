@@ -9,11 +9,13 @@
 //! starts as a copy of the shared one. The connection logic itself (HTTP,
 //! subscribe, delivery) is in `crate::front`.
 
+mod accept;
+mod drain;
 pub(crate) mod sys;
 pub(crate) mod wheel;
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -71,7 +73,16 @@ pub(crate) struct Worker {
     accepting: bool,
     /// The next worker to hand accepting to, shared by all workers.
     next_acceptor: Arc<AtomicUsize>,
-    emfile_logged: bool,
+    /// `front.max_connections`, over all workers.
+    max_connections: u64,
+    /// Failed accepts (descriptors exhausted) in the current burst.
+    accept_failures: u64,
+    /// No accepting before this tick (after a failed accept).
+    accept_pause_until: u32,
+    /// Refused connections waiting for their request (see `accept`).
+    refusing: Vec<accept::Pending>,
+    /// Set once a shutdown began: when the remaining connections are dropped.
+    drain_deadline: Option<Instant>,
     running: bool,
 }
 
@@ -136,7 +147,11 @@ pub(crate) fn spawn(
             accept_paused: index >= acceptors,
             accepting: index < acceptors,
             next_acceptor: next_acceptor.clone(),
-            emfile_logged: false,
+            max_connections: hub.config().front.max_connections as u64,
+            accept_failures: 0,
+            accept_pause_until: 0,
+            refusing: Vec::new(),
+            drain_deadline: None,
             running: true,
         };
         let barrier = barrier.clone();
@@ -164,8 +179,11 @@ impl Worker {
         let start = Instant::now();
         let mut cmds = Vec::new();
         while self.running {
-            let next_tick = start + Duration::from_secs(u64::from(self.now));
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let mut wake = start + Duration::from_secs(u64::from(self.now));
+            if let Some(d) = self.drain_deadline {
+                wake = wake.min(d);
+            }
+            let timeout = wake.saturating_duration_since(Instant::now());
             let n = match self.epoll.wait(&mut events, timeout.as_millis() as i32 + 1) {
                 Ok(n) => n,
                 Err(e) => {
@@ -187,10 +205,11 @@ impl Worker {
                                     self.accepting = true;
                                     self.maybe_resume_accept();
                                 }
-                                Command::Shutdown => self.running = false,
+                                Command::Drain(deadline) => self.begin_drain(deadline),
                             }
                         }
                     }
+                    t if t & accept::REFUSED_TAG == accept::REFUSED_TAG => self.on_refused_event(t),
                     t => self.on_event((t & 0xffff_ffff) as u32, (t >> 32) as u32, bits),
                 }
             }
@@ -198,7 +217,13 @@ impl Worker {
                 self.now += 1;
                 self.tick();
             }
+            if let Some(deadline) = self.drain_deadline {
+                if self.open == 0 || Instant::now() >= deadline {
+                    self.running = false;
+                }
+            }
         }
+        self.expire_refused(true);
         for idx in 0..self.conns.len() as u32 {
             self.close_conn(idx);
         }
@@ -209,67 +234,9 @@ impl Worker {
         (u64::from(gen) << 32) | u64::from(idx)
     }
 
-    fn accept_ready(&mut self) {
-        for _ in 0..512 {
-            if self.open >= self.capacity {
-                self.pause_accept();
-                self.hand_off();
-                return;
-            }
-            match sys::accept(self.listener) {
-                Ok(fd) => self.add_conn(fd),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EAGAIN) => return,
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        if !self.emfile_logged {
-                            log::warn!("worker {}: accept: {e}; pausing accepts for a second", self.index);
-                            self.emfile_logged = true;
-                        }
-                        self.pause_accept();
-                        return;
-                    }
-                    _ => continue,
-                },
-            }
-        }
-    }
-
-    /// This worker is full: the next worker that never accepted takes over.
-    fn hand_off(&mut self) {
-        let next = self.next_acceptor.fetch_add(1, Ordering::Relaxed);
-        if let Some(mb) = self.hub.mailboxes().get(next) {
-            mb.push(Command::StartAccepting);
-        }
-    }
-
-    fn pause_accept(&mut self) {
-        if !self.accept_paused {
-            let _ = self.epoll.delete(self.listener);
-            self.accept_paused = true;
-        }
-    }
-
-    /// Resumes accepting if it was paused and there is room.
-    pub fn maybe_resume_accept(&mut self) {
-        // Rejoin only with real room again, so that a full worker does not
-        // flap in and out on every single disconnect.
-        if self.accept_paused
-            && self.accepting
-            && self.open < self.capacity - self.capacity / 16
-            && self.running
-            && self
-                .epoll
-                .add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER)
-                .is_ok()
-        {
-            self.accept_paused = false;
-        }
-    }
-
     fn tick(&mut self) {
         self.date = crate::front::respond::date_line();
-        self.emfile_logged = false;
-        self.maybe_resume_accept();
+        self.accept_tick();
         let bucket = self.wheel.take(self.now);
         for &(idx, gen) in &bucket {
             self.on_timer(idx, gen);
