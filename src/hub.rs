@@ -99,6 +99,8 @@ pub struct Stats {
     pub refused_per_ip: AtomicU64,
     /// Front connections accepted since start (refused ones included).
     pub accepted: AtomicU64,
+    /// Workers that handed over to a fresh thread after everyone left.
+    pub worker_renewals: AtomicU64,
     /// Messages published (pub, push, and one per channel for broadcast).
     pub published: AtomicU64,
     /// Frames written to subscribers.

@@ -457,7 +457,8 @@ impl Worker {
 
     /// Everyone left after a burst: drop what the burst grew (the connection
     /// array, stale timer entries) and hand freed heap pages back to the OS,
-    /// so that RSS returns to its idle level after a disconnect storm.
+    /// so that RSS returns to its idle level after a disconnect storm; then
+    /// ask for a fresh thread (see `worker::renew`).
     fn release_memory(&mut self) {
         self.conns = Vec::new();
         self.free = Vec::new();
@@ -466,6 +467,7 @@ impl Worker {
         self.local.shrink_to_fit();
         // SAFETY: malloc_trim only returns free heap memory to the kernel.
         unsafe { libc::malloc_trim(0) };
+        self.renew = true;
     }
 
     /// A timer entry came due.

@@ -11,6 +11,7 @@
 
 mod accept;
 mod drain;
+mod renew;
 pub(crate) mod sys;
 pub(crate) mod wheel;
 
@@ -84,18 +85,32 @@ pub(crate) struct Worker {
     /// Set once a shutdown began: when the remaining connections are dropped.
     drain_deadline: Option<Instant>,
     running: bool,
+    /// Everyone left after a burst: hand over to a fresh thread (see `renew`).
+    pub renew: bool,
+    /// Whether workers take private descriptor tables.
+    unshare: bool,
+    /// Every worker's current thread, replaced when a worker renews itself.
+    threads: Threads,
+    /// When to trim the heap (a successor, once its predecessor has exited).
+    trim_at: Option<Instant>,
 }
+
+/// The thread of each worker (`None` once joined).
+type Threads = Arc<std::sync::Mutex<Vec<Option<JoinHandle<()>>>>>;
 
 /// Handles of the running workers.
 pub(crate) struct Workers {
-    threads: Vec<JoinHandle<()>>,
+    threads: Threads,
 }
 
 impl Workers {
-    /// Waits for every worker thread to end.
+    /// Waits for every worker thread to end, following renewals.
     pub fn join(self) {
-        for t in self.threads {
-            let _ = t.join();
+        let n = crate::hub::lock(&self.threads).len();
+        for i in 0..n {
+            while let Some(t) = crate::hub::lock(&self.threads)[i].take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -127,7 +142,7 @@ pub(crate) fn spawn(
         polls.push(ep);
     }
     let barrier = Arc::new(Barrier::new(n + 1));
-    let mut threads = Vec::with_capacity(n);
+    let threads: Threads = Arc::new(std::sync::Mutex::new((0..n).map(|_| None).collect()));
     for (index, epoll) in polls.into_iter().enumerate() {
         let worker = Worker {
             index,
@@ -153,24 +168,41 @@ pub(crate) fn spawn(
             refusing: Vec::new(),
             drain_deadline: None,
             running: true,
+            renew: false,
+            unshare,
+            threads: threads.clone(),
+            trim_at: None,
         };
-        let barrier = barrier.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("comet-w{index}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                if unshare {
-                    if let Err(e) = sys::unshare_files() {
-                        log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
-                    }
-                }
-                barrier.wait();
-                worker.run();
-            })?;
-        threads.push(t);
+        let t = start_thread(index, unshare, Some(barrier.clone()), move || worker)?;
+        crate::hub::lock(&threads)[index] = Some(t);
     }
     barrier.wait();
     Ok(Workers { threads })
+}
+
+/// Runs the worker `make` builds on a new thread, which first takes a
+/// private descriptor table when `unshare` (a copy of the spawning thread's
+/// table), then meets `barrier` if given.
+fn start_thread(
+    index: usize,
+    unshare: bool,
+    barrier: Option<Arc<Barrier>>,
+    make: impl FnOnce() -> Worker + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("comet-w{index}"))
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            if unshare {
+                if let Err(e) = sys::unshare_files() {
+                    log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
+                }
+            }
+            if let Some(b) = barrier {
+                b.wait();
+            }
+            make().run();
+        })
 }
 
 impl Worker {
@@ -178,6 +210,8 @@ impl Worker {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
         let start = Instant::now();
         let mut cmds = Vec::new();
+        // A successor may have been handed a wake-up its predecessor never saw.
+        self.commands(&mut cmds);
         while self.running {
             let mut wake = start + Duration::from_secs(u64::from(self.now));
             if let Some(d) = self.drain_deadline {
@@ -196,19 +230,7 @@ impl Worker {
                 let (token, bits) = (ev.u64, ev.events);
                 match token {
                     LISTENER => self.accept_ready(),
-                    MAILBOX => {
-                        self.hub.mailboxes()[self.index].drain(&mut cmds);
-                        for cmd in std::mem::take(&mut cmds) {
-                            match cmd {
-                                Command::Deliver(event) => self.deliver(&event),
-                                Command::StartAccepting => {
-                                    self.accepting = true;
-                                    self.maybe_resume_accept();
-                                }
-                                Command::Drain(deadline) => self.begin_drain(deadline),
-                            }
-                        }
-                    }
+                    MAILBOX => self.commands(&mut cmds),
                     t if t & accept::REFUSED_TAG == accept::REFUSED_TAG => self.on_refused_event(t),
                     t => self.on_event((t & 0xffff_ffff) as u32, (t >> 32) as u32, bits),
                 }
@@ -221,11 +243,37 @@ impl Worker {
                 if self.open == 0 || Instant::now() >= deadline {
                     self.running = false;
                 }
+            } else if self.renew {
+                self.renew = false;
+                if self.open == 0 {
+                    match self.start_successor() {
+                        Ok(()) => return self.retire(),
+                        Err(e) => log::warn!(
+                            "worker {}: cannot start a fresh thread, keeping this one: {e}",
+                            self.index
+                        ),
+                    }
+                }
             }
         }
         self.expire_refused(true);
         for idx in 0..self.conns.len() as u32 {
             self.close_conn(idx);
+        }
+    }
+
+    /// Runs the commands waiting in this worker's mailbox.
+    fn commands(&mut self, cmds: &mut Vec<Command>) {
+        self.hub.mailboxes()[self.index].drain(cmds);
+        for cmd in std::mem::take(cmds) {
+            match cmd {
+                Command::Deliver(event) => self.deliver(&event),
+                Command::StartAccepting => {
+                    self.accepting = true;
+                    self.maybe_resume_accept();
+                }
+                Command::Drain(deadline) => self.begin_drain(deadline),
+            }
         }
     }
 
@@ -236,6 +284,11 @@ impl Worker {
 
     fn tick(&mut self) {
         self.date = crate::front::respond::date_line();
+        if self.trim_at.is_some_and(|t| Instant::now() >= t) {
+            self.trim_at = None;
+            // SAFETY: malloc_trim only returns free heap memory to the kernel.
+            unsafe { libc::malloc_trim(0) };
+        }
         self.accept_tick();
         let bucket = self.wheel.take(self.now);
         for &(idx, gen) in &bucket {

@@ -34,6 +34,17 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub struct Epoll(RawFd);
 
 impl Epoll {
+    /// Takes ownership of an existing epoll descriptor (a worker's successor
+    /// taking over its instance).
+    pub fn from_raw(fd: RawFd) -> Epoll {
+        Epoll(fd)
+    }
+
+    /// The descriptor.
+    pub fn raw(&self) -> RawFd {
+        self.0
+    }
+
     /// Creates an epoll instance.
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: no pointers involved.
