@@ -66,7 +66,7 @@ pub(crate) struct Worker {
     pub wheel: Wheel,
     /// Ticks since the worker started (1 per second).
     pub now: u32,
-    pub date: Vec<u8>,
+    pub date: crate::front::respond::DateLine,
     /// The read buffer, allocated while the worker has connections.
     pub rbuf: Vec<u8>,
     accept_paused: bool,
