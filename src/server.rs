@@ -193,19 +193,11 @@ impl Server {
         &self.hub
     }
 
-    /// Serves until SIGINT or SIGTERM, then shuts down gracefully (see
-    /// [`Server::shutdown`]). A second signal during the shutdown exits the
-    /// process at once with status 128 + the signal number.
-    pub fn run_until_signal(self) -> Result<(), ServerError> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let mut term = {
-            let _guard = rt.enter();
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
-        };
-        let mut int = {
-            let _guard = rt.enter();
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?
-        };
+    /// Serves until SIGINT or SIGTERM arrives through `signals`, then shuts
+    /// down gracefully (see [`Server::shutdown`]). A second signal during the
+    /// shutdown exits the process at once with status 128 + the signal number.
+    pub fn run_until_signal(self, signals: Signals) -> Result<(), ServerError> {
+        let Signals { rt, mut term, mut int } = signals;
         let first = rt.block_on(async {
             tokio::select! {
                 _ = int.recv() => "SIGINT",
@@ -257,6 +249,29 @@ impl Server {
         for t in self.admin_threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// SIGTERM and SIGINT handlers and the small runtime that waits for them.
+///
+/// Installed before [`Server::bind`]: once the server runs, clients may take
+/// every free descriptor, and a runtime created then could fail to start.
+pub struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; from now on these signals no longer kill the process.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (term, int) = {
+            let _guard = rt.enter();
+            (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        };
+        Ok(Signals { rt, term, int })
     }
 }
 

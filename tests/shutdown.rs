@@ -134,7 +134,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
         "front:\n  listen: 127.0.0.1:0\n",
         "front:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n  descriptor_tables: never\n",
     );
-    let bin = Binary::start_with_limit(&yaml, Some(64));
+    let mut bin = Binary::start_with_limit(&yaml, Some(64));
     let mut clients: Vec<Client> = (0..80)
         .map(|_| {
             let mut c = Client::connect(bin.front());
@@ -164,4 +164,8 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
         !bin.log_lines("accepting again after").is_empty()
     });
     wait_subscribers(&bin, 40);
+    // Signal handling was set up before the clients could take every descriptor.
+    bin.signal(libc::SIGTERM);
+    assert_eq!(bin.wait_exit(Duration::from_secs(15)).expect("exits").code(), Some(0));
+    drop(served);
 }
