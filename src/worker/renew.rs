@@ -28,6 +28,9 @@ impl Worker {
     /// Starts the thread that takes over from this one; on success this
     /// thread must return from `run` at once (see `retire`).
     pub(super) fn start_successor(&mut self) -> std::io::Result<()> {
+        // Refused connections waiting for their request live in this
+        // thread's table; they are not worth carrying over.
+        self.expire_refused(true);
         let epoll_fd = self.epoll.raw();
         let next = Handover {
             index: self.index,
