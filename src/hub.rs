@@ -198,9 +198,6 @@ impl Hub {
     }
 
     fn deliver(&self, mut mask: WorkerMask, event: &Arc<Event>) {
-        self.stats
-            .published
-            .fetch_add(u64::from(event.is_sequenced()), Ordering::Relaxed);
         while mask != 0 {
             let w = mask.trailing_zeros() as usize;
             mask &= mask - 1;
@@ -212,12 +209,17 @@ impl Hub {
 
     /// `/pub` and `/push`: publishes already-escaped content; returns its seq.
     pub fn publish(&self, cname: &str, content_escaped: &str) -> Result<i32, TooManyChannels> {
-        self.with_table(|t, out| t.publish(cname, content_escaped, out))
+        let seq = self.with_table(|t, out| t.publish(cname, content_escaped, out))?;
+        // Counted whether or not anyone is subscribed.
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
     }
 
     /// `/broadcast`: returns the number of channels reached.
     pub fn broadcast(&self, content_escaped: &str) -> usize {
-        self.with_table(|t, out| t.broadcast(content_escaped, out))
+        let reached = self.with_table(|t, out| t.broadcast(content_escaped, out));
+        self.stats.published.fetch_add(reached as u64, Ordering::Relaxed);
+        reached
     }
 
     /// `/sign`.

@@ -56,6 +56,13 @@ fn stats_and_metrics_count_connections_by_transport() {
     poll.head();
     let (_, _, body) = admin(&server, "/stats");
     assert_eq!(json_u64(&body, "published"), published + 1);
+    // A message nobody is watching is published all the same.
+    assert_eq!(admin(&server, "/push?cname=unwatched&content=x").0, "HTTP/1.1 200 OK");
+    assert_eq!(json_u64(&admin(&server, "/stats").2, "published"), published + 2);
+    // A broadcast counts once per channel (m1, m2, unwatched).
+    assert_eq!(admin(&server, "/broadcast?content=all").0, "HTTP/1.1 200 OK");
+    let published = published + 5;
+    assert_eq!(json_u64(&admin(&server, "/stats").2, "published"), published);
     // The worker counts deliveries after writing them.
     eventually("delivery counted", || {
         json_u64(&admin(&server, "/stats").2, "delivered") >= 1
@@ -71,8 +78,8 @@ fn stats_and_metrics_count_connections_by_transport() {
     assert_eq!(sample(&text, r#"comet_connections{transport="sse"}"#), 1);
     assert_eq!(sample(&text, r#"comet_connections{transport="poll"}"#), 0);
     assert_eq!(sample(&text, r#"comet_connections{transport="none"}"#), 2);
-    assert_eq!(sample(&text, "comet_channels"), 2);
-    assert_eq!(sample(&text, "comet_messages_published_total"), published + 1);
+    assert_eq!(sample(&text, "comet_channels"), 3);
+    assert_eq!(sample(&text, "comet_messages_published_total"), published);
     assert!(sample(&text, "process_resident_memory_bytes") > 1 << 20);
 
     drop(sse);
