@@ -2,7 +2,8 @@
 // of one channel with its type and seq, and a box to publish with /push.
 // Query parameters: channel (default "demo"), sign=1 to get a token from
 // /sign first (for front.auth: token), front_port to reach the front
-// listener through another port (a proxy), backoff_ms and backoff_max_ms.
+// listener through another port (a proxy), sub_timeout (ms without any
+// message before reconnecting), backoff_ms and backoff_max_ms.
 (function () {
   'use strict';
   var query = new URLSearchParams(location.search);
@@ -43,6 +44,7 @@
     signUrl: query.get('sign') ? '/sign' : undefined,
     pubUrl: '/push',
     transport: transport,
+    sub_timeout: Number(query.get('sub_timeout')) || undefined,
     backoff_ms: Number(query.get('backoff_ms')) || undefined,
     backoff_max_ms: Number(query.get('backoff_max_ms')) || undefined,
     callback: function (content, type, msg) {
