@@ -1,6 +1,7 @@
 //! The demo pages on the admin listener: `/demo/` serves the embedded `web/`
 //! files with their content types, `config.js` names the front listener's
-//! bound port, and the admin IP filter still applies.
+//! bound port, the pages need no admin key (the endpoints they call do),
+//! and the admin IP filter still applies.
 
 mod common;
 
@@ -95,4 +96,46 @@ fn the_admin_ip_filter_applies() {
     let (status, _, body) = admin(&s, "/demo/");
     assert_eq!(status, "HTTP/1.1 403 Forbidden");
     assert_eq!(body, "");
+}
+
+/// One GET with extra header lines on a fresh admin connection: (status line, head, body).
+fn get_with(server: &comet::server::Server, target: &str, headers: &str) -> (String, String, Vec<u8>) {
+    let mut c = Client::connect(server.admin_addr());
+    c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}Connection: close\r\n\r\n").as_bytes());
+    let (head, body) = c.response();
+    (head.lines().next().unwrap_or("").to_string(), head, body)
+}
+
+#[test]
+fn pages_need_no_admin_key_but_what_they_call_does() {
+    let mut c = config();
+    c.admin.key = "demo-k3y".to_string();
+    let s = start(c);
+    for (target, content_type) in [
+        ("/demo/", HTML),
+        ("/demo/chat.html", HTML),
+        ("/demo/comet.js", JS),
+        ("/demo/ops.html?key=demo-k3y", HTML),
+        ("/demo/config.js", JS),
+    ] {
+        let (status, head, _) = get_with(&s, target, "");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{target}");
+        assert_eq!(header(&head, "content-type"), Some(content_type), "{target}");
+    }
+    // The pages' own requests: refused without the key, served with it as
+    // the pages send it (Authorization: Bearer, or key= for JSONP).
+    let (status, _, body) = get_with(&s, "/push?cname=demo&content=hi", "");
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(body, b"admin key required\n");
+    let (status, _, _) = get_with(&s, "/stats", "");
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    let (status, _, body) = get_with(&s, "/push?cname=demo&content=hi", "Authorization: Bearer demo-k3y\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(body, b"{\"type\":\"ok\"}\n");
+    let (status, head, _) = get_with(&s, "/stats", "Authorization: Bearer demo-k3y\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    let (status, _, body) = get_with(&s, "/sign?cname=demo&cb=f&key=demo-k3y", "");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.starts_with(b"f({"), "{}", String::from_utf8_lossy(&body));
 }

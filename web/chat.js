@@ -1,6 +1,9 @@
 // The chat demo: every window on the same channel sees every message.
 // Messages are JSON text {uid, nickname, text} published with /push on this
 // (admin) origin and received through comet.js on the front listener.
+// Query parameters: channel (default "chat"), name, transport (poll, iframe,
+// sse), and key: the admin key when admin.key is set (sent with /push as
+// Authorization: Bearer).
 (function () {
   'use strict';
   var query = new URLSearchParams(location.search);
@@ -37,6 +40,7 @@
     channel: channel,
     subUrl: front + '/sub',
     pubUrl: '/push',
+    adminKey: query.get('key') || undefined,
     transport: query.get('transport') || undefined,
     callback: function (content, type, msg) {
       var m;

@@ -9,6 +9,7 @@
  *     subUrl: 'http://host:8100/sub',   // the front listener's /sub (or /poll)
  *     signUrl: '...',                   // optional: JSONP /sign, for token auth
  *     pubUrl: '...',                    // optional: /push, for c.pub(text)
+ *     adminKey: '...',                  // optional: comet's admin.key, for pub and sign
  *     callback: function (content, type, msg) { ... }
  *   });
  *   c.pub('hello', function (reply) {}); c.unsub(); c.sub();
@@ -248,7 +249,10 @@
    * A subscription to one channel. `config`: channel, subUrl|sub_url,
    * signUrl|sign_url, pubUrl|pub_url, callback|sub_callback, sub_timeout (ms),
    * and comet.js's own: transport ('sse', 'poll', 'iframe'; default SSE where
-   * available), error (refusals and closes), backoff_ms and backoff_max_ms.
+   * available), error (refusals and closes), backoff_ms, backoff_max_ms and
+   * admin_key|adminKey (comet's admin.key: sent with pub as
+   * `Authorization: Bearer`, or as a `key` parameter of JSONP pub and sign,
+   * which cannot carry headers; never sent to the front listener).
    * It subscribes at once, like icomet.js.
    */
   function iComet(config) {
@@ -263,6 +267,7 @@
     self.sub_url = config.sub_url || config.subUrl;
     self.sign_url = config.sign_url || config.signUrl || null;
     self.pub_url = config.pub_url || config.pubUrl || null;
+    self.admin_key = config.admin_key || config.adminKey || '';
     self.sub_callback = config.callback || config.sub_callback || null;
     self.error_callback = config.error || config.error_callback || null;
     self.sub_timeout = config.sub_timeout || 60000;
@@ -360,7 +365,11 @@
     self.lastActivity = Date.now();
     var gen = self.generation;
     if (self.sign_url && !self.token) {
-      var url = withParams(self.sign_url, { cname: self.cname, _: Date.now() });
+      var signParams = { cname: self.cname, _: Date.now() };
+      if (self.admin_key) {
+        signParams.key = self.admin_key;
+      }
+      var url = withParams(self.sign_url, signParams);
       self.conn = jsonp(
         url,
         'cb',
@@ -588,6 +597,9 @@
       var base = self.pub_url.replace(/([?&])cb=\?(&?)/, function (all, sep, amp) {
         return amp ? sep : '';
       });
+      if (self.admin_key) {
+        params.key = self.admin_key;
+      }
       jsonp(withParams(base, params), 'cb', done, function (why) {
         done(null, why);
       });
@@ -595,6 +607,9 @@
     }
     var xhr = new global.XMLHttpRequest();
     xhr.open('GET', withParams(self.pub_url, params));
+    if (self.admin_key) {
+      xhr.setRequestHeader('Authorization', 'Bearer ' + self.admin_key);
+    }
     xhr.onload = function () {
       if (xhr.status !== 200) {
         done(null, 'HTTP ' + xhr.status);

@@ -1,12 +1,15 @@
 // The operator page: polls /stats once a second, shows the figures and
 // draws the last two minutes as line charts on plain canvases (no library,
 // no CDN: the admin listener is often on a host without internet access).
+// With admin.key set, open it as ops.html?key=KEY: the key is sent as
+// Authorization: Bearer.
 (function () {
   'use strict';
   var PERIOD_MS = 1000;
   var KEEP = 120;
   var samples = [];
   var previous = null;
+  var KEY = new URLSearchParams(location.search).get('key');
   var COLORS = ['#1663a8', '#d9822b', '#2e9e5b', '#a33ba3'];
 
   var FIGURES = [
@@ -69,7 +72,7 @@
     var plotW = w - left - 6;
     var plotH = h - top - 6;
     g.font = '11px system-ui, sans-serif';
-    g.strokeStyle = '#e3e8ed';
+    g.strokeStyle = '#e4e4e4'; // neutral grey: only data lines are coloured
     g.fillStyle = '#5b6873';
     for (var i = 0; i <= 2; i++) {
       var y = top + plotH - (plotH * i) / 2;
@@ -85,6 +88,7 @@
       g.lineWidth = 2;
       g.beginPath();
       var started = false;
+      var last = null;
       s.values.forEach(function (v, j) {
         if (v === null) {
           return;
@@ -97,9 +101,17 @@
           g.moveTo(x, y);
           started = true;
         }
+        last = j === s.values.length - 1 ? [x, y] : null;
       });
       g.stroke();
       g.fillStyle = g.strokeStyle;
+      // The latest value as a dot: a line needs two samples, the first
+      // second of a page (or of a rate after a restart) has one.
+      if (last) {
+        g.beginPath();
+        g.arc(last[0], last[1], 3, 0, 2 * Math.PI);
+        g.fill();
+      }
       g.fillText(s.label, left + 6 + k * 110, 11);
     });
   }
@@ -159,6 +171,9 @@
   function poll() {
     var xhr = new XMLHttpRequest();
     xhr.open('GET', '/stats');
+    if (KEY) {
+      xhr.setRequestHeader('Authorization', 'Bearer ' + KEY);
+    }
     xhr.onload = function () {
       if (xhr.status === 200) {
         try {
@@ -167,7 +182,8 @@
           document.getElementById('meta').textContent = '/stats: ' + e;
         }
       } else {
-        document.getElementById('meta').textContent = '/stats: HTTP ' + xhr.status;
+        document.getElementById('meta').textContent =
+          '/stats: HTTP ' + xhr.status + (xhr.status === 401 ? ' (admin.key is set: open ops.html?key=KEY)' : '');
       }
       setTimeout(poll, PERIOD_MS);
     };

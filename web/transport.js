@@ -3,7 +3,8 @@
 // Query parameters: channel (default "demo"), sign=1 to get a token from
 // /sign first (for front.auth: token), front_port to reach the front
 // listener through another port (a proxy), sub_timeout (ms without any
-// message before reconnecting), backoff_ms and backoff_max_ms.
+// message before reconnecting), backoff_ms and backoff_max_ms, and key: the
+// admin key when admin.key is set (for /push and /sign).
 (function () {
   'use strict';
   var query = new URLSearchParams(location.search);
@@ -43,6 +44,7 @@
     subUrl: front + '/sub',
     signUrl: query.get('sign') ? '/sign' : undefined,
     pubUrl: '/push',
+    adminKey: query.get('key') || undefined,
     transport: transport,
     sub_timeout: Number(query.get('sub_timeout')) || undefined,
     backoff_ms: Number(query.get('backoff_ms')) || undefined,
@@ -56,7 +58,8 @@
   });
   document.getElementById('meta').textContent = 'channel ' + channel + ' over ' + comet.transport;
   document.getElementById('curl').textContent =
-    'curl "http://' + location.host + '/push?cname=' + encodeURIComponent(channel) + '&content=hello"';
+    'curl ' + (query.get('key') ? '-H "Authorization: Bearer KEY" ' : '') +
+    '"http://' + location.host + '/push?cname=' + encodeURIComponent(channel) + '&content=hello"';
 
   document.getElementById('send').addEventListener('submit', function (e) {
     e.preventDefault();
