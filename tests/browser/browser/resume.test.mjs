@@ -36,8 +36,8 @@ async function expectShown(page, want) {
   const texts = async () => (await shown(page)).map((m) => m.text);
   await eventually(
     async () => (await texts()).length >= want.length,
-    async () => `${JSON.stringify(want)}, have ${JSON.stringify(await texts())}`,
-    20000
+    async () => `${JSON.stringify(want)}, have ${JSON.stringify(await texts())}; page log:\n${page.logs.join('\n')}`,
+    45000
   );
   assert.deepEqual(await texts(), want);
 }
@@ -58,7 +58,7 @@ for (const transport of TRANSPORTS) {
     await server.restart();
     await server.push(cname, 'r1');
     await server.push(cname, 'r2');
-    await eventually(() => subscribed(cname), `a subscriber of ${cname} after the restart`, 20000);
+    await eventually(() => subscribed(cname), `a subscriber of ${cname} after the restart`, 45000);
     await server.push(cname, 'r3');
     await expectShown(page, [...before, 'r1', 'r2', 'r3']);
     const seqs = (await shown(page)).map((m) => m.seq);

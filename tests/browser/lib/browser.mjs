@@ -41,8 +41,11 @@ export async function launch() {
   });
 }
 
-/** Waits until `fn()` returns a truthy value, polling; fails with `what()` after `ms`. */
-export async function eventually(fn, what, ms = 15000) {
+/**
+ * Waits until `fn()` returns a truthy value, polling; fails with `what()`
+ * after `ms` (generous: the tests share a loaded machine).
+ */
+export async function eventually(fn, what, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -56,11 +59,16 @@ export async function eventually(fn, what, ms = 15000) {
   }
 }
 
-/** Opens `url` in a new page whose console errors are collected in page.errors. */
+/**
+ * Opens `url` in a new page; uncaught errors are collected in page.errors,
+ * and everything the page logs (comet.js logs at debug level) in page.logs.
+ */
 export async function open(browser, url) {
   const page = await browser.newPage();
   page.errors = [];
+  page.logs = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => page.logs.push(`${new Date().toISOString().slice(11, 23)} ${m.text()}`));
   await page.goto(url);
   return page;
 }

@@ -2,6 +2,7 @@
 // port 0 on the first start (the ports are read from the startup log line),
 // the same ports again on a restart.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +17,14 @@ function binary() {
   return bin;
 }
 
-/** A comet server process. `front` is extra YAML lines under `front:`. */
+/**
+ * A comet server process. `front` is extra YAML lines under `front:`;
+ * `adminKey` sets `admin.key`, which get() and push() then send.
+ */
 export class Comet {
-  constructor(front = []) {
+  constructor(front = [], { adminKey = '' } = {}) {
     this.frontLines = front;
+    this.adminKey = adminKey;
     this.dir = mkdtempSync(join(tmpdir(), 'comet-browser-'));
     this.frontPort = 0;
     this.adminPort = 0;
@@ -42,9 +47,12 @@ export class Comet {
         'admin:',
         `  listen: "127.0.0.1:${this.adminPort}"`,
         '  threads: 1',
+        ...(this.adminKey ? [`  key: "${this.adminKey}"`] : []),
         ''
       ].join('\n')
     );
+    // Only this process's log: a restart must wait for its own startup line.
+    this.log = '';
     const child = spawn(binary(), ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -99,10 +107,23 @@ export class Comet {
     return `http://127.0.0.1:${this.adminPort}${path}`;
   }
 
-  /** A GET on the admin listener; resolves to {status, headers, text}. */
-  async get(path) {
-    const r = await fetch(this.admin(path), { redirect: 'manual' });
-    return { status: r.status, headers: r.headers, text: await r.text() };
+  /**
+   * A GET on the admin listener on a new connection (a pooled one could
+   * still point at the process before a restart), with the admin key if one
+   * is set; resolves to {status, headers, text}.
+   */
+  get(path) {
+    return new Promise((resolve, reject) => {
+      const headers = this.adminKey ? { authorization: `Bearer ${this.adminKey}` } : {};
+      const req = http.get(this.admin(path), { agent: false, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
   }
 
   /** Publishes raw `content` to `cname` with /push; fails unless acknowledged. */
