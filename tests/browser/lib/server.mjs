@@ -56,6 +56,12 @@ export class Comet {
     const child = spawn(binary(), ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // An exit that stop() did not ask for is a server bug: say so with its log.
+    this.exited.then(({ code, signal }) => {
+      if (this.child === child) {
+        process.stderr.write(`comet exited unexpectedly (code ${code}, signal ${signal}); its log:\n${this.log}\n`);
+      }
+    });
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`comet did not start:\n${this.log}`)), START_TIMEOUT_MS);
       child.stderr.setEncoding('utf8');
