@@ -480,19 +480,45 @@
     return {
       close: function () {
         frame.onload = null;
-        // Removed outside the frame's own script (a refusal closes from there).
+        // Removed outside the frame's own script (a refusal closes from
+        // there). Until then its scripts may still run: `calling` tells
+        // them apart from the current frame's.
         setTimeout(function () {
           if (frame.parentNode) {
             frame.parentNode.removeChild(frame);
           }
         }, 0);
+      },
+      // Whether the running icomet_cb call comes from this frame's document
+      // (every frame calls the same parent.icomet_cb). Readable because both
+      // documents share document.domain, which the transport needs anyway.
+      calling: function () {
+        try {
+          var d = frame.contentDocument;
+          return !!(d && d.currentScript);
+        } catch (e) {
+          return true;
+        }
       }
     };
   };
 
-  /** Whether a message from an /iframe script belongs to this instance. */
+  /**
+   * Whether a message from an /iframe script belongs to this instance: its
+   * current frame is the caller. A frame being closed (a reconnect from seq 1
+   * after a restart, a retry) can still deliver for a moment, and a second
+   * instance on the same channel has frames of its own.
+   */
   iComet.prototype.acceptsFrame = function (msg) {
-    return !this.stopped && this.transport === 'iframe' && this.conn !== null && msg && msg.cname === this.cname;
+    return (
+      !this.stopped &&
+      this.transport === 'iframe' &&
+      this.conn !== null &&
+      typeof this.conn.calling === 'function' &&
+      this.conn.calling() &&
+      !!msg &&
+      msg.cname === this.cname
+    );
   };
 
   iComet.prototype.unframe = function () {

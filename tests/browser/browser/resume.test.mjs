@@ -97,3 +97,33 @@ for (const transport of TRANSPORTS) {
     }
   });
 }
+
+// Every /iframe document calls the same parent.icomet_cb: a frame being
+// replaced (a reconnect from seq 1 after a restart) can still deliver for a
+// moment, and its message must not count as the current frame's. Here a
+// frame of the page's own origin calls icomet_cb with a message for the
+// channel, as a stale frame would.
+test('iframe: only the current frame delivers', async () => {
+  const cname = 'frames';
+  const page = await open(browser, server.admin(`/demo/iframe.html?channel=${cname}&${BACKOFF}`));
+  await eventually(() => subscribed(cname), `a subscriber of ${cname}`);
+  await server.push(cname, 'first');
+  await expectShown(page, ['first']);
+  await page.evaluate((cname) => {
+    const f = document.createElement('iframe');
+    f.name = 'stale';
+    f.srcdoc =
+      '<script>try { document.domain = ' + JSON.stringify(location.hostname) + ';' +
+      ' parent.icomet_cb({type: "data", cname: ' + JSON.stringify(cname) + ', seq: 2, content: "stale"});' +
+      ' window.result = "called"; } catch (e) { window.result = String(e); }</' + 'script>';
+    document.body.appendChild(f);
+  }, cname);
+  const stale = await eventually(() => page.frame({ name: 'stale' }), 'the stale frame');
+  await eventually(async () => (await stale.evaluate(() => window.result)) !== undefined, 'its script to run');
+  assert.equal(await stale.evaluate(() => window.result), 'called');
+  await server.push(cname, 'second');
+  await expectShown(page, ['first', 'second']);
+  assert.deepEqual((await shown(page)).map((m) => m.seq), [1, 2]);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
