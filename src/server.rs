@@ -132,6 +132,10 @@ impl Server {
             recv_buf: f.socket_recv_buffer_bytes,
         };
         let admin_count = config.admin.threads.max(1);
+        // The bound address, not port 0: the admin's demo pages tell
+        // browsers which port the front listener is on.
+        let mut config = config;
+        config.front.listen = front;
         let hub = Arc::new(Hub::new(config, plan.workers)?);
         // Build the admin runtimes before the workers take private tables:
         // their epoll and waker descriptors must exist in the shared table.

@@ -102,6 +102,9 @@ fn head_prefix(t: T, http10: bool) -> String {
     if t == T::Sse {
         h.push_str("Access-Control-Allow-Origin: *\r\n");
     }
+    if t == T::Iframe {
+        h.push_str("Origin-Agent-Cluster: ?0\r\n");
+    }
     h.push_str("X-Accel-Buffering: no\r\n");
     if http10 {
         h.push_str("Connection: close\r\n\r\n");

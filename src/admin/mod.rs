@@ -4,7 +4,8 @@
 //! (keep-alive, pipelining); [`route`] applies the IP filter, libevent's
 //! method and path rules, and hands each endpoint to its handler: `publish`
 //! (`/pub`, `/push`, `/broadcast`, `/sign`), `query` (`/close`, `/clear`,
-//! `/info`, `/check`) and `psub`. Failures become HTTP only in
+//! `/info`, `/check`), `psub`, and `web` (the embedded demo pages under
+//! `/demo/`). Failures become HTTP only in
 //! `response::AdminError::into_response`. The admin side reaches channels
 //! only through [`Hub`] calls and never touches a front connection.
 
@@ -16,6 +17,7 @@ mod query;
 mod request;
 mod response;
 mod target;
+mod web;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -51,6 +53,8 @@ struct Shared {
     hub: Arc<Hub>,
     filter: IpFilter,
     shutdown: watch::Receiver<bool>,
+    /// The front listener's port, for the demo pages (`web`).
+    front_port: u16,
     /// How long a connection may take to finish its current reply after shutdown.
     grace: Duration,
 }
@@ -60,11 +64,13 @@ struct Shared {
 /// `shutdown_grace_secs`; `/psub` streams end at once) and returns.
 pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let filter = IpFilter::from_config(&hub.config().admin);
+    let front_port = hub.config().front.listen.port();
     let grace = Duration::from_secs(u64::from(hub.config().shutdown_grace_secs));
     let shared = Arc::new(Shared {
         hub,
         filter,
         shutdown: shutdown.clone(),
+        front_port,
         grace,
     });
     // Every connection task holds a clone of `done`; `recv` returns None once
@@ -231,8 +237,11 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
     if ![Method::GET, Method::POST, Method::HEAD, Method::PUT, Method::DELETE].contains(&method) {
         return Err(AdminError::NotImplemented);
     }
-    let endpoint = Endpoint::from_path(&decode_path(req.uri().path().as_bytes()))
-        .ok_or_else(|| AdminError::NotFound(req.uri().to_string()))?;
+    let path = decode_path(req.uri().path().as_bytes());
+    if web::is_demo(&path) {
+        return web::serve(&method, &path, &req.uri().to_string(), shared.front_port);
+    }
+    let endpoint = Endpoint::from_path(&path).ok_or_else(|| AdminError::NotFound(req.uri().to_string()))?;
     if !endpoint.allows(&method) {
         return Err(AdminError::InvalidMethod);
     }

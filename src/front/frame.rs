@@ -17,6 +17,13 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// The prologue of `/iframe` responses: an HTML head, the `document.domain`
 /// trick icomet's pages rely on, and padding so that browsers start
 /// rendering (and running the scripts) at once.
+///
+/// `document.domain` becomes the hostname's last two labels, as icomet sets
+/// it; where that is refused (an IP address such as 127.0.0.1, whose "last
+/// two labels" are not a domain, or a public suffix) it is set to the
+/// hostname itself, which still makes a page on another port of the same
+/// host able to receive `parent.icomet_cb` calls once it sets the same value
+/// (web/comet.js does both in this order).
 pub fn iframe_prologue() -> Vec<u8> {
     let mut p = Vec::with_capacity(1400);
     p.extend_from_slice(
@@ -27,7 +34,7 @@ pub fn iframe_prologue() -> Vec<u8> {
 <meta http-equiv=\"Pragma\" content=\"no-cache\">\
 <meta http-equiv=\"Expires\" content=\"Thu, 1 Jan 1970 00:00:00 GMT\">\
 <script type=\"text/javascript\">window.onError = null;\
-try{var d = window.location.hostname.split('.');if(d.length > 1){document.domain = d.slice(-2).join('.');}}catch(e){}\
+try{var h = window.location.hostname;try{document.domain = h.split('.').slice(-2).join('.');}catch(e){document.domain = h;}}catch(e){}\
 </script></head><body>",
     );
     p.extend_from_slice(b"<!--");

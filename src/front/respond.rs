@@ -13,7 +13,11 @@ pub fn subscribe_head(out: &mut Vec<u8>, t: Transport, http10: bool, keep_alive:
     out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
     out.extend_from_slice(match t {
         Transport::Sse => &b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n"[..],
-        Transport::Iframe => b"Content-Type: text/html; charset=utf-8\r\n",
+        // The embedding page is on another origin (the admin's /demo/, or an
+        // app's port); `document.domain` only works across ports when both
+        // documents leave origin-keyed agent clusters (Chromium ignores the
+        // setter otherwise).
+        Transport::Iframe => b"Content-Type: text/html; charset=utf-8\r\nOrigin-Agent-Cluster: ?0\r\n",
         _ => b"Content-Type: application/json; charset=utf-8\r\n",
     });
     if t.is_streaming() {
