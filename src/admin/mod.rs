@@ -15,7 +15,7 @@ mod publish;
 mod query;
 mod request;
 mod response;
-mod target;
+pub(crate) mod target;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
