@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::channel::MAX_WORKERS;
 
@@ -23,7 +23,7 @@ use crate::channel::MAX_WORKERS;
 pub const DEFAULT_YAML: &str = include_str!("../comet.yaml");
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, `off`);
@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// Subscribe-side authentication mode (icomet's `front.auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
     /// Anyone may subscribe; unknown channels are created on subscribe.
@@ -49,7 +49,7 @@ pub enum Auth {
 }
 
 /// Whether workers give themselves private descriptor tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DescriptorTables {
     /// Private tables only when `max_connections` exceeds one table.
@@ -61,7 +61,7 @@ pub enum DescriptorTables {
 }
 
 /// The front (subscriber) listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrontConfig {
     /// Address to listen on, `ip:port`.
@@ -98,7 +98,7 @@ pub struct FrontConfig {
 }
 
 /// The admin (publisher) listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on, `ip:port`.
