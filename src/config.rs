@@ -266,7 +266,11 @@ impl ConfigError {
             let rest = &message[i + "unknown field `".len()..];
             if let Some(end) = rest.find('`') {
                 let parent = message[..i].trim_end_matches(": ");
-                let name = &rest[..end];
+                // An empty key (`: 1`, or an anchor in its place) is shown as `""`.
+                let name = match &rest[..end] {
+                    "" => "\"\"",
+                    name => name,
+                };
                 let key = if parent.is_empty() {
                     name.to_string()
                 } else {

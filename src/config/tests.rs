@@ -90,6 +90,23 @@ fn unknown_key_is_named() {
         Err(ConfigError::UnknownKey { key, .. }) => assert_eq!(key, "bogus"),
         other => panic!("expected UnknownKey, got {other:?}"),
     }
+    // Found by the config fuzz target: an empty key read "unknown key ``".
+    for (yaml, want) in [
+        ("\"\": 1\n", "`\"\"`"),
+        ("&a : 1\n", "`\"\"`"),
+        ("front:\n  \"\": 1\n", "`front.\"\"`"),
+    ] {
+        match Config::from_yaml(yaml) {
+            Err(e @ ConfigError::UnknownKey { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!("unknown key {want} at line")),
+                    "{yaml:?}: {msg}"
+                );
+            }
+            other => panic!("{yaml:?}: expected UnknownKey, got {other:?}"),
+        }
+    }
 }
 
 #[test]
