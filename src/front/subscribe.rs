@@ -388,6 +388,15 @@ impl Worker {
             self.arm(idx, due);
             return;
         }
+        self.send_noop(idx);
+    }
+
+    /// Sends a noop heartbeat; a long poll's response ends with it.
+    pub(crate) fn send_noop(&mut self, idx: u32) {
+        let pt = self.settings.polling_timeout;
+        let now = self.now;
+        let c = &mut self.conns[idx as usize];
+        let Some(sub) = c.sub.as_mut() else { return };
         let name = self.local.get(&sub.chan.key()).map_or("", |l| &l.name);
         let json = encode::message("noop", name, sub.noop, "");
         sub.noop = sub.noop.wrapping_add(1);
