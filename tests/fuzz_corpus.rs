@@ -49,6 +49,7 @@ fn corpus_and_seeds_pass_every_check() {
 #[test]
 fn fixed_crashes_stay_fixed() {
     for (target, check) in TARGETS {
-        replay("regressions", target, check);
+        let fixed = replay("regressions", target, check);
+        assert!(fixed > 0, "fuzz/regressions/{target} is empty");
     }
 }
