@@ -1,8 +1,9 @@
 //! `admin_params`: the request-target adapter in front of hyper, and the
-//! admin parameter decoding of what hyper then sees.
+//! admin parameter decoding of what hyper then sees, including the admin key.
 
-use super::split;
+use super::{percent_encode_query, split};
 use crate::admin::target::Scanner;
+use crate::admin::{bearer_token, key_matches};
 use crate::params::{self, Params};
 
 /// Input: a split seed byte, then either raw connection bytes (checked for
@@ -23,6 +24,7 @@ pub fn admin_params(data: &[u8]) {
         assert_eq!(rewrite(&split(input, 0)), whole, "the adapter fed single bytes");
     }
     check_requests(input, seed);
+    check_key(input, seed);
 }
 
 /// The adapter's output for input arriving in `reads`.
@@ -105,4 +107,56 @@ fn check_request<'a>(out: &'a [u8], target: &[u8], body: &[u8]) -> &'a [u8] {
     }
     assert_eq!(got, want, "parameters of {shown:?}");
     &rest[body.len()..]
+}
+
+/// A key made of the input's printable ASCII bytes (what `admin.key` may
+/// hold) is accepted in every form a client may present it: an
+/// `Authorization: Bearer` header whatever the scheme's case and the spaces
+/// around the key, a percent-encoded `key` parameter, and the key typed as it
+/// is when it has no byte that means something in a query. A key differing in
+/// one byte is refused.
+fn check_key(input: &[u8], seed: u8) {
+    let key: Vec<u8> = input.iter().copied().filter(u8::is_ascii_graphic).collect();
+    let Some(&first) = key.first() else {
+        return;
+    };
+    let mut other = key.clone();
+    other[0] = if first == b'~' { b'!' } else { first + 1 };
+    for scheme in [&b"Bearer "[..], b"bearer  ", b"BEARER \t"] {
+        let right = [scheme, &key[..], b" "].concat();
+        let wrong = [scheme, &other[..]].concat();
+        let shown = String::from_utf8_lossy(&right);
+        assert!(key_matches(bearer_token(&right), &key), "header {shown:?}");
+        assert!(!key_matches(bearer_token(&wrong), &key), "one byte off: {shown:?}");
+    }
+    let text = String::from_utf8(key.clone()).expect("printable ASCII is UTF-8");
+    let encoded = format!("/info?key={}&cname=a", percent_encode_query(&key));
+    let got = key_parameter(encoded.as_bytes(), seed);
+    assert_eq!(got.as_deref(), Some(&*text), "encoded key");
+    if !key.iter().any(|b| b"%+&=#".contains(b)) {
+        let raw = [&b"/info?cname=a&key="[..], &key[..]].concat();
+        assert_eq!(key_parameter(&raw, seed).as_deref(), Some(&*text), "raw key");
+    }
+}
+
+/// The `key` parameter the admin reads from a GET of `target`, after the
+/// adapter and hyper's parsing.
+fn key_parameter(target: &[u8], seed: u8) -> Option<String> {
+    let stream = [b"GET ", target, b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+    let out = rewrite(&split(&stream, seed));
+    let mut headers = [httparse::EMPTY_HEADER; 4];
+    let mut req = httparse::Request::new(&mut headers);
+    let shown = String::from_utf8_lossy(target);
+    match req.parse(&out) {
+        Ok(httparse::Status::Complete(_)) => {}
+        other => panic!("hyper's parser refuses the adapted target of {shown:?}: {other:?}"),
+    }
+    let uri: hyper::Uri = req
+        .path
+        .expect("a complete request has a target")
+        .parse()
+        .unwrap_or_else(|e| panic!("hyper refuses the adapted target of {shown:?}: {e}"));
+    Params::parse(uri.query().unwrap_or_default().as_bytes())
+        .get("key")
+        .map(str::to_string)
 }
