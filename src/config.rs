@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::channel::MAX_WORKERS;
 
@@ -23,7 +23,7 @@ use crate::channel::MAX_WORKERS;
 pub const DEFAULT_YAML: &str = include_str!("../comet.yaml");
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, `off`);
@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 /// Subscribe-side authentication mode (icomet's `front.auth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Auth {
     /// Anyone may subscribe; unknown channels are created on subscribe.
@@ -52,7 +52,7 @@ pub enum Auth {
 }
 
 /// Whether workers give themselves private descriptor tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DescriptorTables {
     /// Private tables only when `max_connections` exceeds one table.
@@ -64,7 +64,7 @@ pub enum DescriptorTables {
 }
 
 /// The front (subscriber) listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrontConfig {
     /// Address to listen on, `ip:port`.
@@ -105,7 +105,7 @@ pub struct FrontConfig {
 }
 
 /// The admin (publisher) listener.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on, `ip:port`.
@@ -279,7 +279,11 @@ impl ConfigError {
             let rest = &message[i + "unknown field `".len()..];
             if let Some(end) = rest.find('`') {
                 let parent = message[..i].trim_end_matches(": ");
-                let name = &rest[..end];
+                // An empty key (`: 1`, or an anchor in its place) is shown as `""`.
+                let name = match &rest[..end] {
+                    "" => "\"\"",
+                    name => name,
+                };
                 let key = if parent.is_empty() {
                     name.to_string()
                 } else {

@@ -10,8 +10,9 @@ use bytes::Bytes;
 
 /// Appends `s` JSON-escaped (without quotes) to `out`.
 ///
-/// Escapes `"`, `\`, every control character, DEL, and U+2028/U+2029 (which
-/// end a line inside a JavaScript string literal and so would break JSONP).
+/// Escapes `"`, `\`, every control character (C0, DEL and C1), and
+/// U+2028/U+2029 (which end a line inside a JavaScript string literal and so
+/// would break JSONP).
 pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -37,6 +38,11 @@ pub fn escape_json_into(out: &mut Vec<u8>, s: &str) {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
             len = 1;
+        } else if b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)) {
+            // U+0080..U+009F, the C1 control characters.
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(format!("\\u00{:02x}", bytes[i + 1]).as_bytes());
+            len = 2;
         } else if b == 0xe2
             && i + 2 < bytes.len()
             && bytes[i + 1] == 0x80
@@ -135,6 +141,11 @@ mod tests {
             "\\u0000\\u001f\\u007f\\b\\f"
         );
         assert_eq!(escape_json("a\u{2028}b\u{2029}"), "a\\u2028b\\u2029");
+        // C1 controls (found by the params fuzz target), next to look-alikes that stay.
+        assert_eq!(
+            escape_json("\u{80}\u{85}\u{9f}\u{a0}\u{100}"),
+            "\\u0080\\u0085\\u009f\u{a0}\u{100}"
+        );
         assert_eq!(escape_json("héllo €"), "héllo €");
     }
 

@@ -4,6 +4,8 @@ pub mod channel;
 pub mod config;
 pub mod encode;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod metrics;
 pub mod params;

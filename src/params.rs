@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 /// Decoded `key=value` pairs in lookup order.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params {
     pairs: Vec<(String, String)>,
 }
@@ -64,6 +64,11 @@ impl Params {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// Every pair in lookup order (a key may repeat; [`Params::get`] sees the first).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `key`, or `""`.
     pub fn str(&self, key: &str) -> &str {
         self.get(key).unwrap_or("")
@@ -76,10 +81,13 @@ impl Params {
     }
 }
 
-/// C `atoi` with wrapping arithmetic: leading whitespace, a sign, digits up to
-/// the first non-digit; 0 when there are none.
+/// C `atoi` with wrapping arithmetic: leading whitespace (C `isspace`:
+/// space, TAB, LF, VT, FF, CR; no Unicode spaces), a sign, digits up to the
+/// first non-digit; 0 when there are none.
 pub fn atoi(s: &str) -> i32 {
-    let b = s.trim_start().as_bytes();
+    let b = s
+        .trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r'])
+        .as_bytes();
     let (neg, digits) = match b.first() {
         Some(b'-') => (true, &b[1..]),
         Some(b'+') => (false, &b[1..]),
@@ -217,6 +225,10 @@ mod tests {
         assert_eq!(atoi("abc"), 0);
         assert_eq!(atoi(""), 0);
         assert_eq!(atoi("2147483648"), i32::MIN);
+        assert_eq!(atoi("\u{b}\u{c}\t\r\n 12"), 12);
+        // Found by the params fuzz target: Unicode spaces are not C whitespace.
+        assert_eq!(atoi("\u{2029}8"), 0);
+        assert_eq!(atoi("\u{a0}8"), 0);
         let p = Params::parse(b"seq=5");
         assert_eq!(p.int("seq", 0), 5);
         assert_eq!(p.int("noop", 9), 9);

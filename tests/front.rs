@@ -256,6 +256,11 @@ fn oversized_heads_and_bodies_are_refused() {
     c.send(big.as_bytes());
     assert!(c.head().starts_with("HTTP/1.1 431 "));
     c.read_to_eof();
+    // An HTTP/1.0 client gets its own version in the status line.
+    let mut c = Client::connect(s.front_addr());
+    c.send(big.replace("HTTP/1.1", "HTTP/1.0").as_bytes());
+    assert!(c.head().starts_with("HTTP/1.0 431 "));
+    c.read_to_eof();
     let mut c = Client::connect(s.front_addr());
     c.send(b"POST /ping HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n");
     assert!(c.head().starts_with("HTTP/1.1 413 "));
@@ -346,6 +351,22 @@ fn connection_close_and_pipelining() {
     assert!(c.chunk_str().starts_with("z({\"type\":\"next_seq\",\"cname\":\"p2\""));
     assert_eq!(c.chunk_str(), "");
     assert!(c.read_to_eof().is_empty());
+}
+
+#[test]
+fn body_arriving_after_the_answer_is_skipped_and_the_connection_kept() {
+    let s = start(config());
+    let mut c = Client::connect(s.front_addr());
+    // The head and part of the body; the server answers before the rest comes.
+    c.send(b"POST /ping?cb=first HTTP/1.1\r\nContent-Length: 11\r\n\r\nhel");
+    let (head, body) = c.response();
+    assert_eq!(header(&head, "connection"), None, "{head}");
+    assert!(body.starts_with(b"first("));
+    // The rest of the body is not taken for a request head; what follows it is.
+    c.send(b"lo=worldGET /ping?cb=second HTTP/1.1\r\n\r\n");
+    let (head, body) = c.response();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(body.starts_with(b"second("));
 }
 
 #[test]

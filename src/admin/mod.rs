@@ -16,7 +16,7 @@ mod publish;
 mod query;
 mod request;
 mod response;
-mod target;
+pub(crate) mod target;
 mod web;
 
 use std::convert::Infallible;
@@ -284,7 +284,7 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
 
 /// The credentials of an `Authorization: Bearer ...` value (the whole value
 /// for any other scheme, which then never matches a key).
-fn bearer_token(value: &[u8]) -> &[u8] {
+pub(crate) fn bearer_token(value: &[u8]) -> &[u8] {
     match value.get(..7) {
         Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => value[7..].trim_ascii(),
         _ => value,
@@ -293,7 +293,7 @@ fn bearer_token(value: &[u8]) -> &[u8] {
 
 /// Compares a presented key with the configured one in time that does not
 /// depend on where they differ.
-fn key_matches(given: &[u8], key: &[u8]) -> bool {
+pub(crate) fn key_matches(given: &[u8], key: &[u8]) -> bool {
     if given.len() != key.len() {
         return false;
     }

@@ -91,6 +91,23 @@ fn unknown_key_is_named() {
         Err(ConfigError::UnknownKey { key, .. }) => assert_eq!(key, "bogus"),
         other => panic!("expected UnknownKey, got {other:?}"),
     }
+    // Found by the config fuzz target: an empty key read "unknown key ``".
+    for (yaml, want) in [
+        ("\"\": 1\n", "`\"\"`"),
+        ("&a : 1\n", "`\"\"`"),
+        ("front:\n  \"\": 1\n", "`front.\"\"`"),
+    ] {
+        match Config::from_yaml(yaml) {
+            Err(e @ ConfigError::UnknownKey { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!("unknown key {want} at line")),
+                    "{yaml:?}: {msg}"
+                );
+            }
+            other => panic!("{yaml:?}: expected UnknownKey, got {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -242,4 +259,41 @@ fn admin_key_must_be_printable() {
     assert!(e.to_string().contains("admin.key"), "{e}");
     let e = check("admin:\n  key: \"caf\u{e9}\"\n").expect_err("non-ASCII");
     assert!(e.to_string().contains("admin.key"), "{e}");
+}
+
+/// Prints `c` as YAML and loads it back.
+fn reprint(c: &Config) -> Config {
+    let printed = serde_norway::to_string(c).expect("a config always prints");
+    Config::from_yaml(&printed).unwrap_or_else(|e| panic!("printed config does not load: {e}\n{printed}"))
+}
+
+#[test]
+fn every_key_prints_and_loads_back() {
+    let yaml = "log_level: debug\nworkers: 3\nshutdown_grace_secs: 9\n\
+        front:\n  listen: \"[::1]:8101\"\n  auth: token\n  max_channels: 7\n  \
+        max_subscribers_per_channel: 8\n  channel_buffer_size: 9\n  channel_timeout: 0\n  \
+        polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
+        header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \
+        socket_send_buffer_bytes: 16\n  socket_recv_buffer_bytes: 17\n  \
+        descriptor_tables: always\n  sse_retry_ms: 18\n\
+        admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
+        max_body_bytes: 19\n  threads: 3\n  key: k3y\n";
+    let c = check(yaml).expect("valid");
+    let d = Config::default();
+    assert_ne!(c.shutdown_grace_secs, d.shutdown_grace_secs);
+    assert_ne!(c.front.max_connections_per_ip, d.front.max_connections_per_ip);
+    assert_ne!(c.admin.key, d.admin.key);
+    assert_eq!(reprint(&c), c);
+    assert_eq!(reprint(&d), d);
+}
+
+#[test]
+fn admin_keys_that_look_like_other_yaml_print_quoted() {
+    let keys = r#"~ null Null yes no on off true 0x1F 0o17 1e3 -1 .inf .NaN - ? ' " #x a:b &a *a !x %x @x `x [ ] { } | > , 1_000 2026-11-21 <<"#;
+    for key in keys.split(' ') {
+        let mut c = Config::default();
+        c.admin.key = key.to_string();
+        c.validate().expect("printable ASCII is a valid key");
+        assert_eq!(reprint(&c).admin.key, key);
+    }
 }

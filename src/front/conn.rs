@@ -45,6 +45,8 @@ pub(crate) struct Conn {
     pub timer_at: u32,
     /// Tick by which the current request head must be complete (0: none).
     pub head_deadline: u32,
+    /// Body bytes of the last request still to arrive and be skipped.
+    pub body_left: u32,
     pub inbuf: Vec<u8>,
     pub out: Vec<u8>,
     pub out_pos: usize,
@@ -63,6 +65,7 @@ impl Conn {
             keep_alive: true,
             timer_at: 0,
             head_deadline: 0,
+            body_left: 0,
             inbuf: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
@@ -70,6 +73,13 @@ impl Conn {
             ip_key: 0,
         }
     }
+}
+
+/// The JSONP callback of a `/ping`: `cb`, else icomet's `icomet_cb`.
+pub(crate) fn ping_callback(p: &Params) -> Result<&str, params::BadParam> {
+    let cb = p.get("cb").unwrap_or("icomet_cb");
+    params::check_callback(cb)?;
+    Ok(cb)
 }
 
 impl Worker {
@@ -183,10 +193,20 @@ impl Worker {
     pub(crate) fn process_input(&mut self, idx: u32) {
         loop {
             let c = &mut self.conns[idx as usize];
-            if c.fd < 0 || c.state != State::Idle || c.inbuf.is_empty() {
+            if c.fd < 0 || c.state != State::Idle {
                 break;
             }
-            match request::parse(&c.inbuf) {
+            if c.body_left > 0 {
+                // The rest of an earlier request's body: not a request head.
+                let n = (c.body_left as usize).min(c.inbuf.len());
+                c.inbuf.drain(..n);
+                c.body_left -= n as u32;
+            }
+            if c.inbuf.is_empty() {
+                c.inbuf = Vec::new();
+                break;
+            }
+            match request::frame(&c.inbuf) {
                 Err(HeadError::Partial) => {
                     if c.head_deadline == 0 {
                         c.head_deadline = self.now + self.settings.header_timeout;
@@ -196,13 +216,16 @@ impl Worker {
                     break;
                 }
                 Err(HeadError::TooLarge) => {
-                    let http10 = c.inbuf.starts_with(b"HTTP/1.0");
+                    let http10 = request::claims_http10(&c.inbuf);
                     self.reply_and_close(
                         idx,
                         http10,
                         "431 Request Header Fields Too Large",
                         b"request head too large\n",
                     );
+                }
+                Err(HeadError::BodyTooLarge { http10 }) => {
+                    self.reply_and_close(idx, http10, "413 Payload Too Large", b"request body too large\n");
                 }
                 Err(HeadError::Bad(reason)) => {
                     self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
@@ -216,32 +239,16 @@ impl Worker {
                         respond::NOT_IMPLEMENTED_PAGE.as_bytes(),
                     );
                 }
-                Ok(mut req) => {
+                Ok(framed) => {
                     c.head_deadline = 0;
-                    c.http10 = req.http10;
-                    c.keep_alive = req.keep_alive;
-                    let mut consumed = req.head_len;
-                    if req.chunked_body {
-                        c.keep_alive = false;
-                        consumed = c.inbuf.len();
-                    } else if req.body_len > MAX_FRONT_BODY {
-                        c.inbuf.clear();
-                        self.reply_and_close(idx, req.http10, "413 Payload Too Large", b"request body too large\n");
-                        break;
-                    } else if req.body_len > 0 {
-                        if c.inbuf.len() >= req.head_len + req.body_len {
-                            consumed += req.body_len;
-                        } else {
-                            c.keep_alive = false;
-                            consumed = c.inbuf.len();
-                        }
-                    }
-                    c.inbuf.drain(..consumed);
+                    c.http10 = framed.req.http10;
+                    c.keep_alive = framed.req.keep_alive;
+                    c.body_left = u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
+                    c.inbuf.drain(..framed.consumed);
                     if c.inbuf.is_empty() {
                         c.inbuf = Vec::new();
                     }
-                    req.keep_alive = c.keep_alive;
-                    self.handle(idx, req);
+                    self.handle(idx, framed.req);
                 }
             }
         }
@@ -255,11 +262,13 @@ impl Worker {
             }
             Route::Ping => {
                 let p = Params::parse(&req.query);
-                let cb = p.get("cb").unwrap_or("icomet_cb");
-                if let Err(e) = params::check_callback(cb) {
-                    self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
-                    return;
-                }
+                let cb = match ping_callback(&p) {
+                    Ok(cb) => cb,
+                    Err(e) => {
+                        self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
+                        return;
+                    }
+                };
                 let body = format!(
                     "{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n",
                     self.settings.polling_timeout
@@ -432,6 +441,7 @@ impl Worker {
         let ip_key = std::mem::take(&mut c.ip_key);
         c.timer_at = 0;
         c.head_deadline = 0;
+        c.body_left = 0;
         c.inbuf = Vec::new();
         c.out = Vec::new();
         c.out_pos = 0;

@@ -10,7 +10,7 @@ pub(crate) mod conn;
 pub mod frame;
 pub mod request;
 pub mod respond;
-mod subscribe;
+pub(crate) mod subscribe;
 
 /// A worker's subscribers of one channel.
 #[derive(Debug)]

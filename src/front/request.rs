@@ -78,7 +78,7 @@ pub enum Method {
 }
 
 /// A parsed request head.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The method.
     pub method: Method,
@@ -113,13 +113,66 @@ pub enum HeadError {
     TooLarge,
     /// 501: a method the server does not implement.
     NotImplemented,
+    /// 413: the declared body is larger than [`MAX_FRONT_BODY`].
+    BodyTooLarge {
+        /// Whether the request was HTTP/1.0 (for the status line).
+        http10: bool,
+    },
 }
 
-/// Parses the head at the start of `buf`.
+/// A request framed in a connection's input: its head, and where its body ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framed {
+    /// The head; `keep_alive` is already false when the body cannot be skipped.
+    pub req: Request,
+    /// Bytes of the input that belong to this request (head and the body bytes present).
+    pub consumed: usize,
+    /// Body bytes still to come, to be skipped before the next request head.
+    pub body_left: usize,
+}
+
+/// Frames the request at the start of a connection's input `buf`: the head is
+/// parsed by [`parse`], and a `Content-Length` body is skipped whether it has
+/// arrived completely or not, so that a pipelined request after it is found
+/// however the bytes were split into reads. A chunked body cannot be skipped
+/// cheaply: the rest of the input is dropped and the connection closes after
+/// the answer.
+pub fn frame(buf: &[u8]) -> Result<Framed, HeadError> {
+    let mut req = parse(buf)?;
+    if req.chunked_body {
+        req.keep_alive = false;
+        return Ok(Framed {
+            req,
+            consumed: buf.len(),
+            body_left: 0,
+        });
+    }
+    if req.body_len > MAX_FRONT_BODY {
+        return Err(HeadError::BodyTooLarge { http10: req.http10 });
+    }
+    let present = (buf.len() - req.head_len).min(req.body_len);
+    Ok(Framed {
+        consumed: req.head_len + present,
+        body_left: req.body_len - present,
+        req,
+    })
+}
+
+/// Whether a (possibly incomplete) head's request line ends in `HTTP/1.0`,
+/// so that a 431 for it can use the client's version.
+pub fn claims_http10(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.len() < buf.len() && line.ends_with(b" HTTP/1.0")
+}
+
+/// Parses the head at the start of `buf`. Only the first [`MAX_HEAD`] bytes
+/// are looked at, so that the answer does not depend on how much of the
+/// input beyond them has arrived.
 pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; 48];
     let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    let head_len = match req.parse(&buf[..buf.len().min(MAX_HEAD)]) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return Err(if buf.len() >= MAX_HEAD {
@@ -132,9 +185,6 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
         Err(httparse::Error::Version) => return Err(HeadError::Bad("unsupported HTTP version")),
         Err(_) => return Err(HeadError::Bad("malformed request head")),
     };
-    if head_len > MAX_HEAD {
-        return Err(HeadError::TooLarge);
-    }
     let method = match req.method.unwrap_or("") {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -168,13 +218,15 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
             chunked_body = true;
         }
     }
-    // Absolute form (`GET http://host/sub?x HTTP/1.1`): keep the path.
+    // Absolute form (`GET http://host/sub?x HTTP/1.1`): keep the path. The
+    // authority ends at the first `/` or `?` (RFC 3986 3.2), so a `/` in the
+    // query of `http://host?q=/sub` is not taken for the path.
     let mut path_and_query = target;
     if let Some(rest) = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"))
     {
-        path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
+        path_and_query = rest.find(['/', '?']).map_or("/", |i| &rest[i..]);
     }
     let (path, query) = match path_and_query.find('?') {
         Some(i) => (&path_and_query[..i], &path_and_query[i + 1..]),
@@ -218,6 +270,10 @@ mod tests {
         let r = parse(b"GET http://h:1/poll?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n").expect("valid");
         assert_eq!(r.route, Route::Subscribe(Transport::LongPoll));
         assert!(!r.keep_alive);
+        // Found by the front_request fuzz target: the query of an absolute
+        // target without a path is not the path.
+        let r = parse(b"GET http://h?x=/sub HTTP/1.1\r\n\r\n").expect("valid");
+        assert_eq!((r.route, &r.query[..]), (Route::NotFound, &b"x=/sub"[..]));
         assert_eq!(
             parse(b"GET /sub/ HTTP/1.1\r\n\r\n").expect("valid").route,
             Route::NotFound
@@ -226,6 +282,31 @@ mod tests {
             parse(b"GET /SUB HTTP/1.1\r\n\r\n").expect("valid").route,
             Route::NotFound
         );
+    }
+
+    #[test]
+    fn framing_skips_bodies_however_much_has_arrived() {
+        let head = b"POST /ping HTTP/1.1\r\nContent-Length: 4\r\n\r\n";
+        let whole = [&head[..], b"bodyGET /ping HTTP/1.1\r\n\r\n"].concat();
+        let f = frame(&whole).expect("valid");
+        assert_eq!((f.consumed, f.body_left, f.req.keep_alive), (head.len() + 4, 0, true));
+        let f = frame(&whole[..head.len() + 1]).expect("valid");
+        assert_eq!((f.consumed, f.body_left, f.req.keep_alive), (head.len() + 1, 3, true));
+        let chunked = b"POST /ping HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n";
+        let f = frame(chunked).expect("valid");
+        assert_eq!((f.consumed, f.body_left, f.req.keep_alive), (chunked.len(), 0, false));
+        assert_eq!(
+            frame(b"POST /ping HTTP/1.0\r\nContent-Length: 65537\r\n\r\n").err(),
+            Some(HeadError::BodyTooLarge { http10: true })
+        );
+    }
+
+    #[test]
+    fn http10_is_read_from_a_complete_request_line() {
+        assert!(claims_http10(b"GET /sub HTTP/1.0\r\nX: aaaa"));
+        assert!(claims_http10(b"GET /sub HTTP/1.0\nX"));
+        assert!(!claims_http10(b"GET /sub HTTP/1.1\r\nX: aaaa"));
+        assert!(!claims_http10(b"GET /sub HTTP/1.0"));
     }
 
     #[test]
@@ -246,6 +327,11 @@ mod tests {
         );
         let big = [b"GET /sub HTTP/1.1\r\nX: ".to_vec(), vec![b'a'; MAX_HEAD]].concat();
         assert_eq!(parse(&big).err(), Some(HeadError::TooLarge));
+        // Found by the front_request fuzz target: a head that is still
+        // partial at MAX_HEAD bytes is too large, even when a later byte
+        // would have made it malformed, whatever has arrived by then.
+        let late_error = [&big[..], b"\nno colon\r\n\r\n"].concat();
+        assert_eq!(parse(&late_error).err(), Some(HeadError::TooLarge));
         let r = parse(b"POST /ping HTTP/1.1\r\nContent-Length: 5\r\nLast-Event-ID: 7\r\n\r\nhello").expect("valid");
         assert_eq!(
             (r.method, r.body_len, r.last_event_id.as_deref()),

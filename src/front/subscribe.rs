@@ -11,7 +11,7 @@ use crate::front::frame::{self, LAST_CHUNK};
 use crate::front::request::{Request, Transport};
 use crate::front::respond;
 use crate::front::LocalChannel;
-use crate::params::{self, Params};
+use crate::params::{self, BadParam, Params};
 use crate::worker::Worker;
 
 /// What a waiting subscriber is: its channel, its place in the worker's list
@@ -76,20 +76,34 @@ fn control_into(
     }
 }
 
-impl Worker {
-    pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
-        let p = Params::parse(&req.query);
+/// The parameters of a subscribe request, decoded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SubParams<'a> {
+    /// The channel name (checked by [`params::check_cname`]).
+    pub cname: &'a str,
+    /// A long poll's JSONP callback (checked by [`params::check_callback`]).
+    pub cb: Option<&'a str>,
+    /// The first seq wanted (SSE: `Last-Event-ID` + 1 when given).
+    pub seq: i32,
+    /// The first noop counter.
+    pub noop: i32,
+    /// The channel token (`front.auth: token`).
+    pub token: &'a str,
+}
+
+impl<'a> SubParams<'a> {
+    /// Reads the parameters of a subscribe request to transport `t` from its
+    /// decoded query `p`; a bad channel name or callback is the 400's reason.
+    pub(crate) fn decode(p: &'a Params, req: &Request, t: Transport, max_cname: usize) -> Result<Self, BadParam> {
         let cname = p.str("cname");
         let cb = if t == Transport::LongPoll {
             p.get("cb").filter(|s| !s.is_empty())
         } else {
             None
         };
-        let checked =
-            params::check_cname(cname, self.settings.max_cname).and(cb.map_or(Ok(()), params::check_callback));
-        if let Err(e) = checked {
-            self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
-            return;
+        params::check_cname(cname, max_cname)?;
+        if let Some(cb) = cb {
+            params::check_callback(cb)?;
         }
         let mut seq = p.int("seq", 0);
         if t == Transport::Sse {
@@ -98,8 +112,32 @@ impl Worker {
                 seq = id.wrapping_add(1);
             }
         }
-        let noop = p.int("noop", 0);
-        let token = p.str("token");
+        Ok(SubParams {
+            cname,
+            cb,
+            seq,
+            noop: p.int("noop", 0),
+            token: p.str("token"),
+        })
+    }
+}
+
+impl Worker {
+    pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
+        let p = Params::parse(&req.query);
+        let SubParams {
+            cname,
+            cb,
+            seq,
+            noop,
+            token,
+        } = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
+            Ok(sp) => sp,
+            Err(e) => {
+                self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
+                return;
+            }
+        };
         let chunked = !req.http10;
         if req.http10 {
             // Without chunking, only closing the connection ends the response
