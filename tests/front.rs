@@ -419,6 +419,31 @@ fn slow_request_heads_are_cut_off() {
     assert!(c.response().1.starts_with(b"icomet_cb("));
 }
 
+/// The header timeout is a lower bound: a head that completes inside it is
+/// served however close to a timer tick the connection was accepted.
+#[test]
+fn a_head_completed_within_the_header_timeout_is_served() {
+    let mut cfg = config();
+    cfg.front.header_timeout_secs = 2;
+    let s = start(cfg);
+    // Accepted at four points of a tick, each sending its request 1.5 s later.
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = s.front_addr();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(250 * i));
+                let mut c = Client::connect(addr);
+                std::thread::sleep(Duration::from_millis(1500));
+                c.get("/ping");
+                c.response()
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().expect("client thread").1.starts_with(b"icomet_cb("));
+    }
+}
+
 #[test]
 fn close_ends_a_waiting_poll_with_a_close_frame() {
     let s = start(config());

@@ -105,11 +105,12 @@ impl Worker {
             self.release_ip(ip_key);
             return;
         }
+        let deadline = self.head_deadline();
         let c = &mut self.conns[idx as usize];
         c.fd = fd;
         c.ip_key = ip_key;
         c.state = State::Idle;
-        c.head_deadline = self.now + self.settings.header_timeout;
+        c.head_deadline = deadline;
         self.open += 1;
         self.hub.stats.connections.fetch_add(1, Ordering::Relaxed);
         let at = c.head_deadline;
@@ -209,7 +210,7 @@ impl Worker {
             match request::frame(&c.inbuf) {
                 Err(HeadError::Partial) => {
                     if c.head_deadline == 0 {
-                        c.head_deadline = self.now + self.settings.header_timeout;
+                        c.head_deadline = self.now + self.settings.header_timeout + 1;
                         let at = c.head_deadline;
                         self.arm(idx, at);
                     }
@@ -457,6 +458,14 @@ impl Worker {
             self.release_memory();
         }
         self.maybe_resume_accept();
+    }
+
+    /// The tick by which a request head must be complete. The wheel turns
+    /// once a second, so the current tick may be nearly over: one more tick
+    /// gives every client at least `header_timeout` whole seconds (the same
+    /// sum is inlined in `process_input`, where `self` is borrowed).
+    fn head_deadline(&self) -> u32 {
+        self.now + self.settings.header_timeout + 1
     }
 
     fn release_ip(&self, key: u32) {
