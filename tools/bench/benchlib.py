@@ -64,6 +64,9 @@ class Comet:
         self.proc = subprocess.Popen([BIN, "-c", self.cfg.name], stderr=stderr)
         self.pid = self.proc.pid
         wait_until(lambda: admin_get("/info"), deadline or time.time() + 30, "comet to start")
+        time.sleep(0.2)
+        if self.proc.poll() is not None:  # another server answered on these ports
+            raise RuntimeError(f"comet exited with {self.proc.returncode}; are ports {FRONT}/{ADMIN} taken?")
 
     def stop(self):
         self.proc.terminate()

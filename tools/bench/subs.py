@@ -165,7 +165,8 @@ class Pool:
 
     def poll(self, timeout):
         """Waits up to `timeout` s; returns a list of (sub, what, value) with what one of
-        'open' (connected; send the request), 'frames' (list of (type, cname, seq, content)),
+        'open' (connected; send the request), 'head' (number of response heads that arrived),
+        'frames' (list of (type, cname, seq, content)),
         'ended' (number of responses that ended), 'error' (a SubError; the sub is dropped)."""
         out = []
         for fd, ev in self.ep.poll(timeout, 4096):
@@ -178,7 +179,10 @@ class Pool:
                     self.ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
                     out.append((sub, "open", None))
                     continue
+                heads = sub.heads
                 frames, ended = sub.read()
+                if sub.heads > heads:
+                    out.append((sub, "head", sub.heads - heads))
                 if frames:
                     out.append((sub, "frames", frames))
                 if ended:
