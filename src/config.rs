@@ -36,6 +36,9 @@ pub struct Config {
     pub front: FrontConfig,
     /// The private listener for publishers and operators.
     pub admin: AdminConfig,
+    /// Seconds a graceful shutdown (SIGTERM, SIGINT) may take before the
+    /// remaining connections are dropped.
+    pub shutdown_grace_secs: u32,
 }
 
 /// Subscribe-side authentication mode (icomet's `front.auth`).
@@ -79,8 +82,12 @@ pub struct FrontConfig {
     pub channel_timeout: u32,
     /// Seconds of silence before a subscriber gets a noop heartbeat. Must be > 0.
     pub polling_timeout: u32,
-    /// Most front connections the server holds; decides workers and descriptor tables.
+    /// Most front connections the server holds (more are refused at once);
+    /// decides workers and descriptor tables.
     pub max_connections: usize,
+    /// Most front connections from one client address (an IPv6 client: its
+    /// /64); 0 means no cap.
+    pub max_connections_per_ip: u32,
     /// Seconds a client has to send a complete request head (slowloris guard).
     pub header_timeout_secs: u32,
     /// Longest accepted channel name, in bytes.
@@ -111,6 +118,9 @@ pub struct AdminConfig {
     pub max_body_bytes: usize,
     /// Threads of the admin runtime.
     pub threads: usize,
+    /// A shared key every admin request must carry (`Authorization: Bearer
+    /// KEY` or a `key` parameter); empty means none.
+    pub key: String,
 }
 
 impl Default for Config {
@@ -120,6 +130,7 @@ impl Default for Config {
             workers: 0,
             front: FrontConfig::default(),
             admin: AdminConfig::default(),
+            shutdown_grace_secs: 5,
         }
     }
 }
@@ -135,6 +146,7 @@ impl Default for FrontConfig {
             channel_timeout: 30,
             polling_timeout: 30,
             max_connections: 1_000_000,
+            max_connections_per_ip: 0,
             header_timeout_secs: 10,
             max_cname_bytes: 256,
             max_queued_bytes: 256 * 1024,
@@ -154,6 +166,7 @@ impl Default for AdminConfig {
             deny: vec!["all".to_string()],
             max_body_bytes: 1024 * 1024,
             threads: 2,
+            key: String::new(),
         }
     }
 }
@@ -370,6 +383,12 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !a.key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::invalid(
+                "admin.key",
+                "must be printable ASCII without spaces (it travels in a header or a URL)",
+            ));
         }
         if listeners_clash(f.listen, a.listen) {
             return Err(ConfigError::invalid(

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub mod per_ip;
+
 use crate::channel::{ChannelTable, Event, Limits, Notice, Signed, TooManyChannels, WorkerMask};
 use crate::config::{Auth, Config};
 
@@ -27,8 +29,9 @@ pub enum Command {
     Deliver(Arc<Event>),
     /// Start accepting connections (handed over by a worker that filled up).
     StartAccepting,
-    /// Stop the worker.
-    Shutdown,
+    /// Stop accepting, end every response and stop once the connections
+    /// are gone or at the deadline (graceful shutdown).
+    Drain(std::time::Instant),
 }
 
 /// A worker's queue of commands and the eventfd that wakes it.
@@ -84,9 +87,20 @@ impl Mailbox {
     }
 }
 
-/// Counters for `/info` and, later, metrics.
+/// Counters for `/stats` and `/metrics` (see `crate::metrics`).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Waiting subscribers by transport (`Transport::index`).
+    pub subscribers_by_transport: [AtomicU64; 4],
+    /// Connections accepted and then refused because `front.max_connections`
+    /// were open.
+    pub refused_full: AtomicU64,
+    /// Connections refused by `front.max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// Front connections accepted since start (refused ones included).
+    pub accepted: AtomicU64,
+    /// Workers that handed over to a fresh thread after everyone left.
+    pub worker_renewals: AtomicU64,
     /// Messages published (pub, push, and one per channel for broadcast).
     pub published: AtomicU64,
     /// Frames written to subscribers.
@@ -108,6 +122,9 @@ pub struct Hub {
     presence: Mutex<Vec<mpsc::Sender<Bytes>>>,
     /// Counters.
     pub stats: Stats,
+    started: std::time::Instant,
+    /// Connections per client address, when `front.max_connections_per_ip` is set.
+    pub per_ip: Option<per_ip::PerIp>,
 }
 
 /// Locks a mutex, recovering from poisoning: every critical section leaves
@@ -127,6 +144,7 @@ impl Hub {
             channel_timeout: f.effective_channel_timeout(),
             token_auth: f.auth == Auth::Token,
         };
+        let per_ip = (f.max_connections_per_ip > 0).then(|| per_ip::PerIp::new(f.max_connections_per_ip));
         let mailboxes = (0..workers).map(|_| Mailbox::new()).collect::<std::io::Result<_>>()?;
         Ok(Hub {
             table: Mutex::new(ChannelTable::new(limits)),
@@ -134,12 +152,19 @@ impl Hub {
             mailboxes,
             presence: Mutex::new(Vec::new()),
             stats: Stats::default(),
+            started: std::time::Instant::now(),
+            per_ip,
         })
     }
 
     /// The configuration the server runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Time since the hub was created.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// The worker mailboxes.
@@ -257,10 +282,10 @@ impl Hub {
         }
     }
 
-    /// Asks every worker to stop.
-    pub fn shutdown_workers(&self) {
+    /// Asks every worker to end its connections and stop by `deadline`.
+    pub fn drain_workers(&self, deadline: std::time::Instant) {
         for mb in &self.mailboxes {
-            mb.push(Command::Shutdown);
+            mb.push(Command::Drain(deadline));
         }
     }
 }

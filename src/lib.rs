@@ -5,6 +5,7 @@ pub mod config;
 pub mod encode;
 pub mod front;
 pub mod hub;
+pub mod metrics;
 pub mod params;
 pub mod server;
 pub(crate) mod worker;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use comet::config::{Config, DEFAULT_YAML};
-use comet::server::Server;
+use comet::server::{Server, Signals};
 
 /// Exit code for a bad command line or a bad config file (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -145,6 +145,13 @@ fn main() -> ExitCode {
         .format_timestamp_millis()
         .init();
 
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
@@ -158,7 +165,7 @@ fn main() -> ExitCode {
         server.front_addr(),
         server.admin_addr()
     );
-    match server.run_until_signal() {
+    match server.run_until_signal(signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");

@@ -193,38 +193,92 @@ impl Server {
         &self.hub
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops.
-    pub fn run_until_signal(self) -> Result<(), ServerError> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let waited: std::io::Result<()> = rt.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    /// Serves until SIGINT or SIGTERM arrives through `signals`, then shuts
+    /// down gracefully (see [`Server::shutdown`]). A second signal during the
+    /// shutdown exits the process at once with status 128 + the signal number.
+    pub fn run_until_signal(self, signals: Signals) -> Result<(), ServerError> {
+        let Signals { rt, mut term, mut int } = signals;
+        let first = rt.block_on(async {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => r?,
-                _ = term.recv() => {}
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
             }
-            Ok(())
         });
-        log::info!("shutting down");
-        self.shutdown();
-        waited.map_err(ServerError::Start)
+        let grace = self.hub.config().shutdown_grace_secs;
+        log::info!("{first}: shutting down (grace {grace} s; a second signal exits at once)");
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopper = std::thread::Builder::new()
+            .name("comet-shutdown".into())
+            .spawn(move || {
+                self.shutdown();
+                let _ = done_tx.send(());
+            })?;
+        rt.block_on(async {
+            tokio::select! {
+                _ = done_rx => {}
+                _ = int.recv() => second_signal(libc::SIGINT),
+                _ = term.recv() => second_signal(libc::SIGTERM),
+            }
+        });
+        let _ = stopper.join();
+        log::info!("stopped");
+        Ok(())
     }
 
-    /// Stops every thread and closes the listeners.
+    /// Shuts down gracefully: stops both listeners at once (queued and new
+    /// connections are refused), ends every front response (a noop for long
+    /// polls, the last chunk for streams), lets admin replies in flight
+    /// finish, and returns when all connections are gone or
+    /// `shutdown_grace_secs` have passed.
     pub fn shutdown(mut self) {
-        self.stop_all();
+        let grace = Duration::from_secs(u64::from(self.hub.config().shutdown_grace_secs));
+        self.stop_all(grace);
     }
 
-    /// Stops the workers and admin threads (once; `Drop` calls it again).
-    /// The front listener closes when the `Server` itself is dropped.
-    fn stop_all(&mut self) {
+    /// Stops the workers and admin threads (once; `Drop` calls it again with
+    /// no grace). The front listener's descriptor closes when the `Server`
+    /// itself is dropped.
+    fn stop_all(&mut self, grace: Duration) {
         let Some(workers) = self.workers.take() else { return };
+        let deadline = std::time::Instant::now() + grace;
+        // Stops the socket in every descriptor table that holds a copy.
+        sys::stop_listening(self._front_listener.as_raw_fd());
         let _ = self.stop.send(true);
-        self.hub.shutdown_workers();
+        self.hub.drain_workers(deadline);
         workers.join();
         for t in self.admin_threads.drain(..) {
             let _ = t.join();
         }
     }
+}
+
+/// SIGTERM and SIGINT handlers and the small runtime that waits for them.
+///
+/// Installed before [`Server::bind`]: once the server runs, clients may take
+/// every free descriptor, and a runtime created then could fail to start.
+pub struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; from now on these signals no longer kill the process.
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (term, int) = {
+            let _guard = rt.enter();
+            (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        };
+        Ok(Signals { rt, term, int })
+    }
+}
+
+/// A second signal during shutdown: leave now.
+fn second_signal(signo: i32) {
+    log::warn!("second signal: exiting at once");
+    std::process::exit(128 + signo);
 }
 
 /// Caps glibc's malloc arenas at the CPU count. By default glibc gives up to
@@ -255,7 +309,7 @@ async fn tick(hub: Arc<Hub>, mut stop: tokio::sync::watch::Receiver<bool>) {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop_all();
+        self.stop_all(Duration::ZERO);
     }
 }
 

@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use comet::config::DescriptorTables;
 
 use common::{admin, config, eventually, header, start, subscribers, Client};
 
@@ -478,31 +481,46 @@ fn jsonp_client_resuming_by_seq_loses_no_message() {
 }
 
 /// A worker that held more than 1,024 connections and then lost them all
-/// gives back its connection array, timer wheel and read buffer; it must
-/// serve new subscribers exactly as before.
+/// gives back its connection array, timer wheel and read buffer and hands
+/// over to a fresh thread; it must serve new subscribers exactly as before,
+/// whether it shares the process's descriptor table or has its own.
 #[test]
 fn workers_serve_again_after_everyone_left() {
-    let mut cfg = config();
-    cfg.workers = 1;
-    let s = start(cfg);
-    let clients: Vec<Client> = (0..1100)
-        .map(|_| {
+    for tables in [DescriptorTables::Never, DescriptorTables::Always] {
+        let mut cfg = config();
+        cfg.workers = 1;
+        cfg.front.descriptor_tables = tables;
+        let s = start(cfg);
+        for round in 1..=2u64 {
+            let clients: Vec<Client> = (0..1100)
+                .map(|_| {
+                    let mut c = Client::connect(s.front_addr());
+                    c.get(&format!("/sub?cname=burst&seq={round}"));
+                    c
+                })
+                .collect();
+            eventually("all subscribed", || subscribers(&s, "burst") == 1100);
+            drop(clients);
+            eventually("all gone", || subscribers(&s, "burst") == 0);
+            assert_eq!(s.hub().stats.connections.load(Ordering::Relaxed), 0);
+            eventually("a fresh worker thread", || {
+                s.hub().stats.worker_renewals.load(Ordering::Relaxed) == round
+            });
             let mut c = Client::connect(s.front_addr());
-            c.get("/sub?cname=burst&seq=1");
-            c
-        })
-        .collect();
-    eventually("all subscribed", || subscribers(&s, "burst") == 1100);
-    drop(clients);
-    eventually("all gone", || subscribers(&s, "burst") == 0);
-    assert_eq!(s.hub().stats.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
-    let mut c = Client::connect(s.front_addr());
-    c.get("/sub?cname=burst&seq=1&cb=again");
-    c.head();
-    eventually("subscribed again", || subscribers(&s, "burst") == 1);
-    admin(&s, "/push?cname=burst&content=after");
-    assert_eq!(
-        c.chunk_str(),
-        "again({\"type\":\"data\",\"cname\":\"burst\",\"seq\":1,\"content\":\"after\"});\n"
-    );
+            c.get(&format!("/sub?cname=burst&seq={round}&cb=again"));
+            c.head();
+            eventually("subscribed again", || subscribers(&s, "burst") == 1);
+            admin(&s, &format!("/push?cname=burst&content=after{round}"));
+            let seq = round;
+            assert_eq!(
+                c.chunk_str(),
+                format!(
+                    "again({{\"type\":\"data\",\"cname\":\"burst\",\"seq\":{seq},\"content\":\"after{round}\"}});\n"
+                ),
+                "{tables:?}"
+            );
+        }
+        // Shutdown joins the current thread of the worker, not the first one.
+        drop(s);
+    }
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request};
@@ -34,12 +35,11 @@ use tokio::sync::{mpsc, watch};
 pub use filter::IpFilter;
 
 use crate::hub::Hub;
+use crate::metrics::Snapshot;
 use crate::params::decode_path;
 use publish::Content;
-use response::{AdminError, AdminResponse};
+use response::{AdminError, AdminResponse, JSON, PROMETHEUS};
 
-/// How long a connection may take to finish its current reply after shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (EMFILE and friends), so a persistent error is
 /// not a hot loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -51,17 +51,21 @@ struct Shared {
     hub: Arc<Hub>,
     filter: IpFilter,
     shutdown: watch::Receiver<bool>,
+    /// How long a connection may take to finish its current reply after shutdown.
+    grace: Duration,
 }
 
 /// Serves the admin listener until `shutdown` becomes true (or its sender is
 /// dropped), then lets open connections finish their current reply (at most
-/// a few seconds; `/psub` streams end at once) and returns.
+/// `shutdown_grace_secs`; `/psub` streams end at once) and returns.
 pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let filter = IpFilter::from_config(&hub.config().admin);
+    let grace = Duration::from_secs(u64::from(hub.config().shutdown_grace_secs));
     let shared = Arc::new(Shared {
         hub,
         filter,
         shutdown: shutdown.clone(),
+        grace,
     });
     // Every connection task holds a clone of `done`; `recv` returns None once
     // all of them have ended.
@@ -97,6 +101,9 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Re
             },
         }
     }
+    // Worker threads hold copies of the listening descriptor in their
+    // private tables: stop the socket itself, or connections would queue.
+    crate::worker::sys::stop_listening(std::os::fd::AsRawFd::as_raw_fd(&listener));
     drop(listener);
     drop(done);
     let _ = all_done.recv().await;
@@ -112,6 +119,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let allowed = shared.filter.allows(peer.ip());
     let mut shutdown = shared.shutdown.clone();
+    let grace = shared.grace;
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(req, &shared, allowed).await) }
@@ -126,7 +134,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         r = conn.as_mut() => r,
         () = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+            match tokio::time::timeout(grace, conn.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => {
                     log::debug!("admin connection {peer}: dropped at shutdown");
@@ -170,6 +178,10 @@ enum Endpoint {
     Check,
     /// `/psub`: presence events.
     Psub,
+    /// `/stats`: server figures as JSON (the operator page's feed).
+    Stats,
+    /// `/metrics`: server figures in the Prometheus text format.
+    Metrics,
 }
 
 impl Endpoint {
@@ -185,6 +197,8 @@ impl Endpoint {
             b"/info" => Endpoint::Info,
             b"/check" => Endpoint::Check,
             b"/psub" => Endpoint::Psub,
+            b"/stats" => Endpoint::Stats,
+            b"/metrics" => Endpoint::Metrics,
             _ => return None,
         })
     }
@@ -194,13 +208,17 @@ impl Endpoint {
         match self {
             Endpoint::Pub | Endpoint::Push => method == Method::GET || method == Method::POST,
             Endpoint::Broadcast => method == Method::GET,
+            Endpoint::Stats | Endpoint::Metrics => method == Method::GET || method == Method::HEAD,
             _ => true,
         }
     }
 
     /// Whether a POST body contributes parameters.
     fn reads_body(self) -> bool {
-        !matches!(self, Endpoint::Broadcast | Endpoint::Psub)
+        !matches!(
+            self,
+            Endpoint::Broadcast | Endpoint::Psub | Endpoint::Stats | Endpoint::Metrics
+        )
     }
 }
 
@@ -219,11 +237,27 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
         return Err(AdminError::InvalidMethod);
     }
     let hub = &*shared.hub;
+    let key = hub.config().admin.key.as_bytes();
+    // A key in the header is checked before any body is read.
+    let bearer = match req.headers().get(AUTHORIZATION) {
+        Some(v) if !key.is_empty() => Some(key_matches(bearer_token(v.as_bytes()), key)),
+        _ => None,
+    };
+    if bearer == Some(false) {
+        return Err(AdminError::KeyWrong);
+    }
     let params = if endpoint.reads_body() {
         request::query_and_body(req, hub.config().admin.max_body_bytes).await?
     } else {
         request::query(&req)
     };
+    if !key.is_empty() && bearer.is_none() {
+        match params.get("key") {
+            None => return Err(AdminError::KeyMissing),
+            Some(k) if !key_matches(k.as_bytes(), key) => return Err(AdminError::KeyWrong),
+            Some(_) => {}
+        }
+    }
     match endpoint {
         Endpoint::Pub => publish::publish(hub, &params, Content::PreEncoded),
         Endpoint::Push => publish::publish(hub, &params, Content::Raw),
@@ -234,7 +268,27 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
         Endpoint::Info => Ok(query::info(hub, &params)),
         Endpoint::Check => Ok(query::check(hub, &params)),
         Endpoint::Psub => Ok(psub::subscribe(hub, method == Method::HEAD, &shared.shutdown)),
+        Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(hub).to_json() + "\n")),
+        Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(hub).to_prometheus())),
     }
+}
+
+/// The credentials of an `Authorization: Bearer ...` value (the whole value
+/// for any other scheme, which then never matches a key).
+fn bearer_token(value: &[u8]) -> &[u8] {
+    match value.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => value[7..].trim_ascii(),
+        _ => value,
+    }
+}
+
+/// Compares a presented key with the configured one in time that does not
+/// depend on where they differ.
+fn key_matches(given: &[u8], key: &[u8]) -> bool {
+    if given.len() != key.len() {
+        return false;
+    }
+    given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 #[cfg(test)]
@@ -258,5 +312,16 @@ mod tests {
         assert!(!Endpoint::Broadcast.allows(&Method::POST));
         assert!(Endpoint::Sign.allows(&Method::DELETE));
         assert!(!Endpoint::Broadcast.reads_body());
+    }
+
+    #[test]
+    fn keys_compare_whole() {
+        assert!(key_matches(b"s3cret", b"s3cret"));
+        assert!(!key_matches(b"s3cre", b"s3cret"));
+        assert!(!key_matches(b"s3creT", b"s3cret"));
+        assert!(!key_matches(b"", b"s3cret"));
+        assert_eq!(bearer_token(b"Bearer abc"), b"abc");
+        assert_eq!(bearer_token(b"bearer  abc "), b"abc");
+        assert_eq!(bearer_token(b"Basic abc"), b"Basic abc");
     }
 }

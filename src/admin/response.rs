@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use hyper::ext::ReasonPhrase;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, SERVER};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, SERVER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use super::body::AdminBody;
@@ -29,6 +29,10 @@ pub const HTML_UTF8: &str = "text/html; charset=utf-8";
 pub const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 /// One-line error reasons (400, 413).
 pub const TEXT_UTF8: &str = "text/plain; charset=utf-8";
+/// `/stats`.
+pub const JSON: &str = "application/json";
+/// `/metrics`: the Prometheus text exposition format.
+pub const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// libevent's generic error pages.
 pub const HTML: &str = "text/html";
 
@@ -59,6 +63,12 @@ pub enum AdminError {
     /// `/close` or `/clear` of a channel that does not exist.
     #[error("channel[{0}] not connected")]
     NotConnected(String),
+    /// `admin.key` is set and the request did not carry it.
+    #[error("admin key required")]
+    KeyMissing,
+    /// The request carried a key that is not `admin.key`.
+    #[error("wrong admin key")]
+    KeyWrong,
     /// The request body could not be read (bad chunk, client gone).
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
@@ -81,6 +91,14 @@ impl AdminError {
             AdminError::NotFound(target) => {
                 let page = crate::front::respond::not_found_page(&target);
                 generic(closing(reply(StatusCode::NOT_FOUND, Some(HTML), AdminBody::full(page))))
+            }
+            e @ (AdminError::KeyMissing | AdminError::KeyWrong) => {
+                let mut r = line(StatusCode::UNAUTHORIZED, &e.to_string());
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"comet admin\""),
+                );
+                r
             }
             AdminError::InvalidMethod => with_reason(StatusCode::METHOD_NOT_ALLOWED, b"Invalid Method"),
             AdminError::TooManyChannels(_) => with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels"),

@@ -31,7 +31,7 @@ fn shipped_yaml_sets_every_key() {
     // Every field of every struct appears in comet.yaml, so it documents them all.
     let doc: serde_norway::Value = serde_norway::from_str(DEFAULT_YAML).expect("yaml");
     let top = doc.as_mapping().expect("a mapping");
-    for key in ["log_level", "workers", "front", "admin"] {
+    for key in ["log_level", "workers", "shutdown_grace_secs", "front", "admin"] {
         assert!(top.contains_key(key), "comet.yaml lacks {key}");
     }
     let front = [
@@ -43,6 +43,7 @@ fn shipped_yaml_sets_every_key() {
         "channel_timeout",
         "polling_timeout",
         "max_connections",
+        "max_connections_per_ip",
         "header_timeout_secs",
         "max_cname_bytes",
         "max_queued_bytes",
@@ -51,7 +52,7 @@ fn shipped_yaml_sets_every_key() {
         "descriptor_tables",
         "sse_retry_ms",
     ];
-    let admin = ["listen", "allow", "deny", "max_body_bytes", "threads"];
+    let admin = ["listen", "allow", "deny", "max_body_bytes", "threads", "key"];
     for (section, keys) in [("front", &front[..]), ("admin", &admin[..])] {
         let m = top[section].as_mapping().expect("a mapping");
         for key in keys {
@@ -229,4 +230,16 @@ fn channel_timeout_zero_means_half_polling_timeout() {
     assert_eq!(c.front.effective_channel_timeout(), 5, "integer division, as icomet");
     let c = check("front: {channel_timeout: 7, polling_timeout: 30}").expect("valid");
     assert_eq!(c.front.effective_channel_timeout(), 7);
+}
+
+#[test]
+fn admin_key_must_be_printable() {
+    assert_eq!(
+        check("admin:\n  key: s3cret-key\n").expect("valid").admin.key,
+        "s3cret-key"
+    );
+    let e = check("admin:\n  key: \"two words\"\n").expect_err("space");
+    assert!(e.to_string().contains("admin.key"), "{e}");
+    let e = check("admin:\n  key: \"caf\u{e9}\"\n").expect_err("non-ASCII");
+    assert!(e.to_string().contains("admin.key"), "{e}");
 }

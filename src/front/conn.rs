@@ -49,6 +49,8 @@ pub(crate) struct Conn {
     pub out: Vec<u8>,
     pub out_pos: usize,
     pub sub: Option<Sub>,
+    /// The client's key in the per-address table (0: not counted).
+    pub ip_key: u32,
 }
 
 impl Conn {
@@ -65,12 +67,15 @@ impl Conn {
             out: Vec::new(),
             out_pos: 0,
             sub: None,
+            ip_key: 0,
         }
     }
 }
 
 impl Worker {
-    pub(crate) fn add_conn(&mut self, fd: RawFd) {
+    /// Takes an accepted connection; `ip_key` is its per-address count to
+    /// release on close (0: none).
+    pub(crate) fn add_conn(&mut self, fd: RawFd, ip_key: u32) {
         sys::tune_socket(fd, self.settings.send_buf, self.settings.recv_buf);
         let idx = match self.free.pop() {
             Some(i) => i,
@@ -87,10 +92,12 @@ impl Worker {
         {
             sys::close(fd);
             self.free.push(idx);
+            self.release_ip(ip_key);
             return;
         }
         let c = &mut self.conns[idx as usize];
         c.fd = fd;
+        c.ip_key = ip_key;
         c.state = State::Idle;
         c.head_deadline = self.now + self.settings.header_timeout;
         self.open += 1;
@@ -420,7 +427,9 @@ impl Worker {
         }
         sys::close(c.fd);
         c.fd = -1;
-        c.gen = c.gen.wrapping_add(1);
+        // 31 bits: epoll tokens with bit 63 set belong to the worker itself.
+        c.gen = c.gen.wrapping_add(1) & 0x7fff_ffff;
+        let ip_key = std::mem::take(&mut c.ip_key);
         c.timer_at = 0;
         c.head_deadline = 0;
         c.inbuf = Vec::new();
@@ -430,6 +439,7 @@ impl Worker {
         if let Some(sub) = sub {
             self.unregister(idx, &sub);
         }
+        self.release_ip(ip_key);
         self.free.push(idx);
         self.open -= 1;
         self.hub.stats.connections.fetch_sub(1, Ordering::Relaxed);
@@ -439,9 +449,16 @@ impl Worker {
         self.maybe_resume_accept();
     }
 
+    fn release_ip(&self, key: u32) {
+        if let (Some(table), true) = (&self.hub.per_ip, key != 0) {
+            table.release(key);
+        }
+    }
+
     /// Everyone left after a burst: drop what the burst grew (the connection
     /// array, stale timer entries) and hand freed heap pages back to the OS,
-    /// so that RSS returns to its idle level after a disconnect storm.
+    /// so that RSS returns to its idle level after a disconnect storm; then
+    /// ask for a fresh thread (see `worker::renew`).
     fn release_memory(&mut self) {
         self.conns = Vec::new();
         self.free = Vec::new();
@@ -450,6 +467,7 @@ impl Worker {
         self.local.shrink_to_fit();
         // SAFETY: malloc_trim only returns free heap memory to the kernel.
         unsafe { libc::malloc_trim(0) };
+        self.renew = true;
     }
 
     /// A timer entry came due.

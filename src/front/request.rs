@@ -26,6 +26,29 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in [`Transport::index`] order.
+    pub const ALL: [Transport; 4] = [
+        Transport::LongPoll,
+        Transport::Stream,
+        Transport::Sse,
+        Transport::Iframe,
+    ];
+
+    /// A dense index, for per-transport counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name used in `/stats` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::LongPoll => "poll",
+            Transport::Stream => "stream",
+            Transport::Sse => "sse",
+            Transport::Iframe => "iframe",
+        }
+    }
+
     /// True for the transports whose response never ends on its own.
     pub fn is_streaming(self) -> bool {
         self != Transport::LongPoll

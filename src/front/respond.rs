@@ -101,7 +101,44 @@ pub fn not_found_page(target: &str) -> String {
 pub const NOT_IMPLEMENTED_PAGE: &str =
     "<HTML><HEAD>\n<TITLE>501 Not Implemented</TITLE>\n</HEAD><BODY>\n<H1>Not Implemented</H1>\n</BODY></HTML>\n";
 
+/// The `Date:` header line, kept inline: each worker renews it every second,
+/// and a heap block reallocated that often by dozens of threads ends up
+/// pinning pages all over the heap after a burst.
+#[derive(Debug, Clone, Copy)]
+pub struct DateLine {
+    buf: [u8; 40],
+    len: u8,
+}
+
+impl std::ops::Deref for DateLine {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
 /// Formats the `Date:` header line for now.
-pub fn date_line() -> Vec<u8> {
-    format!("Date: {}\r\n", httpdate::fmt_http_date(std::time::SystemTime::now())).into_bytes()
+pub fn date_line() -> DateLine {
+    use std::io::Write;
+    let mut buf = [0u8; 40];
+    let mut w = &mut buf[..];
+    let date = httpdate::HttpDate::from(std::time::SystemTime::now());
+    // An IMF-fixdate is always 29 bytes: the line (37) always fits.
+    let _ = write!(w, "Date: {date}\r\n");
+    let len = (40 - w.len()) as u8;
+    DateLine { buf, len }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_line_is_a_complete_header() {
+        let line = String::from_utf8(date_line().to_vec()).expect("ascii");
+        assert!(line.starts_with("Date: ") && line.ends_with(" GMT\r\n"), "{line:?}");
+        assert_eq!(line.len(), 37);
+        assert!(httpdate::parse_http_date(&line[6..35]).is_ok(), "{line:?}");
+    }
 }

@@ -209,6 +209,7 @@ impl Worker {
             cb: cb.map(Box::from),
             last_frame: now,
         });
+        self.hub.stats.subscribers_by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
         if self.send(idx, &[&out]) {
             self.arm(idx, now + self.settings.polling_timeout + 1);
         } else {
@@ -218,6 +219,7 @@ impl Worker {
 
     /// Removes a subscriber from its channel (worker list and table).
     pub(crate) fn unregister(&mut self, idx: u32, sub: &Sub) {
+        self.hub.stats.subscribers_by_transport[sub.transport.index()].fetch_sub(1, Ordering::Relaxed);
         let key = sub.chan.key();
         let mut empty = true;
         if let Some(l) = self.local.get_mut(&key) {
@@ -298,7 +300,9 @@ impl Worker {
                 sent += 1;
             }
             if !ok || ends {
-                self.conns[idx as usize].sub = None;
+                if self.conns[idx as usize].sub.take().is_some() {
+                    self.hub.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
+                }
                 if ok {
                     ended.push(idx);
                 } else {
@@ -346,6 +350,15 @@ impl Worker {
             self.arm(idx, due);
             return;
         }
+        self.send_noop(idx);
+    }
+
+    /// Sends a noop heartbeat; a long poll's response ends with it.
+    pub(crate) fn send_noop(&mut self, idx: u32) {
+        let pt = self.settings.polling_timeout;
+        let now = self.now;
+        let c = &mut self.conns[idx as usize];
+        let Some(sub) = c.sub.as_mut() else { return };
         let name = self.local.get(&sub.chan.key()).map_or("", |l| &l.name);
         let json = encode::message("noop", name, sub.noop, "");
         sub.noop = sub.noop.wrapping_add(1);

@@ -9,11 +9,14 @@
 //! starts as a copy of the shared one. The connection logic itself (HTTP,
 //! subscribe, delivery) is in `crate::front`.
 
+mod accept;
+mod drain;
+mod renew;
 pub(crate) mod sys;
 pub(crate) mod wheel;
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,7 +66,7 @@ pub(crate) struct Worker {
     pub wheel: Wheel,
     /// Ticks since the worker started (1 per second).
     pub now: u32,
-    pub date: Vec<u8>,
+    pub date: crate::front::respond::DateLine,
     /// The read buffer, allocated while the worker has connections.
     pub rbuf: Vec<u8>,
     accept_paused: bool,
@@ -71,20 +74,43 @@ pub(crate) struct Worker {
     accepting: bool,
     /// The next worker to hand accepting to, shared by all workers.
     next_acceptor: Arc<AtomicUsize>,
-    emfile_logged: bool,
+    /// `front.max_connections`, over all workers.
+    max_connections: u64,
+    /// Failed accepts (descriptors exhausted) in the current burst.
+    accept_failures: u64,
+    /// No accepting before this tick (after a failed accept).
+    accept_pause_until: u32,
+    /// Refused connections waiting for their request (see `accept`).
+    refusing: Vec<accept::Pending>,
+    /// Set once a shutdown began: when the remaining connections are dropped.
+    drain_deadline: Option<Instant>,
     running: bool,
+    /// Everyone left after a burst: hand over to a fresh thread (see `renew`).
+    pub renew: bool,
+    /// Whether workers take private descriptor tables.
+    unshare: bool,
+    /// Every worker's current thread, replaced when a worker renews itself.
+    threads: Threads,
+    /// When to trim the heap (a successor, once its predecessor has exited).
+    trim_at: Option<Instant>,
 }
+
+/// The thread of each worker (`None` once joined).
+type Threads = Arc<std::sync::Mutex<Vec<Option<JoinHandle<()>>>>>;
 
 /// Handles of the running workers.
 pub(crate) struct Workers {
-    threads: Vec<JoinHandle<()>>,
+    threads: Threads,
 }
 
 impl Workers {
-    /// Waits for every worker thread to end.
+    /// Waits for every worker thread to end, following renewals.
     pub fn join(self) {
-        for t in self.threads {
-            let _ = t.join();
+        let n = crate::hub::lock(&self.threads).len();
+        for i in 0..n {
+            while let Some(t) = crate::hub::lock(&self.threads)[i].take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -116,7 +142,7 @@ pub(crate) fn spawn(
         polls.push(ep);
     }
     let barrier = Arc::new(Barrier::new(n + 1));
-    let mut threads = Vec::with_capacity(n);
+    let threads: Threads = Arc::new(std::sync::Mutex::new((0..n).map(|_| None).collect()));
     for (index, epoll) in polls.into_iter().enumerate() {
         let worker = Worker {
             index,
@@ -136,26 +162,47 @@ pub(crate) fn spawn(
             accept_paused: index >= acceptors,
             accepting: index < acceptors,
             next_acceptor: next_acceptor.clone(),
-            emfile_logged: false,
+            max_connections: hub.config().front.max_connections as u64,
+            accept_failures: 0,
+            accept_pause_until: 0,
+            refusing: Vec::new(),
+            drain_deadline: None,
             running: true,
+            renew: false,
+            unshare,
+            threads: threads.clone(),
+            trim_at: None,
         };
-        let barrier = barrier.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("comet-w{index}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                if unshare {
-                    if let Err(e) = sys::unshare_files() {
-                        log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
-                    }
-                }
-                barrier.wait();
-                worker.run();
-            })?;
-        threads.push(t);
+        let t = start_thread(index, unshare, Some(barrier.clone()), move || worker)?;
+        crate::hub::lock(&threads)[index] = Some(t);
     }
     barrier.wait();
     Ok(Workers { threads })
+}
+
+/// Runs the worker `make` builds on a new thread, which first takes a
+/// private descriptor table when `unshare` (a copy of the spawning thread's
+/// table), then meets `barrier` if given.
+fn start_thread(
+    index: usize,
+    unshare: bool,
+    barrier: Option<Arc<Barrier>>,
+    make: impl FnOnce() -> Worker + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("comet-w{index}"))
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            if unshare {
+                if let Err(e) = sys::unshare_files() {
+                    log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
+                }
+            }
+            if let Some(b) = barrier {
+                b.wait();
+            }
+            make().run();
+        })
 }
 
 impl Worker {
@@ -163,9 +210,14 @@ impl Worker {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
         let start = Instant::now();
         let mut cmds = Vec::new();
+        // A successor may have been handed a wake-up its predecessor never saw.
+        self.commands(&mut cmds);
         while self.running {
-            let next_tick = start + Duration::from_secs(u64::from(self.now));
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let mut wake = start + Duration::from_secs(u64::from(self.now));
+            if let Some(d) = self.drain_deadline {
+                wake = wake.min(d);
+            }
+            let timeout = wake.saturating_duration_since(Instant::now());
             let n = match self.epoll.wait(&mut events, timeout.as_millis() as i32 + 1) {
                 Ok(n) => n,
                 Err(e) => {
@@ -178,19 +230,8 @@ impl Worker {
                 let (token, bits) = (ev.u64, ev.events);
                 match token {
                     LISTENER => self.accept_ready(),
-                    MAILBOX => {
-                        self.hub.mailboxes()[self.index].drain(&mut cmds);
-                        for cmd in std::mem::take(&mut cmds) {
-                            match cmd {
-                                Command::Deliver(event) => self.deliver(&event),
-                                Command::StartAccepting => {
-                                    self.accepting = true;
-                                    self.maybe_resume_accept();
-                                }
-                                Command::Shutdown => self.running = false,
-                            }
-                        }
-                    }
+                    MAILBOX => self.commands(&mut cmds),
+                    t if t & accept::REFUSED_TAG == accept::REFUSED_TAG => self.on_refused_event(t),
                     t => self.on_event((t & 0xffff_ffff) as u32, (t >> 32) as u32, bits),
                 }
             }
@@ -198,9 +239,41 @@ impl Worker {
                 self.now += 1;
                 self.tick();
             }
+            if let Some(deadline) = self.drain_deadline {
+                if self.open == 0 || Instant::now() >= deadline {
+                    self.running = false;
+                }
+            } else if self.renew {
+                self.renew = false;
+                if self.open == 0 {
+                    match self.start_successor() {
+                        Ok(()) => return self.retire(),
+                        Err(e) => log::warn!(
+                            "worker {}: cannot start a fresh thread, keeping this one: {e}",
+                            self.index
+                        ),
+                    }
+                }
+            }
         }
+        self.expire_refused(true);
         for idx in 0..self.conns.len() as u32 {
             self.close_conn(idx);
+        }
+    }
+
+    /// Runs the commands waiting in this worker's mailbox.
+    fn commands(&mut self, cmds: &mut Vec<Command>) {
+        self.hub.mailboxes()[self.index].drain(cmds);
+        for cmd in std::mem::take(cmds) {
+            match cmd {
+                Command::Deliver(event) => self.deliver(&event),
+                Command::StartAccepting => {
+                    self.accepting = true;
+                    self.maybe_resume_accept();
+                }
+                Command::Drain(deadline) => self.begin_drain(deadline),
+            }
         }
     }
 
@@ -209,67 +282,14 @@ impl Worker {
         (u64::from(gen) << 32) | u64::from(idx)
     }
 
-    fn accept_ready(&mut self) {
-        for _ in 0..512 {
-            if self.open >= self.capacity {
-                self.pause_accept();
-                self.hand_off();
-                return;
-            }
-            match sys::accept(self.listener) {
-                Ok(fd) => self.add_conn(fd),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EAGAIN) => return,
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        if !self.emfile_logged {
-                            log::warn!("worker {}: accept: {e}; pausing accepts for a second", self.index);
-                            self.emfile_logged = true;
-                        }
-                        self.pause_accept();
-                        return;
-                    }
-                    _ => continue,
-                },
-            }
-        }
-    }
-
-    /// This worker is full: the next worker that never accepted takes over.
-    fn hand_off(&mut self) {
-        let next = self.next_acceptor.fetch_add(1, Ordering::Relaxed);
-        if let Some(mb) = self.hub.mailboxes().get(next) {
-            mb.push(Command::StartAccepting);
-        }
-    }
-
-    fn pause_accept(&mut self) {
-        if !self.accept_paused {
-            let _ = self.epoll.delete(self.listener);
-            self.accept_paused = true;
-        }
-    }
-
-    /// Resumes accepting if it was paused and there is room.
-    pub fn maybe_resume_accept(&mut self) {
-        // Rejoin only with real room again, so that a full worker does not
-        // flap in and out on every single disconnect.
-        if self.accept_paused
-            && self.accepting
-            && self.open < self.capacity - self.capacity / 16
-            && self.running
-            && self
-                .epoll
-                .add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER)
-                .is_ok()
-        {
-            self.accept_paused = false;
-        }
-    }
-
     fn tick(&mut self) {
         self.date = crate::front::respond::date_line();
-        self.emfile_logged = false;
-        self.maybe_resume_accept();
+        if self.trim_at.is_some_and(|t| Instant::now() >= t) {
+            self.trim_at = None;
+            // SAFETY: malloc_trim only returns free heap memory to the kernel.
+            unsafe { libc::malloc_trim(0) };
+        }
+        self.accept_tick();
         let bucket = self.wheel.take(self.now);
         for &(idx, gen) in &bucket {
             self.on_timer(idx, gen);

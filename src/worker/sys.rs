@@ -3,6 +3,7 @@
 //! descriptor limit. Every `unsafe` block of the front path lives here.
 
 use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 /// Readiness bits used by the workers.
@@ -33,6 +34,17 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub struct Epoll(RawFd);
 
 impl Epoll {
+    /// Takes ownership of an existing epoll descriptor (a worker's successor
+    /// taking over its instance).
+    pub fn from_raw(fd: RawFd) -> Epoll {
+        Epoll(fd)
+    }
+
+    /// The descriptor.
+    pub fn raw(&self) -> RawFd {
+        self.0
+    }
+
     /// Creates an epoll instance.
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: no pointers involved.
@@ -71,17 +83,59 @@ impl Drop for Epoll {
     }
 }
 
-/// Accepts one connection, non-blocking and close-on-exec.
-pub fn accept(listener: RawFd) -> io::Result<RawFd> {
-    // SAFETY: null address pointers are allowed by accept4.
-    check(unsafe {
+/// Accepts one connection, non-blocking and close-on-exec; with `peer`, also
+/// returns the client's address.
+pub fn accept(listener: RawFd, peer: bool) -> io::Result<(RawFd, Option<IpAddr>)> {
+    if !peer {
+        // SAFETY: null address pointers are allowed by accept4.
+        let fd = check(unsafe {
+            libc::accept4(
+                listener,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        })?;
+        return Ok((fd, None));
+    }
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` describe a writable buffer of `len` bytes.
+    let fd = check(unsafe {
         libc::accept4(
             listener,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
             libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         )
-    })
+    })?;
+    Ok((fd, ip_of(&addr)))
+}
+
+/// The IP address in a socket address filled in by the kernel.
+fn ip_of(addr: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let v4 = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let v6 = unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(Ipv6Addr::from(v6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// Stops a listening socket for every descriptor that refers to it (in every
+/// descriptor table): connections waiting in its queue are reset and new
+/// ones are refused, while the descriptors stay valid until closed.
+pub fn stop_listening(listener: RawFd) {
+    // SAFETY: no pointers involved.
+    unsafe { libc::shutdown(listener, libc::SHUT_RDWR) };
 }
 
 /// Reads into `buf`; `Ok(0)` is end of stream.

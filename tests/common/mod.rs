@@ -2,6 +2,8 @@
 //! talk raw HTTP with a deadline on every read.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -189,4 +191,44 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 /// Subscribers of a channel as the hub counts them.
 pub fn subscribers(server: &Server, cname: &str) -> u32 {
     server.hub().subscribers_of(cname)
+}
+
+/// A connection to `addr` from the local address `from` (any 127.x.y.z
+/// reaches a loopback listener), so tests can act as several clients.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> Client {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = addr else { panic!("IPv4 only") };
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // sockaddr_in values live across the calls that read them.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let local = sa(from, 0);
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind {from}"
+        );
+        let remote = sa(*to.ip(), to.port());
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0,
+            "connect"
+        );
+        TcpStream::from_raw_fd(fd)
+    };
+    stream.set_nodelay(true).expect("nodelay");
+    Client {
+        stream,
+        buf: Vec::new(),
+    }
 }

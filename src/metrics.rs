@@ -1,0 +1,266 @@
+//! Server-wide figures for operators: one [`Snapshot`] of the counters,
+//! rendered as JSON for the admin's `/stats` (the operator page) and in the
+//! Prometheus text format for `/metrics`.
+//!
+//! Reading a snapshot takes the channel-table lock once (for the channel and
+//! subscriber totals) and reads `/proc/self/statm`; nothing is computed per
+//! connection.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use crate::front::request::Transport;
+use crate::hub::Hub;
+
+/// The figures at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Whole seconds since the server started.
+    pub uptime_secs: u64,
+    /// Open front connections.
+    pub connections: u64,
+    /// Waiting subscribers per transport, in [`Transport::ALL`] order.
+    pub by_transport: [u64; 4],
+    /// Channels that exist.
+    pub channels: u64,
+    /// Subscribers the channel table counts (long polls in flight included).
+    pub subscribers: u64,
+    /// Messages published since start (a broadcast counts once per channel).
+    pub published: u64,
+    /// Frames written to subscribers since start.
+    pub delivered: u64,
+    /// Subscribers dropped as slow consumers since start.
+    pub slow_consumer_drops: u64,
+    /// Connections refused because `front.max_connections` were open.
+    pub refused_full: u64,
+    /// Connections refused by `front.max_connections_per_ip`.
+    pub refused_per_ip: u64,
+    /// Front connections accepted since start.
+    pub accepted: u64,
+    /// Presence listeners dropped for falling behind.
+    pub presence_drops: u64,
+    /// Resident memory of the process, in bytes (0 if unknown).
+    pub rss_bytes: u64,
+}
+
+impl Snapshot {
+    /// Reads the hub's counters and the process's resident memory.
+    pub fn take(hub: &Hub) -> Snapshot {
+        let s = &hub.stats;
+        let (channels, subscribers) = hub.totals();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            uptime_secs: hub.uptime().as_secs(),
+            connections: get(&s.connections),
+            by_transport: std::array::from_fn(|i| get(&s.subscribers_by_transport[i])),
+            channels: channels as u64,
+            subscribers,
+            published: get(&s.published),
+            delivered: get(&s.delivered),
+            slow_consumer_drops: get(&s.slow_consumer_drops),
+            refused_full: get(&s.refused_full),
+            refused_per_ip: get(&s.refused_per_ip),
+            accepted: get(&s.accepted),
+            presence_drops: get(&s.presence_drops),
+            rss_bytes: resident_bytes().unwrap_or(0),
+        }
+    }
+
+    /// One JSON object (the operator page's feed).
+    pub fn to_json(&self) -> String {
+        let mut by = String::new();
+        for (i, t) in Transport::ALL.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(by, r#"{sep}"{}":{}"#, t.name(), self.by_transport[i]);
+        }
+        format!(
+            concat!(
+                r#"{{"uptime_secs":{},"connections":{},"connections_by_transport":{{{}}},"#,
+                r#""channels":{},"subscribers":{},"published":{},"delivered":{},"#,
+                r#""slow_consumer_drops":{},"refused_connections":{},"accepted_connections":{},"#,
+                r#""presence_drops":{},"rss_bytes":{}}}"#
+            ),
+            self.uptime_secs,
+            self.connections,
+            by,
+            self.channels,
+            self.subscribers,
+            self.published,
+            self.delivered,
+            self.slow_consumer_drops,
+            self.refused_full + self.refused_per_ip,
+            self.accepted,
+            self.presence_drops,
+            self.rss_bytes,
+        )
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let idle = self.connections.saturating_sub(self.by_transport.iter().sum());
+        let labels: Vec<String> = Transport::ALL
+            .iter()
+            .map(|t| format!(r#"{{transport="{}"}}"#, t.name()))
+            .collect();
+        let mut conns: Vec<(&str, u64)> = labels
+            .iter()
+            .zip(self.by_transport)
+            .map(|(l, v)| (l.as_str(), v))
+            .collect();
+        conns.push((r#"{transport="none"}"#, idle));
+        family(
+            "comet_connections",
+            "gauge",
+            "Open front connections, by the transport of their subscription (none: no subscription).",
+            &conns,
+        );
+        family(
+            "comet_channels",
+            "gauge",
+            "Channels that exist.",
+            &[("", self.channels)],
+        );
+        family(
+            "comet_subscribers",
+            "gauge",
+            "Subscribers counted by the channel table.",
+            &[("", self.subscribers)],
+        );
+        family(
+            "comet_messages_published_total",
+            "counter",
+            "Messages published (a broadcast counts once per channel).",
+            &[("", self.published)],
+        );
+        family(
+            "comet_messages_delivered_total",
+            "counter",
+            "Frames written to subscribers.",
+            &[("", self.delivered)],
+        );
+        family(
+            "comet_slow_consumer_drops_total",
+            "counter",
+            "Subscribers disconnected because their output queue overflowed.",
+            &[("", self.slow_consumer_drops)],
+        );
+        family(
+            "comet_connections_accepted_total",
+            "counter",
+            "Front connections accepted.",
+            &[("", self.accepted)],
+        );
+        family(
+            "comet_connections_refused_total",
+            "counter",
+            "Front connections refused, by reason.",
+            &[
+                (r#"{reason="max_connections"}"#, self.refused_full),
+                (r#"{reason="per_ip"}"#, self.refused_per_ip),
+            ],
+        );
+        family(
+            "comet_presence_drops_total",
+            "counter",
+            "Presence listeners dropped for falling behind.",
+            &[("", self.presence_drops)],
+        );
+        family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            &[("", self.rss_bytes)],
+        );
+        family(
+            "comet_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            &[("", self.uptime_secs)],
+        );
+        out
+    }
+}
+
+/// Resident memory from `/proc/self/statm` (second field, in pages).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            uptime_secs: 7,
+            connections: 10,
+            by_transport: [1, 2, 3, 0],
+            channels: 4,
+            subscribers: 6,
+            published: 11,
+            delivered: 22,
+            slow_consumer_drops: 1,
+            refused_full: 2,
+            refused_per_ip: 3,
+            accepted: 15,
+            presence_drops: 0,
+            rss_bytes: 4096,
+        }
+    }
+
+    #[test]
+    fn json_has_every_figure() {
+        assert_eq!(
+            sample().to_json(),
+            concat!(
+                r#"{"uptime_secs":7,"connections":10,"#,
+                r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0},"#,
+                r#""channels":4,"subscribers":6,"published":11,"delivered":22,"#,
+                r#""slow_consumer_drops":1,"refused_connections":5,"accepted_connections":15,"#,
+                r#""presence_drops":0,"rss_bytes":4096}"#
+            )
+        );
+    }
+
+    #[test]
+    fn prometheus_families_are_well_formed() {
+        let text = sample().to_prometheus();
+        assert!(text.contains("comet_connections{transport=\"sse\"} 3\n"));
+        // 10 open, 6 of them subscribed: 4 without a subscription.
+        assert!(text.contains("comet_connections{transport=\"none\"} 4\n"));
+        assert!(text.contains("comet_connections_refused_total{reason=\"per_ip\"} 3\n"));
+        assert!(text.contains("process_resident_memory_bytes 4096\n"));
+        // Every sample line belongs to the family announced just before it.
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().expect("name");
+                let kind = rest.split(' ').nth(1).expect("kind");
+                assert!(kind == "gauge" || kind == "counter", "{line}");
+                assert_eq!(kind == "counter", family.ends_with("_total"), "{line}");
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().expect("name");
+                assert_eq!(name, family, "{line}");
+                let value = line.rsplit(' ').next().expect("value");
+                assert!(value.parse::<u64>().is_ok(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn resident_memory_is_read() {
+        assert!(resident_bytes().expect("statm") > 0);
+    }
+}

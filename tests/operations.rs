@@ -1,0 +1,264 @@
+//! Operating the server: `/stats` and `/metrics`, connection limits, and the
+//! admin key.
+
+mod common;
+
+use common::{admin, config, connect_from, eventually, header, start, subscribers, Client};
+
+/// The number after `"key":` in a flat JSON text.
+fn json_u64(json: &str, key: &str) -> u64 {
+    let pat = format!("\"{key}\":");
+    let at = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
+    let digits: String = json[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+/// The value of an unlabelled or labelled sample in Prometheus text.
+fn sample(text: &str, series: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("{series} missing in\n{text}"));
+    line[series.len() + 1..].parse().expect("number")
+}
+
+#[test]
+fn stats_and_metrics_count_connections_by_transport() {
+    let server = start(config());
+    let mut sse = Client::connect(server.front_addr());
+    sse.get("/sse?cname=m1");
+    sse.head();
+    let mut poll = Client::connect(server.front_addr());
+    poll.get("/sub?cname=m2&seq=1");
+    let _idle = Client::connect(server.front_addr());
+    eventually("two subscribers", || {
+        subscribers(&server, "m1") == 1 && subscribers(&server, "m2") == 1
+    });
+    eventually("three connections", || {
+        json_u64(&admin(&server, "/stats").2, "connections") == 3
+    });
+
+    let (status, head, body) = admin(&server, "/stats");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    assert!(
+        body.contains(r#""connections_by_transport":{"poll":1,"stream":0,"sse":1,"iframe":0}"#),
+        "{body}"
+    );
+    assert_eq!(json_u64(&body, "channels"), 2);
+    assert_eq!(json_u64(&body, "subscribers"), 2);
+    assert!(json_u64(&body, "rss_bytes") > 1 << 20, "{body}");
+    let published = json_u64(&body, "published");
+
+    assert_eq!(admin(&server, "/push?cname=m2&content=hi").0, "HTTP/1.1 200 OK");
+    poll.head();
+    let (_, _, body) = admin(&server, "/stats");
+    assert_eq!(json_u64(&body, "published"), published + 1);
+    // The worker counts deliveries after writing them.
+    eventually("delivery counted", || {
+        json_u64(&admin(&server, "/stats").2, "delivered") >= 1
+    });
+
+    let (status, head, text) = admin(&server, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    // The answered long poll keeps its connection, now without a subscription.
+    assert_eq!(sample(&text, r#"comet_connections{transport="sse"}"#), 1);
+    assert_eq!(sample(&text, r#"comet_connections{transport="poll"}"#), 0);
+    assert_eq!(sample(&text, r#"comet_connections{transport="none"}"#), 2);
+    assert_eq!(sample(&text, "comet_channels"), 2);
+    assert_eq!(sample(&text, "comet_messages_published_total"), published + 1);
+    assert!(sample(&text, "process_resident_memory_bytes") > 1 << 20);
+
+    drop(sse);
+    eventually("sse subscriber gone", || {
+        let text = admin(&server, "/metrics").2;
+        sample(&text, r#"comet_connections{transport="sse"}"#) == 0
+    });
+    assert_eq!(admin(&server, "/stats").0, "HTTP/1.1 200 OK");
+    let mut c = Client::connect(server.admin_addr());
+    c.send(b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.head().lines().next(), Some("HTTP/1.1 405 Invalid Method"));
+}
+
+/// Opens an SSE subscriber and reads its head; returns the client.
+fn sse(addr: std::net::SocketAddr, cname: &str) -> Client {
+    let mut c = Client::connect(addr);
+    c.get(&format!("/sse?cname={cname}"));
+    let head = c.head();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    c
+}
+
+/// Reads a refusal: a 503 with Retry-After and the given reason, then EOF.
+fn expect_refusal(c: &mut Client, reason: &str) {
+    let (head, body) = c.response();
+    assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("5"));
+    assert_eq!(header(&head, "connection"), Some("close"));
+    assert!(String::from_utf8_lossy(&body).contains(reason), "{body:?}");
+    assert!(c.read_to_eof().is_empty(), "nothing after the 503");
+}
+
+#[test]
+fn a_full_server_refuses_at_once_and_serves_again_when_room_frees() {
+    let mut cfg = config();
+    cfg.front.max_connections = 3;
+    let server = start(cfg);
+    let front = server.front_addr();
+    let mut held: Vec<Client> = (0..3).map(|i| sse(front, &format!("full{i}"))).collect();
+
+    // The request is there when the connection is accepted.
+    let mut late = Client::connect(front);
+    late.get("/sse?cname=late");
+    expect_refusal(&mut late, "connection limit");
+
+    // A client that connects and only then writes its request still gets the 503.
+    let mut slow = Client::connect(front);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    slow.get("/sub?cname=late");
+    expect_refusal(&mut slow, "connection limit");
+
+    // A client that never sends a request is closed, not kept.
+    let mut silent = Client::connect(front);
+    assert!(silent.read_to_eof().is_empty());
+
+    let body = admin(&server, "/stats").2;
+    assert_eq!(json_u64(&body, "connections"), 3);
+    assert_eq!(json_u64(&body, "refused_connections"), 3, "{body}");
+    let text = admin(&server, "/metrics").2;
+    assert_eq!(
+        sample(&text, r#"comet_connections_refused_total{reason="max_connections"}"#),
+        3
+    );
+
+    held.pop();
+    eventually("a free slot", || {
+        json_u64(&admin(&server, "/stats").2, "connections") == 2
+    });
+    let mut again = sse(front, "late");
+    assert_eq!(admin(&server, "/push?cname=late&content=hi").0, "HTTP/1.1 200 OK");
+    again.read_until(br#""content":"hi""#);
+    drop(held);
+}
+
+#[test]
+fn per_address_cap_counts_each_client_address() {
+    let mut cfg = config();
+    cfg.front.max_connections_per_ip = 2;
+    let server = start(cfg);
+    let front = server.front_addr();
+    let a: std::net::Ipv4Addr = "127.0.0.11".parse().expect("ip");
+    let b: std::net::Ipv4Addr = "127.0.0.12".parse().expect("ip");
+    let mut first = connect_from(a, front);
+    first.get("/sse?cname=ip");
+    first.head();
+    let mut second = connect_from(a, front);
+    second.get("/sse?cname=ip");
+    second.head();
+
+    let mut third = connect_from(a, front);
+    third.get("/sse?cname=ip");
+    expect_refusal(&mut third, "too many connections from this address");
+
+    let mut other = connect_from(b, front);
+    other.get("/sse?cname=ip");
+    assert!(other.head().starts_with("HTTP/1.1 200 OK"));
+    let text = admin(&server, "/metrics").2;
+    assert_eq!(sample(&text, r#"comet_connections_refused_total{reason="per_ip"}"#), 1);
+
+    // Leaving frees the address's slot (a disconnect, not only a clean end).
+    drop(first);
+    eventually("a's count drops", || subscribers(&server, "ip") == 2);
+    let mut fourth = connect_from(a, front);
+    fourth.get("/sse?cname=ip");
+    assert!(fourth.head().starts_with("HTTP/1.1 200 OK"));
+    drop((second, fourth, other));
+    eventually("all gone", || {
+        server.hub().per_ip.as_ref().expect("cap set").keys() == 0
+    });
+}
+
+/// One admin request with extra header lines: (status line, body).
+fn admin_with(server: &comet::server::Server, request_line: &str, headers: &str, body: &str) -> (String, String) {
+    let mut c = Client::connect(server.admin_addr());
+    c.send(
+        format!(
+            "{request_line} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let (head, body) = c.response();
+    let status = head.lines().next().unwrap_or("").to_string();
+    if status.contains(" 401 ") {
+        assert_eq!(header(&head, "www-authenticate"), Some("Bearer realm=\"comet admin\""));
+    }
+    (status, String::from_utf8(body).expect("utf8"))
+}
+
+#[test]
+fn admin_key_is_required_by_header_or_parameter() {
+    let mut cfg = config();
+    cfg.admin.key = "k3y-0f-test".to_string();
+    let server = start(cfg);
+    assert_eq!(
+        admin_with(&server, "GET /info", "", ""),
+        (
+            "HTTP/1.1 401 Unauthorized".to_string(),
+            "admin key required\n".to_string()
+        )
+    );
+    assert_eq!(
+        admin_with(&server, "GET /info", "Authorization: Bearer wrong\r\n", "").1,
+        "wrong admin key\n"
+    );
+    assert_eq!(
+        admin_with(&server, "GET /info?key=k3y-0f-tesT", "", "").1,
+        "wrong admin key\n"
+    );
+    // A wrong header is not rescued by a right parameter.
+    assert!(admin_with(
+        &server,
+        "GET /info?key=k3y-0f-test",
+        "Authorization: Bearer nope\r\n",
+        ""
+    )
+    .0
+    .contains(" 401 "));
+
+    let ok = admin_with(&server, "GET /info", "Authorization: Bearer k3y-0f-test\r\n", "");
+    assert_eq!(ok.0, "HTTP/1.1 200 OK");
+    assert!(ok.1.contains("\"channels\""));
+    assert_eq!(
+        admin_with(&server, "GET /metrics?key=k3y-0f-test", "", "").0,
+        "HTTP/1.1 200 OK"
+    );
+
+    // In a POST body, like the other parameters.
+    let mut sub = Client::connect(server.front_addr());
+    sub.get("/sse?cname=keyed");
+    sub.head();
+    let pushed = admin_with(
+        &server,
+        "POST /push",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "cname=keyed&content=hello&key=k3y-0f-test",
+    );
+    assert_eq!(pushed.0, "HTTP/1.1 200 OK", "{}", pushed.1);
+    sub.read_until(br#""content":"hello""#);
+    // Without the key nothing is published.
+    assert!(admin_with(&server, "GET /push?cname=keyed&content=nope", "", "")
+        .0
+        .contains(" 401 "));
+    assert_eq!(
+        admin_with(&server, "GET /info?cname=keyed&key=k3y-0f-test", "", "").1,
+        "{\"cname\": \"keyed\", \"subscribers\": 1}\n"
+    );
+    sub.expect_silence(std::time::Duration::from_millis(100));
+}

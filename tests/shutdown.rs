@@ -1,0 +1,171 @@
+//! The real binary under signals and descriptor exhaustion: graceful
+//! shutdown on SIGTERM/SIGINT, the grace period, a second signal, and
+//! accept back-off when the descriptor table is full.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::binary::Binary;
+use common::{header, Client};
+
+const BASE: &str = "log_level: info\nworkers: 2\nfront:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n  allow: []\n  deny: []\n";
+
+/// An admin request to the binary: the whole response text.
+fn admin(bin: &Binary, target: &str) -> String {
+    let mut c = Client::connect(bin.admin());
+    c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+    let (head, body) = c.response();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// Waits until `/info` reports `n` subscribers.
+fn wait_subscribers(bin: &Binary, n: usize) {
+    common::eventually("subscribers", || {
+        admin(bin, "/info").contains(&format!("\"subscribers\": {n}}}"))
+    });
+}
+
+#[test]
+fn sigterm_answers_polls_ends_streams_and_exits_zero() {
+    let mut bin = Binary::start(BASE);
+    let mut poll = Client::connect(bin.front());
+    poll.get("/sub?cname=g&seq=1&cb=cb7&noop=4");
+    let mut sse = Client::connect(bin.front());
+    sse.get("/sse?cname=g");
+    let head = sse.head();
+    assert!(head.starts_with("HTTP/1.1 200 OK"));
+    let mut stream10 = Client::connect(bin.front());
+    stream10.send(b"GET /stream?cname=g HTTP/1.0\r\n\r\n");
+    let head10 = stream10.head();
+    let _idle = Client::connect(bin.front());
+    wait_subscribers(&bin, 3);
+    let mut admin_idle = Client::connect(bin.admin());
+    admin_idle.send(b"GET /info HTTP/1.1\r\nHost: t\r\n\r\n");
+    admin_idle.response();
+
+    bin.signal(libc::SIGTERM);
+
+    // The long poll is answered with a noop (its counter echoed), and the
+    // connection then closes.
+    let poll_head = poll.head();
+    assert!(poll_head.starts_with("HTTP/1.1 200 OK"), "{poll_head}");
+    let noop = poll.chunk_str();
+    assert_eq!(
+        noop,
+        "cb7({\"type\":\"noop\",\"cname\":\"g\",\"seq\":4,\"content\":\"\"});\n"
+    );
+    assert_eq!(poll.chunk_str(), "", "the last chunk");
+    assert!(poll.read_to_eof().is_empty());
+
+    // Streams end with their last chunk (chunked) or by closing (HTTP/1.0).
+    let rest = String::from_utf8(sse.read_to_eof()).expect("utf8");
+    assert!(rest.ends_with("0\r\n\r\n"), "{rest:?}");
+    assert!(head10.starts_with("HTTP/1.0 200 OK"), "{head10}");
+    assert!(header(&head10, "transfer-encoding").is_none());
+    stream10.read_to_eof();
+    // The idle admin connection is closed too.
+    assert!(admin_idle.read_to_eof().is_empty());
+
+    let status = bin.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(std::net::TcpStream::connect(bin.front()).is_err(), "front closed");
+    assert_eq!(bin.log_lines("SIGTERM: shutting down").len(), 1);
+}
+
+/// Starts a server whose one SSE subscriber never reads, with much queued
+/// for it, so that a graceful shutdown cannot finish on its own.
+fn stuck_server(grace: u32) -> (Binary, Client) {
+    let front = "front:\n  listen: 127.0.0.1:0\n  socket_send_buffer_bytes: 4096\n  max_queued_bytes: 8388608\n";
+    let yaml = BASE.replace("front:\n  listen: 127.0.0.1:0\n", front) + &format!("shutdown_grace_secs: {grace}\n");
+    let bin = Binary::start(&yaml);
+    let mut stuck = Client::connect(bin.front());
+    stuck.get("/sse?cname=stuck");
+    stuck.head();
+    wait_subscribers(&bin, 1);
+    let content = "x".repeat(200_000);
+    for _ in 0..10 {
+        let mut c = Client::connect(bin.admin());
+        let body = format!("cname=stuck&content={content}");
+        c.send(
+            format!(
+                "POST /push HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert!(c.response().0.starts_with("HTTP/1.1 200 OK"));
+    }
+    (bin, stuck)
+}
+
+#[test]
+fn grace_period_bounds_a_stuck_shutdown() {
+    let (mut bin, stuck) = stuck_server(1);
+    bin.signal(libc::SIGINT);
+    let status = bin
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits after the grace period");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(bin.log_lines("SIGINT: shutting down").len(), 1);
+    drop(stuck);
+}
+
+#[test]
+fn second_signal_exits_at_once() {
+    let (mut bin, mut stuck) = stuck_server(120);
+    bin.signal(libc::SIGTERM);
+    // The unread subscriber holds the shutdown open for its 120 s grace.
+    assert!(bin.wait_exit(Duration::from_millis(1500)).is_none(), "still draining");
+    bin.signal(libc::SIGTERM);
+    let status = bin.wait_exit(Duration::from_secs(10)).expect("exits at once");
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(bin.log_lines("second signal: exiting at once").len(), 1);
+    let mut sink = Vec::new();
+    let _ = stuck.stream.read_to_end(&mut sink);
+}
+
+#[test]
+fn descriptor_exhaustion_backs_off_and_recovers() {
+    // One worker sharing a 64-descriptor table: it runs out of descriptors
+    // long before its connection capacity.
+    let yaml = BASE.replace("workers: 2", "workers: 1").replace(
+        "front:\n  listen: 127.0.0.1:0\n",
+        "front:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n  descriptor_tables: never\n",
+    );
+    let mut bin = Binary::start_with_limit(&yaml, Some(64));
+    let mut clients: Vec<Client> = (0..80)
+        .map(|_| {
+            let mut c = Client::connect(bin.front());
+            c.get("/sse?cname=fd");
+            c
+        })
+        .collect();
+    common::eventually("accepts paused", || !bin.log_lines("pausing accepts").is_empty());
+    // While out of descriptors the worker retries once a second, no faster.
+    let before = bin.cpu_time();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = bin.cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(1000),
+        "busy while paused: {used:?} of CPU in 2 s"
+    );
+    assert_eq!(bin.log_lines("pausing accepts").len(), 1, "logged once per burst");
+
+    // Half leave: the queued connections are accepted and served.
+    let mut served: Vec<Client> = clients.split_off(40);
+    drop(clients);
+    for c in &mut served {
+        let head = c.head();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    }
+    common::eventually("burst end reported", || {
+        !bin.log_lines("accepting again after").is_empty()
+    });
+    wait_subscribers(&bin, 40);
+    // Signal handling was set up before the clients could take every descriptor.
+    bin.signal(libc::SIGTERM);
+    assert_eq!(bin.wait_exit(Duration::from_secs(15)).expect("exits").code(), Some(0));
+    drop(served);
+}
