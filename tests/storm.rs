@@ -3,7 +3,8 @@
 //! with RST. The server must forget every one of them (`/info` back to 0
 //! subscribers and, after `channel_timeout`, 0 channels), and the same
 //! number of clients must then be able to come back and each get its
-//! channel's message. Asserts counts, never times.
+//! channel's message. `/stats` must count every connection open, then none.
+//! Asserts counts, never times.
 
 mod common;
 
@@ -54,6 +55,19 @@ fn info(server: &Server) -> (u64, u64) {
     (number("channels"), number("subscribers"))
 }
 
+/// Open front connections, from the admin `/stats` body.
+fn connections(server: &Server) -> u64 {
+    let (status, _, body) = admin(server, "/stats");
+    assert!(status.contains("200"), "{status}");
+    let pat = "\"connections\":";
+    let at = body.find(pat).unwrap_or_else(|| panic!("connections in {body}")) + pat.len();
+    body[at..]
+        .split([',', '}'])
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("connections in {body}"))
+}
+
 fn channel(i: usize) -> String {
     format!("storm{}", i % CHANNELS)
 }
@@ -75,6 +89,7 @@ fn connect_all(server: &Server) -> Vec<Client> {
     eventually("every subscriber counted", || {
         info(server) == (CHANNELS as u64, SUBSCRIBERS as u64)
     });
+    assert_eq!(connections(server), SUBSCRIBERS as u64, "/stats open connections");
     clients
 }
 
@@ -112,6 +127,7 @@ fn subscribers_that_vanish_at_once_are_all_forgotten_and_can_come_back() {
     vanish(clients);
     eventually("0 subscribers after the storm", || info(&server).1 == 0);
     eventually("0 channels after the storm", || info(&server) == (0, 0));
+    eventually("0 open connections after the storm", || connections(&server) == 0);
 
     // Everyone comes back at once; each channel gets one message, and every
     // subscriber must receive its own channel's.
@@ -131,5 +147,8 @@ fn subscribers_that_vanish_at_once_are_all_forgotten_and_can_come_back() {
     vanish(clients);
     eventually("0 subscribers after the second storm", || info(&server).1 == 0);
     eventually("0 channels after the second storm", || info(&server) == (0, 0));
+    eventually("0 open connections after the second storm", || {
+        connections(&server) == 0
+    });
     server.shutdown();
 }
