@@ -169,3 +169,21 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
     assert_eq!(bin.wait_exit(Duration::from_secs(15)).expect("exits").code(), Some(0));
     drop(served);
 }
+
+/// Several admin threads accept on one socket; the first to stop shuts the
+/// socket down, and the others must take their failing accept for the end it
+/// is, not log an accept error. The race is per run, so the test repeats.
+#[test]
+fn shutdown_with_several_admin_threads_logs_no_error() {
+    let yaml = BASE.replace("  allow: []\n", "  allow: []\n  threads: 4\n");
+    for run in 0..12 {
+        let mut bin = Binary::start(&yaml);
+        assert!(admin(&bin, "/info").starts_with("HTTP/1.1 200 OK"));
+        bin.signal(libc::SIGTERM);
+        let status = bin.wait_exit(Duration::from_secs(10)).expect("exits");
+        assert!(status.success(), "run {run}: {status:?}");
+        common::eventually("the last log line", || !bin.log_lines("] stopped").is_empty());
+        let bad: Vec<String> = [" ERROR ", " WARN "].iter().flat_map(|p| bin.log_lines(p)).collect();
+        assert!(bad.is_empty(), "run {run}: {bad:?}");
+    }
+}

@@ -91,6 +91,11 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Re
                         drop(done);
                     });
                 }
+                Err(_) if *shutdown.borrow() => {
+                    // Another admin thread saw the stop first and shut the
+                    // shared socket down: this accept fails because of it.
+                    break;
+                }
                 Err(e) => {
                     if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_INTERVAL) {
                         log::error!("admin listener: accept failed: {e} ({suppressed} more since the last report)");

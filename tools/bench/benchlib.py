@@ -53,16 +53,20 @@ def wait_until(ready, deadline, what):
 
 
 class Comet:
-    """comet on the benchmark ports, with `front_yaml` lines added under `front:`."""
+    """comet on the benchmark ports, with `front_yaml` lines added under `front:`;
+    its log goes to `stderr` (an open file) when given."""
 
-    def __init__(self, front_yaml="", top_yaml="", deadline=None):
+    def __init__(self, front_yaml="", top_yaml="", deadline=None, stderr=None):
         self.cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
         self.cfg.write(f"log_level: warn\n{top_yaml}front:\n  listen: 127.0.0.1:{FRONT}\n{front_yaml}"
                        f"admin:\n  listen: 127.0.0.1:{ADMIN}\n")
         self.cfg.close()
-        self.proc = subprocess.Popen([BIN, "-c", self.cfg.name])
+        self.proc = subprocess.Popen([BIN, "-c", self.cfg.name], stderr=stderr)
         self.pid = self.proc.pid
         wait_until(lambda: admin_get("/info"), deadline or time.time() + 30, "comet to start")
+        time.sleep(0.2)
+        if self.proc.poll() is not None:  # another server answered on these ports
+            raise RuntimeError(f"comet exited with {self.proc.returncode}; are ports {FRONT}/{ADMIN} taken?")
 
     def stop(self):
         self.proc.terminate()
