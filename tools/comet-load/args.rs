@@ -41,6 +41,10 @@ USAGE: comet-load [OPTIONS]
                          Both must be in 127.0.0.0/8 (or `localhost`).
   --connections N        subscriber connections to open [default: 1000]
   --rate N               new connections per second, overall [default: 5000]
+  --max-pending N        at most N connections opened but not yet subscribed, over
+                         all threads; opening waits (the rate is a ceiling) so
+                         that a server that falls behind is not driven into SYN
+                         backlog overflow [default: 0 = no limit]
   --channels N           channels, subscribers spread round-robin [default: 10]
   --prefix TEXT          channel names are TEXT0 .. TEXT(N-1) [default: load]
                          (letters, digits, `_`, `-`, `.`; at most 64)
@@ -151,6 +155,8 @@ pub struct Args {
     pub connections: u32,
     /// New connections per second, overall.
     pub rate: u32,
+    /// Connections opened but not yet subscribed, over all threads (0: no limit).
+    pub max_pending: u32,
     /// Channels; connection `i` subscribes to channel `i % channels`.
     pub channels: u32,
     /// Channel name prefix.
@@ -211,6 +217,7 @@ impl Args {
         let mut admin = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8000);
         let mut connections = 1000;
         let mut rate = 5000;
+        let mut max_pending = 0;
         let mut channels = 10;
         let mut prefix = String::from("load");
         let mut transport = Transport::Stream;
@@ -243,6 +250,7 @@ impl Args {
                 "--admin" => admin = loopback(&flag, &value(&flag)?)?,
                 "--connections" => connections = number(&flag, &value(&flag)?, 1, MAX_CONNECTIONS)?,
                 "--rate" => rate = number(&flag, &value(&flag)?, 1, u32::MAX)?,
+                "--max-pending" => max_pending = number(&flag, &value(&flag)?, 0, MAX_CONNECTIONS)?,
                 "--channels" => channels = number(&flag, &value(&flag)?, 1, MAX_CONNECTIONS)?,
                 "--prefix" => prefix = channel_prefix(&value(&flag)?)?,
                 "--transport" => transport = parse_transport(&value(&flag)?)?,
@@ -300,6 +308,7 @@ impl Args {
             admin,
             connections,
             rate,
+            max_pending,
             channels,
             prefix,
             transport,
@@ -417,6 +426,7 @@ mod tests {
         assert_eq!(a.mode, Mode::Push);
         assert_eq!(a.duration_secs, 120);
         assert_eq!(a.hold_secs, 0);
+        assert_eq!(a.max_pending, 0);
         assert!(!a.json);
     }
 
@@ -424,7 +434,7 @@ mod tests {
     fn every_flag() {
         let a = parse(
             "--front 127.0.0.1:9000 --front=127.1.2.3:9001 --admin localhost:9100 --connections 50000 \
-             --rate 20000 --channels 7 --prefix ch_ --transport jsonp --threads 4 --source-ips 3 \
+             --rate 20000 --max-pending 300 --channels 7 --prefix ch_ --transport jsonp --threads 4 --source-ips 3 \
              --messages 5 --mode broadcast --interval-ms 10 --duration-secs 30 --stall-secs 4 \
              --hold-secs 2 --json",
         )
@@ -433,6 +443,7 @@ mod tests {
         assert_eq!(a.fronts[1], "127.1.2.3:9001".parse().expect("addr"));
         assert_eq!(a.admin, "127.0.0.1:9100".parse().expect("addr"));
         assert_eq!((a.connections, a.rate, a.channels), (50_000, 20_000, 7));
+        assert_eq!(a.max_pending, 300);
         assert_eq!(a.prefix, "ch_");
         assert_eq!(a.transport, Transport::Jsonp);
         assert_eq!((a.threads, a.source_ips, a.messages), (4, 3, 5));

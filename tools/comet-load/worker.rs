@@ -23,11 +23,22 @@ const MAX_EVENTS: usize = 1024;
 /// Most connections opened in one loop turn, so events keep being served.
 const OPEN_BURST: u32 = 256;
 
+/// One thread's share of `--max-pending` (rounded up, so that every thread
+/// can open at least one); `u64::MAX` when there is no limit.
+fn pending_share(max_pending: u32, threads: u32) -> u64 {
+    match max_pending {
+        0 => u64::MAX,
+        n => u64::from(n.div_ceil(threads.max(1))),
+    }
+}
+
 /// One worker's loop state.
 struct Worker {
     id: u32,
     threads: u32,
     rate: u64,
+    /// This thread's share of `--max-pending` (`u64::MAX`: no limit).
+    max_pending: u64,
     fronts: Vec<SocketAddrV4>,
     source_ips: u32,
     run: RunInfo,
@@ -72,6 +83,7 @@ impl Worker {
             id,
             threads: args.threads,
             rate: u64::from(args.rate),
+            max_pending: pending_share(args.max_pending, args.threads),
             fronts: args.fronts.clone(),
             source_ips: args.source_ips,
             run,
@@ -106,7 +118,7 @@ impl Worker {
         while !self.shared.stop.load(Ordering::Relaxed) {
             let now = self.shared.elapsed_us();
             let mut burst = 0;
-            while next < mine && burst < OPEN_BURST && self.due_us(next) <= now {
+            while next < mine && burst < OPEN_BURST && self.due_us(next) <= now && self.pending() < self.max_pending {
                 self.open(next);
                 next += 1;
                 burst += 1;
@@ -137,6 +149,12 @@ impl Worker {
             self.publish_live();
         }
         self.publish_live();
+    }
+
+    /// My connections opened that are neither subscribed nor failed yet.
+    fn pending(&self) -> u64 {
+        let t = &self.tally;
+        t.opened.saturating_sub(t.ready + t.failed_unready)
     }
 
     /// When my `k`-th connection is due, µs since the start.
@@ -318,5 +336,18 @@ impl Worker {
         }
         // SAFETY: epfd is this worker's epoll descriptor.
         unsafe { libc::close(self.epfd) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pending_share;
+
+    #[test]
+    fn pending_limit_is_shared_between_threads() {
+        assert_eq!(pending_share(0, 53), u64::MAX);
+        assert_eq!(pending_share(4000, 53), 76);
+        assert_eq!(pending_share(1, 53), 1);
+        assert_eq!(pending_share(100, 4), 25);
     }
 }
