@@ -65,6 +65,11 @@ fn forty_thousand_subscribers_all_get_a_broadcast() {
             &SUBSCRIBERS.to_string(),
             "--rate",
             "10000",
+            // The pacing tools/c1000k uses, at its tightest: each thread
+            // opens its next connection only once the last one subscribed,
+            // and everyone must still connect.
+            "--max-pending",
+            "1",
             "--channels",
             "100",
         ])
