@@ -144,36 +144,24 @@ pub(crate) fn spawn(
     let barrier = Arc::new(Barrier::new(n + 1));
     let threads: Threads = Arc::new(std::sync::Mutex::new((0..n).map(|_| None).collect()));
     for (index, epoll) in polls.into_iter().enumerate() {
-        let worker = Worker {
+        let epoll_fd = epoll.raw();
+        // The worker owns the epoll instance from here (see `Handover`).
+        std::mem::forget(epoll);
+        let seed = renew::Handover {
             index,
             hub: hub.clone(),
             settings: settings.clone(),
-            epoll,
+            epoll_fd,
             listener,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
             capacity,
-            local: AHashMap::new(),
-            wheel: Wheel::default(),
-            now: 1,
-            date: crate::front::respond::date_line(),
-            rbuf: Vec::new(),
             accept_paused: index >= acceptors,
             accepting: index < acceptors,
             next_acceptor: next_acceptor.clone(),
             max_connections: hub.config().front.max_connections as u64,
-            accept_failures: 0,
-            accept_pause_until: 0,
-            refusing: Vec::new(),
-            drain_deadline: None,
-            running: true,
-            renew: false,
             unshare,
             threads: threads.clone(),
-            trim_at: None,
         };
-        let t = start_thread(index, unshare, Some(barrier.clone()), move || worker)?;
+        let t = start_thread(index, unshare, Some(barrier.clone()), move || seed.into_worker(None))?;
         crate::hub::lock(&threads)[index] = Some(t);
     }
     barrier.wait();

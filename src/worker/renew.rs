@@ -49,7 +49,9 @@ impl Worker {
         // The slot gets the new handle before this thread ends, so that
         // `Workers::join` always finds the current thread.
         let mut threads = crate::hub::lock(&self.threads);
-        let t = start_thread(self.index, self.unshare, None, move || next.into_worker())?;
+        // The old thread may still be finishing; trim once it is surely gone.
+        let trim_at = Instant::now() + std::time::Duration::from_secs(1);
+        let t = start_thread(self.index, self.unshare, None, move || next.into_worker(Some(trim_at)))?;
         threads[self.index] = Some(t);
         self.hub
             .stats
@@ -71,28 +73,28 @@ impl Worker {
     }
 }
 
-/// What a successor inherits: nothing that closes a descriptor when dropped,
-/// so a failed thread start leaves the old worker intact.
-struct Handover {
-    index: usize,
-    hub: Arc<crate::hub::Hub>,
-    settings: super::Settings,
-    epoll_fd: std::os::fd::RawFd,
-    listener: std::os::fd::RawFd,
-    capacity: usize,
-    accept_paused: bool,
-    accepting: bool,
-    next_acceptor: Arc<std::sync::atomic::AtomicUsize>,
-    max_connections: u64,
-    unshare: bool,
-    threads: super::Threads,
+/// What a worker is built from, at start and when it renews itself:
+/// nothing that closes a descriptor when dropped, so a failed thread start
+/// leaves the old worker intact.
+pub(super) struct Handover {
+    pub index: usize,
+    pub hub: Arc<crate::hub::Hub>,
+    pub settings: super::Settings,
+    pub epoll_fd: std::os::fd::RawFd,
+    pub listener: std::os::fd::RawFd,
+    pub capacity: usize,
+    pub accept_paused: bool,
+    pub accepting: bool,
+    pub next_acceptor: Arc<std::sync::atomic::AtomicUsize>,
+    pub max_connections: u64,
+    pub unshare: bool,
+    pub threads: super::Threads,
 }
 
 impl Handover {
-    /// The new worker, built on its own thread.
-    fn into_worker(self) -> Worker {
-        // The old thread may still be finishing; trim once it is surely gone.
-        let trim_at = Instant::now() + std::time::Duration::from_secs(1);
+    /// The worker, built on its own thread, with no connections yet; it
+    /// trims the heap at `trim_at` if given.
+    pub(super) fn into_worker(self, trim_at: Option<Instant>) -> Worker {
         Worker {
             index: self.index,
             hub: self.hub,
@@ -120,7 +122,7 @@ impl Handover {
             renew: false,
             unshare: self.unshare,
             threads: self.threads,
-            trim_at: Some(trim_at),
+            trim_at,
         }
     }
 }
