@@ -192,6 +192,7 @@ impl Worker {
 
     /// Answers every complete request in the input buffer while the connection is idle.
     pub(crate) fn process_input(&mut self, idx: u32) {
+        let head_deadline = self.head_deadline();
         loop {
             let c = &mut self.conns[idx as usize];
             if c.fd < 0 || c.state != State::Idle {
@@ -210,9 +211,8 @@ impl Worker {
             match request::frame(&c.inbuf) {
                 Err(HeadError::Partial) => {
                     if c.head_deadline == 0 {
-                        c.head_deadline = self.now + self.settings.header_timeout + 1;
-                        let at = c.head_deadline;
-                        self.arm(idx, at);
+                        c.head_deadline = head_deadline;
+                        self.arm(idx, head_deadline);
                     }
                     break;
                 }
@@ -462,8 +462,7 @@ impl Worker {
 
     /// The tick by which a request head must be complete. The wheel turns
     /// once a second, so the current tick may be nearly over: one more tick
-    /// gives every client at least `header_timeout` whole seconds (the same
-    /// sum is inlined in `process_input`, where `self` is borrowed).
+    /// gives every client at least `header_timeout` whole seconds.
     fn head_deadline(&self) -> u32 {
         self.now + self.settings.header_timeout + 1
     }
