@@ -114,6 +114,9 @@ pub enum Start {
 pub struct Subscribed {
     /// The channel.
     pub id: ChannelId,
+    /// The channel's name, shared: a worker keeps it for the frames it
+    /// builds itself (noop) without a copy of its own.
+    pub name: Arc<str>,
     /// Where the subscriber starts.
     pub start: Start,
 }
@@ -133,7 +136,8 @@ pub struct Signed {
 struct Slot {
     gen: u32,
     live: bool,
-    name: Box<str>,
+    /// Shared with `by_name` and with every worker holding subscribers.
+    name: Arc<str>,
     seq_next: i32,
     history: VecDeque<Arc<Event>>,
     idle: i32,
@@ -149,7 +153,7 @@ pub struct ChannelTable {
     limits: Limits,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_name: AHashMap<Box<str>, u32>,
+    by_name: AHashMap<Arc<str>, u32>,
     subscribers: u64,
     next_gen: u32,
 }
@@ -224,15 +228,16 @@ impl ChannelTable {
         let slot = &mut self.slots[idx as usize];
         slot.gen = self.next_gen;
         slot.live = true;
-        slot.name = name.into();
+        let name: Arc<str> = name.into();
+        slot.name = name.clone();
         slot.seq_next = 1;
         slot.idle = 0;
         slot.presence_ticks = 0;
         slot.token = None;
         slot.subscribers = 0;
         slot.workers = 0;
-        self.by_name.insert(name.into(), idx);
-        out(Notice::Online(name));
+        out(Notice::Online(&name));
+        self.by_name.insert(name, idx);
         Ok(idx)
     }
 
@@ -242,7 +247,7 @@ impl ChannelTable {
         self.by_name.remove(&slot.name);
         self.subscribers -= u64::from(slot.subscribers);
         slot.live = false;
-        slot.name = Box::from("");
+        slot.name = Arc::default();
         slot.history = VecDeque::new();
         slot.token = None;
         slot.subscribers = 0;
@@ -305,6 +310,7 @@ impl ChannelTable {
                 slot: idx,
                 gen: slot.gen,
             },
+            name: slot.name.clone(),
             start,
         })
     }

@@ -448,7 +448,7 @@ impl Worker {
         c.out_pos = 0;
         let sub = c.sub.take();
         if let Some(sub) = sub {
-            self.unregister(idx, &sub);
+            self.unregister(&sub);
         }
         self.release_ip(ip_key);
         self.free.push(idx);

@@ -8,15 +8,9 @@
 
 pub(crate) mod conn;
 pub mod frame;
+pub(crate) mod local;
 pub mod request;
 pub mod respond;
 pub(crate) mod subscribe;
 
-/// A worker's subscribers of one channel.
-#[derive(Debug)]
-pub(crate) struct LocalChannel {
-    /// The channel name (for noop and next_seq frames).
-    pub name: Box<str>,
-    /// Connection indexes; each subscriber knows its position here.
-    pub subs: Vec<u32>,
-}
+pub(crate) use local::LocalChannel;

@@ -6,16 +6,18 @@ use std::sync::Arc;
 
 use crate::channel::{ChannelId, Event, EventKind, Start, Subscribed};
 use crate::encode;
+use crate::front::conn::Conn;
 use crate::front::conn::State;
 use crate::front::frame::{self, LAST_CHUNK};
+use crate::front::local::{Links, Nodes, NIL};
 use crate::front::request::{Request, Transport};
 use crate::front::respond;
 use crate::front::LocalChannel;
 use crate::params::{self, BadParam, Params};
 use crate::worker::Worker;
 
-/// What a waiting subscriber is: its channel, its place in the worker's list
-/// of that channel, where its seq is, and how to frame for it.
+/// What a waiting subscriber is: its channel, its neighbours in the worker's
+/// list of that channel, where its seq is, and how to frame for it.
 #[derive(Debug)]
 pub(crate) struct Sub {
     pub chan: ChannelId,
@@ -23,12 +25,22 @@ pub(crate) struct Sub {
     pub next: i32,
     /// The noop counter (reference §2.8).
     pub noop: i32,
-    pub pos: u32,
+    pub links: Links,
     pub transport: Transport,
     /// JSONP callback of a long poll.
     pub cb: Option<Box<str>>,
     /// Tick of the last frame sent.
     pub last_frame: u32,
+}
+
+impl Nodes for [Conn] {
+    fn links(&mut self, idx: u32) -> &mut Links {
+        &mut self[idx as usize]
+            .sub
+            .as_mut()
+            .expect("a listed connection has its subscription")
+            .links
+    }
 }
 
 /// Appends a long-poll frame: `cb(body);\n` or `body\n`, chunked if asked,
@@ -149,7 +161,7 @@ impl Worker {
         let local = &self.local;
         let result = hub.with_table(|table, out| {
             let r = table.subscribe(cname, token, seq, worker, out);
-            if let Ok(Subscribed { id, start }) = &r {
+            if let Ok(Subscribed { id, start, .. }) = &r {
                 if t == Transport::LongPoll && !matches!(start, Start::Wait(_)) {
                     // Answered at once: it never becomes a waiting subscriber.
                     table.unsubscribe(*id, 1, worker, !local.contains_key(&id.key()));
@@ -229,24 +241,25 @@ impl Worker {
             self.end_response(idx);
             return;
         }
-        let entry = self.local.entry(s.id.key()).or_insert_with(|| LocalChannel {
-            name: cname.into(),
-            subs: Vec::new(),
-        });
-        let pos = entry.subs.len() as u32;
-        entry.subs.push(idx);
         let now = self.now;
         let c = &mut self.conns[idx as usize];
         c.state = State::Waiting;
+        // Requests are read only while idle, so it cannot be listed already.
+        debug_assert!(c.sub.is_none());
         c.sub = Some(Sub {
             chan: s.id,
             next,
             noop,
-            pos,
+            links: Links::NONE,
             transport: t,
             cb: cb.map(Box::from),
             last_frame: now,
         });
+        let name = s.name;
+        self.local
+            .entry(s.id.key())
+            .or_insert_with(|| LocalChannel::new(name))
+            .push_back(&mut self.conns[..], idx);
         self.hub.stats.subscribers_by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
         if self.send(idx, &[&out]) {
             self.arm(idx, now + self.settings.polling_timeout + 1);
@@ -255,51 +268,56 @@ impl Worker {
         }
     }
 
-    /// Removes a subscriber from its channel (worker list and table).
-    pub(crate) fn unregister(&mut self, idx: u32, sub: &Sub) {
-        self.hub.stats.subscribers_by_transport[sub.transport.index()].fetch_sub(1, Ordering::Relaxed);
+    /// Takes a subscriber, already taken out of its connection, out of this
+    /// worker's list of its channel; true when that list is now empty (and
+    /// gone).
+    fn unlink(&mut self, sub: &Sub) -> bool {
         let key = sub.chan.key();
-        let mut empty = true;
-        if let Some(l) = self.local.get_mut(&key) {
-            let pos = sub.pos as usize;
-            if l.subs.get(pos) == Some(&idx) {
-                l.subs.swap_remove(pos);
-                if let Some(&moved) = l.subs.get(pos) {
-                    if let Some(s) = self.conns[moved as usize].sub.as_mut() {
-                        s.pos = pos as u32;
-                    }
-                }
-            }
-            empty = l.subs.is_empty();
-            if empty {
-                self.local.remove(&key);
-            }
+        let Some(l) = self.local.get_mut(&key) else {
+            debug_assert!(false, "a subscriber of a channel this worker does not list");
+            return true;
+        };
+        l.remove(&mut self.conns[..], sub.links);
+        let empty = l.is_empty();
+        if empty {
+            self.local.remove(&key);
         }
+        empty
+    }
+
+    /// Removes a subscriber from its channel (worker list and table).
+    pub(crate) fn unregister(&mut self, sub: &Sub) {
+        self.hub.stats.subscribers_by_transport[sub.transport.index()].fetch_sub(1, Ordering::Relaxed);
+        let empty = self.unlink(sub);
         let worker = self.index;
         self.hub.with_table(|t, _| t.unsubscribe(sub.chan, 1, worker, empty));
     }
 
-    /// Delivers one event to this worker's subscribers of its channel.
+    /// Delivers one event to this worker's subscribers of its channel, in
+    /// the order they subscribed.
     pub(crate) fn deliver(&mut self, e: &Arc<Event>) {
         let key = e.chan.key();
-        let Some(mut list) = self.local.get_mut(&key).map(|l| std::mem::take(&mut l.subs)) else {
+        let Some(head) = self.local.get(&key).map(|l| l.head) else {
             return;
         };
         let now = self.now;
-        let mut kept = 0usize;
+        let mut removed = 0u32;
+        let mut empty = false;
         let mut ended = Vec::new();
         let mut dead = Vec::new();
         let mut sent = 0u64;
         // The shared frame of each (transport, chunked) variant, looked up once per event.
         let mut frames: [Option<bytes::Bytes>; frame::VARIANTS] = Default::default();
-        for i in 0..list.len() {
-            let idx = list[i];
+        let mut cur = head;
+        while cur != NIL {
+            let idx = cur;
             let c = &mut self.conns[idx as usize];
-            let Some(sub) = c.sub.as_mut() else { continue };
+            let Some(sub) = c.sub.as_mut() else {
+                debug_assert!(false, "a listed connection without a subscription");
+                break;
+            };
+            cur = sub.links.next;
             if e.is_sequenced() && e.seq.wrapping_sub(sub.next) < 0 {
-                sub.pos = kept as u32;
-                list[kept] = idx;
-                kept += 1;
                 continue;
             }
             let t = sub.transport;
@@ -338,34 +356,22 @@ impl Worker {
                 sent += 1;
             }
             if !ok || ends {
-                if self.conns[idx as usize].sub.take().is_some() {
+                if let Some(sub) = self.conns[idx as usize].sub.take() {
                     self.hub.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
+                    empty = self.unlink(&sub);
+                    removed += 1;
                 }
                 if ok {
                     ended.push(idx);
                 } else {
                     dead.push(idx);
                 }
-            } else {
-                if let Some(sub) = self.conns[idx as usize].sub.as_mut() {
-                    sub.pos = kept as u32;
-                }
-                list[kept] = idx;
-                kept += 1;
             }
-        }
-        let removed = list.len() - kept;
-        list.truncate(kept);
-        let empty = list.is_empty();
-        if empty {
-            self.local.remove(&key);
-        } else if let Some(l) = self.local.get_mut(&key) {
-            l.subs = list;
         }
         if removed > 0 && e.kind != EventKind::Close {
             let worker = self.index;
             self.hub
-                .with_table(|t, _| t.unsubscribe(e.chan, removed as u32, worker, empty));
+                .with_table(|t, _| t.unsubscribe(e.chan, removed, worker, empty));
         }
         self.hub.stats.delivered.fetch_add(sent, Ordering::Relaxed);
         for idx in dead {
@@ -407,7 +413,7 @@ impl Worker {
         control_into(&mut out, t, sub.cb.as_deref(), &json, None, chunked, false);
         if t == Transport::LongPoll {
             let sub = c.sub.take().expect("checked above");
-            self.unregister(idx, &sub);
+            self.unregister(&sub);
             self.send(idx, &[&out]);
             self.end_response(idx);
         } else if self.send(idx, &[&out]) {

@@ -47,7 +47,7 @@ impl Worker {
         }
         let chunked = !c.http10;
         let sub = c.sub.take().expect("checked above");
-        self.unregister(idx, &sub);
+        self.unregister(&sub);
         if chunked {
             self.send(idx, &[LAST_CHUNK]);
         }
