@@ -495,3 +495,69 @@ fn non_reading_subscribers_are_dropped_while_everyone_else_keeps_up() {
         );
     }
 }
+
+/// A worker lists a channel's subscribers in the order they came; long polls
+/// leave that list while a delivery walks it, streams stay, and others leave
+/// from its head, middle and tail between deliveries. Everyone still listed
+/// gets each message exactly once, and nobody else does.
+#[test]
+fn one_list_mixes_polls_and_streams_through_joins_and_leaves() {
+    let mut cfg = config();
+    // One worker: every subscriber is in the same list.
+    cfg.workers = 1;
+    let s = start(cfg);
+    let data = |seq: i32, content: &str| msg("data", "mix", seq, content);
+    let poll = |seq: i32| {
+        let mut c = Client::connect(s.front_addr());
+        c.get(&format!("/poll?cname=mix&seq={seq}&cb=f"));
+        assert!(c.head().starts_with("HTTP/1.1 200 OK\r\n"));
+        c
+    };
+    let stream = || open(&s, T::Stream, "cname=mix&seq=1", "");
+    // Order in the list: poll, stream, poll, stream, poll, stream, stream.
+    let mut p1 = poll(1);
+    let mut s1 = stream();
+    let mut p2 = poll(1);
+    let mut s2 = stream();
+    let mut p3 = poll(1);
+    let mut s3 = stream();
+    let mut s4 = stream();
+    eventually("7 subscribers", || subscribers(&s, "mix") == 7);
+
+    admin(&s, "/push?cname=mix&content=one");
+    for p in [&mut p1, &mut p2, &mut p3] {
+        assert_eq!(p.chunk_str(), format!("f({});\n", data(1, "one")));
+        assert_eq!(p.chunk_str(), "");
+    }
+    for c in [&mut s1, &mut s2, &mut s3, &mut s4] {
+        expect_chunk(c, &format!("{}\n", data(1, "one")));
+    }
+    eventually("the polls left during the delivery", || subscribers(&s, "mix") == 4);
+
+    // Leave from the middle (s2) and the tail (s4); a poll joins at the back.
+    drop(s2);
+    drop(s4);
+    eventually("2 streams left", || subscribers(&s, "mix") == 2);
+    let mut p4 = poll(2);
+    eventually("a poll joined", || subscribers(&s, "mix") == 3);
+    admin(&s, "/push?cname=mix&content=two");
+    expect_chunk(&mut s1, &format!("{}\n", data(2, "two")));
+    expect_chunk(&mut s3, &format!("{}\n", data(2, "two")));
+    assert_eq!(p4.chunk_str(), format!("f({});\n", data(2, "two")));
+    assert_eq!(p4.chunk_str(), "");
+
+    // Leave from the head (s1); a stream joins; s3 is now the head.
+    drop(s1);
+    eventually("s1 gone", || subscribers(&s, "mix") == 1);
+    let mut s5 = open(&s, T::Stream, "cname=mix&seq=3", "");
+    eventually("s5 joined", || subscribers(&s, "mix") == 2);
+    admin(&s, "/push?cname=mix&content=three");
+    expect_chunk(&mut s3, &format!("{}\n", data(3, "three")));
+    expect_chunk(&mut s5, &format!("{}\n", data(3, "three")));
+    for c in [&mut s3, &mut s5] {
+        c.expect_silence(std::time::Duration::from_millis(50));
+    }
+    drop(s3);
+    drop(s5);
+    eventually("everyone left", || subscribers(&s, "mix") == 0);
+}
