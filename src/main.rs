@@ -35,6 +35,11 @@ options:
 environment:
   RUST_LOG            log filter; overrides `log_level` from the config
                       (e.g. RUST_LOG=debug, RUST_LOG=comet=trace)
+  GLIBC_TUNABLES      comet restarts itself once with
+                      glibc.malloc.tcache_count=0 added (memory freed after
+                      a burst goes back to the OS); a tcache_count set here
+                      stands, e.g. glibc.malloc.tcache_count=7 keeps glibc's
+                      default
 
 exit codes:
   0   normal end (SIGINT or SIGTERM), or a successful --check-config,
@@ -140,10 +145,17 @@ fn main() -> ExitCode {
         println!("config OK");
         return ExitCode::SUCCESS;
     }
+    // Before any thread exists; returns only if it did not re-execute.
+    if let Some(e) = comet::malloc::reexec_with_tcache_off() {
+        eprintln!("comet: cannot restart with glibc's per-thread malloc cache off ({e}); going on with it");
+    }
 
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&config.log_level))
         .format_timestamp_millis()
         .init();
+    if let Some(t) = std::env::var_os("GLIBC_TUNABLES") {
+        log::info!("glibc tunables: {}", t.to_string_lossy());
+    }
 
     let signals = match Signals::install() {
         Ok(signals) => signals,

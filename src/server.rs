@@ -104,7 +104,7 @@ impl Server {
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         let nofile = sys::raise_nofile_limit() as usize;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tune_malloc(cpus);
+        crate::malloc::tune(cpus);
         let plan = plan(&config, cpus, nofile);
         log::info!(
             "{} front workers, {} connections each, {} (descriptor limit {nofile} per table, max_connections {})",
@@ -283,39 +283,6 @@ impl Signals {
 fn second_signal(signo: i32) {
     log::warn!("second signal: exiting at once");
     std::process::exit(128 + signo);
-}
-
-/// Below this size glibc serves allocations from its heaps, above it with
-/// their own mapping (see [`tune_malloc`]).
-const MMAP_THRESHOLD_BYTES: i32 = 128 * 1024;
-
-/// Sets the two glibc malloc parameters that decide how much memory a burst
-/// leaves behind; an environment setting (`MALLOC_ARENA_MAX`,
-/// `MALLOC_MMAP_THRESHOLD_`) wins over each.
-///
-/// Arenas are capped at the CPU count. By default glibc gives up to 8 per
-/// CPU; with dozens of workers each holds its own partly used arena after a
-/// burst, and RSS stays high after everyone has left (measured: +47% over
-/// the idle baseline after 100,000 subscribers came and went, +22..28% with
-/// one or two arenas). Workers allocate only while answering requests, never
-/// per delivery, so they rarely contend for an arena.
-///
-/// The mmap threshold is fixed at 128 KiB (glibc's starting value). Left
-/// alone, glibc raises it to the size of every mapped block that is freed,
-/// so after the first storm the large arrays of the next one (connection
-/// tables, timer buckets) come from the heaps and leave holes there when
-/// they go. Measured with `tools/storm --cycles 12` (15,000 subscribers):
-/// RSS after everyone left settled at 6.0..6.7 MiB against a 3.9 MiB idle
-/// baseline, and at 4.6..5.2 MiB with the fixed threshold.
-fn tune_malloc(cpus: usize) {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only adjusts allocator parameters.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, cpus.clamp(1, 8) as i32) };
-    }
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-        // SAFETY: mallopt only adjusts allocator parameters.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) };
-    }
 }
 
 /// The 1-second channel maintenance tick.

@@ -11,6 +11,11 @@
 //! takes over the epoll instance, the listener state and the mailbox; it has
 //! no connections to carry, and a fresh thread stack as well.
 //!
+//! comet now runs with glibc's per-thread cache off (`crate::malloc`), which
+//! removes most of what this was for; it still matters when an operator
+//! keeps the cache through `GLIBC_TUNABLES`, and a fresh thread gives back
+//! the stack pages the old one touched.
+//!
 //! With private descriptor tables the successor copies the old worker's
 //! table, which at that moment holds only what every worker inherited
 //! (connections are all closed), so it needs no clean-up.

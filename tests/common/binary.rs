@@ -26,6 +26,12 @@ impl Binary {
     /// Starts the binary with `yaml` and, if given, a descriptor limit (soft
     /// and hard) set by the shell that execs it.
     pub fn start_with_limit(yaml: &str, nofile: Option<u32>) -> Binary {
+        Binary::start_with(yaml, nofile, &[])
+    }
+
+    /// Starts the binary with `yaml`, a descriptor limit if given, and these
+    /// environment variables set (`Some`) or removed (`None`).
+    pub fn start_with(yaml: &str, nofile: Option<u32>, env: &[(&str, Option<&str>)]) -> Binary {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = std::env::temp_dir().join(format!("comet-bin-{}-{n}.yaml", std::process::id()));
@@ -44,6 +50,12 @@ impl Binary {
                 c
             }
         };
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
