@@ -86,7 +86,7 @@ impl Report<'_> {
         let fronts: Vec<String> = a.fronts.iter().map(|f| f.to_string()).collect();
         let _ = writeln!(
             s,
-            "comet-load: {} {} connections to {} over {} channels, {} threads, {} source addresses",
+            "comet-load: {} {} connections to {} over {} channels, {} threads, {} source addresses, nap {} µs",
             a.connections,
             a.transport.name(),
             fronts.join(","),
@@ -97,6 +97,7 @@ impl Report<'_> {
             } else {
                 a.source_ips.to_string()
             },
+            a.nap_us,
         );
         let _ = write!(
             s,
@@ -205,7 +206,7 @@ impl Report<'_> {
         let connect_secs = self.connect_secs.map_or("null".to_string(), |s| format!("{s:.3}"));
         format!(
             "{{\"comet_load\":1,\"ok\":{},\"end\":\"{}\",\"transport\":\"{}\",\"mode\":\"{}\",\"threads\":{},\
-             \"source_ips\":{},\"connections\":{},\"channels\":{},\"opened\":{},\"established\":{},\"ready\":{},\
+             \"source_ips\":{},\"nap_us\":{},\"connections\":{},\"channels\":{},\"opened\":{},\"established\":{},\"ready\":{},\
              \"connect_errors\":{},\"connect_secs\":{},\"errors\":{{{}}},\"error_total\":{},\"messages\":{},\
              \"published\":{},\"publish_errors\":{},\"expected_deliveries\":{},\"deliveries\":{},\"missing\":{},\
              \"skipped\":{},\"duplicates\":{},\"incomplete_connections\":{},\"elapsed_secs\":{:.3},\"setup_ms\":{},\"latency_ms\":{}}}",
@@ -215,6 +216,7 @@ impl Report<'_> {
             a.mode.name(),
             a.threads,
             a.source_ips,
+            a.nap_us,
             a.connections,
             a.channels,
             t.opened,
@@ -292,6 +294,10 @@ mod tests {
             json.contains("\"expected_deliveries\":8,\"deliveries\":8,\"missing\":0,\"skipped\":0,\"duplicates\":0")
         );
         assert!(json.contains("\"latency_ms\":{\"count\":1,\"min\":1.500,"), "{json}");
+        assert!(
+            json.contains("\"source_ips\":0,\"nap_us\":0,\"connections\":4,"),
+            "{json}"
+        );
         assert!(!json.contains('\n'));
 
         r.tally.deliveries = 7;

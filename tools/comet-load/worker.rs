@@ -32,6 +32,15 @@ fn pending_share(max_pending: u32, threads: u32) -> u64 {
     }
 }
 
+/// Whether a loop turn that handled `n` events is followed by the nap: only
+/// once the thread has opened all its connections (so that pacing by
+/// `--max-pending` is never slowed down), and only after a partial batch (a
+/// full one means more is already waiting, none means the wait timed out with
+/// nothing to coalesce).
+fn naps_after(n: usize, opening: bool) -> bool {
+    !opening && n > 0 && n < MAX_EVENTS
+}
+
 /// One worker's loop state.
 struct Worker {
     id: u32,
@@ -39,6 +48,8 @@ struct Worker {
     rate: u64,
     /// This thread's share of `--max-pending` (`u64::MAX`: no limit).
     max_pending: u64,
+    /// `--nap-us`: sleep after a partial batch of events.
+    nap: Option<std::time::Duration>,
     fronts: Vec<SocketAddrV4>,
     source_ips: u32,
     run: RunInfo,
@@ -84,6 +95,7 @@ impl Worker {
             threads: args.threads,
             rate: u64::from(args.rate),
             max_pending: pending_share(args.max_pending, args.threads),
+            nap: (args.nap_us > 0).then(|| std::time::Duration::from_micros(args.nap_us.into())),
             fronts: args.fronts.clone(),
             source_ips: args.source_ips,
             run,
@@ -147,6 +159,12 @@ impl Worker {
                 self.on_event(slot, flags);
             }
             self.publish_live();
+            // Readiness that arrives while this thread sleeps only joins the
+            // epoll ready list; while it waits in epoll_wait, each arrival
+            // would wake it, a cost the sender pays in its write.
+            if let Some(nap) = self.nap.filter(|_| naps_after(n as usize, next < mine)) {
+                std::thread::sleep(nap);
+            }
         }
         self.publish_live();
     }
@@ -341,7 +359,16 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::pending_share;
+    use super::{naps_after, pending_share, MAX_EVENTS};
+
+    #[test]
+    fn naps_only_after_a_partial_batch() {
+        assert!(!naps_after(0, false));
+        assert!(naps_after(1, false));
+        assert!(naps_after(MAX_EVENTS - 1, false));
+        assert!(!naps_after(MAX_EVENTS, false));
+        assert!(!naps_after(1, true), "no nap while connections are still to be opened");
+    }
 
     #[test]
     fn pending_limit_is_shared_between_threads() {
