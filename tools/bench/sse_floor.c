@@ -14,7 +14,8 @@
  *   worker writes one chunked SSE broadcast event (the bytes comet sends,
  *   framed once per channel name) to each of its sockets in accept order.
  *   /push?cname=C&content=X does the same for the subscribers of C only.
- *   Either is answered once every worker has written it: one message at a time.
+ *   Either is answered at once; the next one waits until every worker has
+ *   written the last (one message in flight).
  *   /info answers {"channels": C, "subscribers": S}, /stats {"delivered":D}.
  * Nothing else: no timers, no history, no parsing beyond finding cname.
  *
@@ -71,8 +72,9 @@ static atomic_long subscribers, delivered;
 static char content[256];
 /* The channel of a /push ("" for a /broadcast), set with the content. */
 static char target[NAME_MAX_LEN];
-/* Workers still writing the current message: the admin thread answers (and
- * takes the next request) only once it is 0, so one message is in flight. */
+/* Workers still writing the current message. The admin thread answers a
+ * publish at once (so /info and /stats stay answered during a broadcast) but
+ * starts the next one only when this is 0: one message in flight. */
 static atomic_int busy;
 
 static int listen_on(int port) {
@@ -269,14 +271,14 @@ static void admin_loop(int ls) {
                 char text[sizeof content], only[sizeof target] = "";
                 if (!query_value(req, "content=", text, sizeof text)) text[0] = 0;
                 if (push && !query_value(req, "cname=", only, sizeof only)) only[0] = 0;
+                struct timespec nap = {0, 100000};
+                while (atomic_load(&busy) > 0) nanosleep(&nap, NULL);
                 memcpy(content, text, sizeof content);
                 memcpy(target, only, sizeof target);
                 atomic_store(&busy, nthreads);
                 uint64_t one64 = 1;
                 for (int i = 0; i < nthreads; i++)
                     if (write(workers[i].wake, &one64, 8) != 8) perror("eventfd");
-                struct timespec nap = {0, 100000};
-                while (atomic_load(&busy) > 0) nanosleep(&nap, NULL);
                 answer(fd, "{\"type\": \"ok\"}\n");
             } else if (!strncmp(req, "GET /info", 9)) {
                 long s = atomic_load(&subscribers);
