@@ -71,17 +71,17 @@ fn forty_thousand_subscribers_all_get_a_broadcast() {
         ],
     );
     drop(server);
-    assert_everyone_got_it(&line, SUBSCRIBERS);
+    assert_everyone_got_it(&line, SUBSCRIBERS, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs comet-load against `front`/`admin`: `n` SSE subscribers over 100
-/// channels, one broadcast. Returns its JSON line; panics if there is none.
+/// channels, one broadcast, unless `extra` (given last, so it wins) says
+/// otherwise. Returns its JSON line; panics if there is none.
 fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_comet-load"))
         .args(["--front", front, "--admin", admin])
         .args(["--connections", &n.to_string(), "--rate", "10000", "--channels", "100"])
-        .args(extra)
         .args([
             "--transport",
             "sse",
@@ -93,6 +93,7 @@ fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
             "240",
             "--json",
         ])
+        .args(extra)
         .stderr(Stdio::inherit())
         .output()
         .expect("run comet-load");
@@ -107,13 +108,14 @@ fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
     line
 }
 
-fn assert_everyone_got_it(line: &str, subscribers: usize) {
+/// Every subscriber connected, and got each of `messages` exactly once.
+fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
     let n = subscribers as i64;
     assert_eq!(json_number(line, "established"), n, "{line}");
     assert_eq!(json_number(line, "ready"), n, "{line}");
     assert_eq!(json_number(line, "connect_errors"), 0, "{line}");
     assert_eq!(json_number(line, "error_total"), 0, "{line}");
-    assert_eq!(json_number(line, "deliveries"), n, "{line}");
+    assert_eq!(json_number(line, "deliveries"), n * messages, "{line}");
     assert_eq!(json_number(line, "missing"), 0, "{line}");
     assert_eq!(json_number(line, "duplicates"), 0, "{line}");
 }
@@ -150,7 +152,26 @@ fn the_c1000k_floor_passes_the_same_checks() {
     // Reader threads sleep between partial batches (comet-load --help):
     // every delivery must still arrive.
     let line = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
+    assert_everyone_got_it(&line, 3_000, 1);
+    // Pipelined /push (comet-load sends a window of them at once) to more
+    // channels than the floor's frame table has slots: one message in
+    // flight at a time, and no subscriber framed with another's channel.
+    let line = run_load(
+        front,
+        admin,
+        6_000,
+        &[
+            "--mode",
+            "push",
+            "--channels",
+            "5000",
+            "--messages",
+            "2",
+            "--interval-ms",
+            "0",
+        ],
+    );
     drop(floor);
-    assert_everyone_got_it(&line, 3_000);
+    assert_everyone_got_it(&line, 6_000, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -46,6 +46,7 @@
 #define MAX_THREADS 128
 #define NAME_MAX_LEN 32
 #define FRAME_MAX 512
+#define FRAME_SLOTS 4096
 
 static const char HEAD[] =
     "HTTP/1.1 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n"
@@ -54,6 +55,7 @@ static const char HEAD[] =
 
 struct conn {
     int fd;
+    unsigned frame_slot; /* hash of name, into a worker's frame table */
     char name[NAME_MAX_LEN];
 };
 
@@ -140,12 +142,16 @@ static void subscribe(struct worker *w, int fd, const char *req) {
         return;
     }
     c->fd = fd;
+    c->frame_slot = 2166136261u; /* FNV-1a */
+    for (const char *p = c->name; *p; p++) c->frame_slot = (c->frame_slot ^ (unsigned char)*p) * 16777619u;
+    c->frame_slot %= FRAME_SLOTS;
     w->slot_of_fd[fd] = ++w->n;
     atomic_fetch_add(&subscribers, 1);
 }
 
 /* One frame per distinct channel name: consecutive subscribers usually differ,
- * so a small table keyed by name keeps the framing off the per-write path. */
+ * so a table indexed by a hash of the name keeps the framing off the
+ * per-write path (a slot whose name differs is framed again). */
 struct frame {
     char name[NAME_MAX_LEN];
     char bytes[FRAME_MAX];
@@ -154,16 +160,12 @@ struct frame {
 
 static void broadcast(struct worker *w, const char *text, const char *only) {
     static __thread struct frame *frames;
-    if (!frames) frames = calloc(4096, sizeof *frames);
+    if (!frames) frames = calloc(FRAME_SLOTS, sizeof *frames);
     long sent = 0;
     for (int i = 0; i < w->n; i++) {
         struct conn *c = &w->conns[i];
         if (c->fd < 0 || (*only && strcmp(c->name, only) != 0)) continue;
-        struct frame *f = NULL;
-        /* Channel names are load<k>: index by the number when it fits. */
-        int k = atoi(c->name + strcspn(c->name, "0123456789"));
-        if (k >= 0 && k < 4096) f = &frames[k];
-        if (!f) continue;
+        struct frame *f = &frames[c->frame_slot];
         if (f->len == 0 || strcmp(f->name, c->name) != 0) {
             char body[FRAME_MAX];
             snprintf(body, sizeof body,
@@ -174,7 +176,7 @@ static void broadcast(struct worker *w, const char *text, const char *only) {
         }
         if (write(c->fd, f->bytes, f->len) == f->len) sent++;
     }
-    for (int k = 0; k < 4096; k++) frames[k].len = 0;
+    for (int k = 0; k < FRAME_SLOTS; k++) frames[k].len = 0;
     atomic_fetch_add(&delivered, sent);
 }
 
