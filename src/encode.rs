@@ -6,8 +6,6 @@
 //! control character included (icomet escaped only four, §11.4). This module
 //! builds bytes and nothing else: no I/O, no channel state.
 
-use bytes::Bytes;
-
 /// Appends `s` JSON-escaped (without quotes) to `out`.
 ///
 /// Escapes `"`, `\`, every control character (C0, DEL and C1), and
@@ -98,19 +96,26 @@ pub fn check_json_string_body(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Builds one message object from an already-escaped content.
-pub fn message(kind: &str, cname: &str, seq: i32, content_escaped: &str) -> Bytes {
-    let mut out = Vec::with_capacity(48 + cname.len() + content_escaped.len());
+/// Appends one message object `{"type":..,"cname":..,"seq":..,"content":..}`
+/// built from an already-escaped content.
+pub fn message_into(out: &mut Vec<u8>, kind: &str, cname: &str, seq: i32, content_escaped: &str) {
+    out.reserve(48 + cname.len() + content_escaped.len());
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"cname\":\"");
-    escape_json_into(&mut out, cname);
+    escape_json_into(out, cname);
     out.extend_from_slice(b"\",\"seq\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     out.extend_from_slice(b",\"content\":\"");
     out.extend_from_slice(content_escaped.as_bytes());
     out.extend_from_slice(b"\"}");
-    Bytes::from(out)
+}
+
+/// Builds one message object from an already-escaped content.
+pub fn message(kind: &str, cname: &str, seq: i32, content_escaped: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    message_into(&mut out, kind, cname, seq, content_escaped);
+    out
 }
 
 /// Replaces every `</` with `<\/` so that JSON embedded in an HTML `<script>`

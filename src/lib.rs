@@ -1,14 +1,49 @@
-//! comet: an icomet-compatible comet server.
+//! comet: an icomet-compatible comet (server-push) server.
+//!
+//! # Module map
+//!
+//! How a message travels: an admin request (`admin`) becomes a command
+//! (`intake::ChannelCmd`); the intake applies it to the channel table
+//! (`channels`, around `channel`), which assigns the seq, keeps the message
+//! in history and queues one command per worker that holds subscribers
+//! (`mailbox`); each worker thread (`worker`) hands it to its protocol
+//! state (`front`), which frames it once per transport and writes it to
+//! every subscriber.
+//!
+//! | module | owns | must not touch |
+//! |---|---|---|
+//! | [`main`](../comet/index.html) (binary) | command line, exit codes | anything else |
+//! | [`server`] | start-up order, listeners, threads, supervision, shutdown | protocol details |
+//! | [`config`] | every key, defaults, validation | sockets |
+//! | [`shared`] | what the listeners share, and the server's lifecycle | locking (each part has its own) |
+//! | [`intake`] | the seam between admin commands and the channels | sockets, framing |
+//! | [`channels`] | the table's lock and the fan-out of its notices | sockets, framing |
+//! | [`channel`] | the table: names, slots, seqs, history, tokens, expiry (sync, no I/O) | threads, I/O, JSON |
+//! | [`mailbox`] | cross-thread commands to workers, eventfd wake-ups | the table |
+//! | [`presence`] | `/psub` listeners and their bounded queues | the table |
+//! | [`front`] | the front protocol: request parsing, transports and framing, subscriptions, delivery, timers (sans-IO, generic over the socket) | descriptors, epoll, threads |
+//! | `worker` | threads, private descriptor tables, epoll, accepting, refusals | protocol details |
+//! | [`admin`] | the admin HTTP API on hyper | front connections |
+//! | [`metrics`] | counters, `/stats` and `/metrics` | the table's internals |
+//! | [`encode`], [`params`] | JSON escaping and message objects; query parsing | state |
+//! | [`per_ip`] | connections per client address | sockets |
+//! | [`malloc`] | glibc allocator settings | everything else |
+//! | [`fuzzing`] | the fuzz targets' property checks (no server, no sockets) | — |
 pub mod admin;
 pub mod channel;
+pub mod channels;
 pub mod config;
 pub mod encode;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod hub;
+pub mod intake;
+pub mod mailbox;
 pub mod malloc;
 pub mod metrics;
 pub mod params;
+pub mod per_ip;
+pub mod presence;
 pub mod server;
+pub mod shared;
 pub(crate) mod worker;

@@ -53,6 +53,16 @@ pub fn tune(cpus: usize) {
     let _ = cpus;
 }
 
+/// Returns free heap memory to the OS (glibc's `malloc_trim`; nothing
+/// elsewhere). Called when everyone left after a burst, never on a hot path.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The glibc tunable that says how many freed blocks each thread's cache
 /// keeps per size class (default 7).
 const TCACHE_COUNT: &str = "glibc.malloc.tcache_count";

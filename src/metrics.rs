@@ -7,10 +7,39 @@
 //! connection.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::front::request::Transport;
-use crate::hub::Hub;
+use crate::front::transport::Transport;
+use crate::shared::Shared;
+
+/// Counters the workers and the admin side update as things happen.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Waiting subscribers by transport (`Transport::index`).
+    pub subscribers_by_transport: [AtomicU64; Transport::COUNT],
+    /// Connections accepted and then refused because `front.max_connections`
+    /// were open.
+    pub refused_full: AtomicU64,
+    /// Connections refused by `front.max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// Front connections accepted since start (refused ones included).
+    pub accepted: AtomicU64,
+    /// Workers that handed over to a fresh thread after everyone left.
+    pub worker_renewals: AtomicU64,
+    /// Frames written to subscribers.
+    pub delivered: AtomicU64,
+    /// Subscribers dropped because their output queue overflowed.
+    pub slow_consumer_drops: AtomicU64,
+    /// Front connections currently open.
+    pub connections: AtomicU64,
+    /// Worker threads that ended unexpectedly (the server then exits).
+    pub workers_dead: AtomicU64,
+    /// Connections closed because their request head did not arrive within
+    /// `front.header_timeout_secs`.
+    pub head_timeouts: AtomicU64,
+    /// Failed `accept` calls (descriptors or kernel memory exhausted).
+    pub accept_errors: AtomicU64,
+}
 
 /// The figures at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,7 +49,7 @@ pub struct Snapshot {
     /// Open front connections.
     pub connections: u64,
     /// Waiting subscribers per transport, in [`Transport::ALL`] order.
-    pub by_transport: [u64; 4],
+    pub by_transport: [u64; Transport::COUNT],
     /// Channels that exist.
     pub channels: u64,
     /// Subscribers the channel table counts (long polls in flight included).
@@ -41,28 +70,31 @@ pub struct Snapshot {
     pub presence_drops: u64,
     /// Resident memory of the process, in bytes (0 if unknown).
     pub rss_bytes: u64,
+    /// Front worker threads that died (the server is stopping when not 0).
+    pub workers_dead: u64,
 }
 
 impl Snapshot {
-    /// Reads the hub's counters and the process's resident memory.
-    pub fn take(hub: &Hub) -> Snapshot {
-        let s = &hub.stats;
-        let (channels, subscribers) = hub.totals();
+    /// Reads the counters and the process's resident memory.
+    pub fn take(shared: &Shared) -> Snapshot {
+        let s = &shared.stats;
+        let (channels, subscribers) = shared.channels.totals();
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Snapshot {
-            uptime_secs: hub.uptime().as_secs(),
+            uptime_secs: shared.uptime().as_secs(),
             connections: get(&s.connections),
             by_transport: std::array::from_fn(|i| get(&s.subscribers_by_transport[i])),
             channels: channels as u64,
             subscribers,
-            published: get(&s.published),
+            published: shared.channels.published(),
             delivered: get(&s.delivered),
             slow_consumer_drops: get(&s.slow_consumer_drops),
             refused_full: get(&s.refused_full),
             refused_per_ip: get(&s.refused_per_ip),
             accepted: get(&s.accepted),
-            presence_drops: get(&s.presence_drops),
+            presence_drops: shared.channels.presence().dropped(),
             rss_bytes: resident_bytes().unwrap_or(0),
+            workers_dead: get(&s.workers_dead),
         }
     }
 
@@ -78,7 +110,7 @@ impl Snapshot {
                 r#"{{"uptime_secs":{},"connections":{},"connections_by_transport":{{{}}},"#,
                 r#""channels":{},"subscribers":{},"published":{},"delivered":{},"#,
                 r#""slow_consumer_drops":{},"refused_connections":{},"accepted_connections":{},"#,
-                r#""presence_drops":{},"rss_bytes":{}}}"#
+                r#""presence_drops":{},"rss_bytes":{},"workers_dead":{}}}"#
             ),
             self.uptime_secs,
             self.connections,
@@ -92,6 +124,7 @@ impl Snapshot {
             self.accepted,
             self.presence_drops,
             self.rss_bytes,
+            self.workers_dead,
         )
     }
 
@@ -180,6 +213,12 @@ impl Snapshot {
             &[("", self.rss_bytes)],
         );
         family(
+            "comet_workers_dead",
+            "gauge",
+            "Front worker threads that ended unexpectedly; the server stops when this is not 0.",
+            &[("", self.workers_dead)],
+        );
+        family(
             "comet_uptime_seconds",
             "gauge",
             "Seconds since the server started.",
@@ -217,6 +256,7 @@ mod tests {
             accepted: 15,
             presence_drops: 0,
             rss_bytes: 4096,
+            workers_dead: 0,
         }
     }
 
@@ -229,7 +269,7 @@ mod tests {
                 r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0},"#,
                 r#""channels":4,"subscribers":6,"published":11,"delivered":22,"#,
                 r#""slow_consumer_drops":1,"refused_connections":5,"accepted_connections":15,"#,
-                r#""presence_drops":0,"rss_bytes":4096}"#
+                r#""presence_drops":0,"rss_bytes":4096,"workers_dead":0}"#
             )
         );
     }

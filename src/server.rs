@@ -8,13 +8,15 @@
 //! an admin connection (a copy would keep the socket open after admin closes it).
 
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, DescriptorTables};
-use crate::hub::Hub;
-use crate::worker::{self, sys, Settings, Workers};
+use crate::front::Settings;
+use crate::mailbox::Command;
+use crate::shared::Shared;
+use crate::worker::{self, sys, Sizing, Workers};
 
 /// Descriptors kept free in each table for listeners, logs and admin connections.
 const TABLE_RESERVE: usize = 512;
@@ -35,6 +37,10 @@ pub enum ServerError {
     /// Anything else that failed while starting (threads, epoll, eventfd).
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
+    /// A front worker thread ended unexpectedly; the server stopped rather
+    /// than serve without it.
+    #[error("{0} front worker thread(s) died; the server stopped (see the error above)")]
+    WorkerDied(usize),
 }
 
 /// How many workers, whether they unshare, and how many connections each may hold.
@@ -79,12 +85,11 @@ pub fn plan(config: &Config, cpus: usize, nofile: usize) -> Plan {
 
 /// A running server.
 pub struct Server {
-    hub: Arc<Hub>,
+    shared: Arc<Shared>,
     front: SocketAddr,
     admin: SocketAddr,
-    /// Owns the listening socket the workers accept on (by descriptor);
-    /// it closes when the server is dropped, after the workers stopped.
-    _front_listener: TcpListener,
+    /// The listening socket the workers accept on; the workers hold it too.
+    front_listener: Arc<TcpListener>,
     workers: Option<Workers>,
     admin_threads: Vec<std::thread::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -93,16 +98,16 @@ pub struct Server {
 fn bind(which: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     let l = TcpListener::bind(addr).map_err(|source| ServerError::Bind { which, addr, source })?;
     l.set_nonblocking(true)?;
-    // std listens with a backlog of 128; a connect burst needs far more.
-    // SAFETY: listen on our own listening socket only changes its backlog.
-    unsafe { libc::listen(l.as_raw_fd(), 65535) };
+    // std listens with a backlog of 128; a connect burst needs far more
+    // (the kernel caps it at net.core.somaxconn).
+    rustix::net::listen(&l, 65535).map_err(std::io::Error::from)?;
     Ok(l)
 }
 
 impl Server {
     /// Binds both listeners and starts serving in background threads.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let nofile = sys::raise_nofile_limit() as usize;
+        let nofile = sys::raise_nofile_limit().min(usize::MAX as u64) as usize;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         crate::malloc::tune(cpus);
         let plan = plan(&config, cpus, nofile);
@@ -121,35 +126,26 @@ impl Server {
         let admin_listener = bind("admin", config.admin.listen)?;
         let front = front_listener.local_addr()?;
         let admin = admin_listener.local_addr()?;
-        let f = &config.front;
-        let settings = Settings {
-            polling_timeout: f.polling_timeout.max(1),
-            header_timeout: f.header_timeout_secs.max(1),
-            max_queued: f.max_queued_bytes,
-            max_cname: f.max_cname_bytes,
-            sse_retry_ms: f.sse_retry_ms,
-            send_buf: f.socket_send_buffer_bytes,
-            recv_buf: f.socket_recv_buffer_bytes,
+        let settings = Settings::from_config(&config);
+        let sizing = Sizing {
+            capacity: plan.per_worker,
+            send_buf: config.front.socket_send_buffer_bytes,
+            recv_buf: config.front.socket_recv_buffer_bytes,
         };
         let admin_count = config.admin.threads.max(1);
         // The bound address, not port 0: the admin's demo pages tell
         // browsers which port the front listener is on.
         let mut config = config;
         config.front.listen = front;
-        let hub = Arc::new(Hub::new(config, plan.workers)?);
+        let shared = Arc::new(Shared::new(config, plan.workers)?);
         // Build the admin runtimes before the workers take private tables:
         // their epoll and waker descriptors must exist in the shared table.
         let mut runtimes = Vec::with_capacity(admin_count);
         for _ in 0..admin_count {
             runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
         }
-        let workers = worker::spawn(
-            hub.clone(),
-            front_listener.as_raw_fd(),
-            plan.unshare,
-            plan.per_worker,
-            settings,
-        )?;
+        let front_listener = Arc::new(front_listener);
+        let workers = worker::spawn(shared.clone(), front_listener.clone(), plan.unshare, sizing, settings)?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut admin_threads = Vec::with_capacity(admin_count);
         for (i, rt) in runtimes.into_iter().enumerate() {
@@ -158,9 +154,9 @@ impl Server {
                 tokio::net::TcpListener::from_std(admin_listener.try_clone()?)?
             };
             if i == 0 {
-                rt.spawn(tick(hub.clone(), stop_rx.clone()));
+                rt.spawn(tick(shared.clone(), stop_rx.clone()));
             }
-            let serve = crate::admin::serve(hub.clone(), listener, stop_rx.clone());
+            let serve = crate::admin::serve(shared.clone(), listener, stop_rx.clone());
             admin_threads.push(
                 std::thread::Builder::new()
                     .name(format!("comet-admin{i}"))
@@ -172,10 +168,10 @@ impl Server {
         }
         drop(admin_listener);
         Ok(Server {
-            hub,
+            shared,
             front,
             admin,
-            _front_listener: front_listener,
+            front_listener,
             workers: Some(workers),
             admin_threads,
             stop,
@@ -193,22 +189,56 @@ impl Server {
     }
 
     /// The shared state.
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Makes front worker `worker` panic, as a bug would: for tests that
+    /// prove a dead worker is never silent. Nothing in comet calls it.
+    #[doc(hidden)]
+    pub fn inject_worker_panic(&self, worker: usize) {
+        self.shared.channels.mailboxes().push(worker, Command::Panic);
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully and
+    /// returns `Ok`; or, if a worker thread dies first, shuts down and
+    /// returns [`ServerError::WorkerDied`].
+    pub fn run_until(self, stop: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut dead = self.shared.lifecycle.watch_dead_workers();
+        let died = rt.block_on(async {
+            tokio::select! {
+                () = stop => false,
+                _ = dead.wait_for(|n| *n > 0) => true,
+            }
+        });
+        let n = self.shared.lifecycle.dead_workers();
+        self.shutdown();
+        if died {
+            Err(ServerError::WorkerDied(n))
+        } else {
+            Ok(())
+        }
     }
 
     /// Serves until SIGINT or SIGTERM arrives through `signals`, then shuts
     /// down gracefully (see [`Server::shutdown`]). A second signal during the
     /// shutdown exits the process at once with status 128 + the signal number.
+    /// If a worker thread dies, shuts down and returns
+    /// [`ServerError::WorkerDied`] (the process then exits non-zero, so that
+    /// a supervisor restarts it).
     pub fn run_until_signal(self, signals: Signals) -> Result<(), ServerError> {
         let Signals { rt, mut term, mut int } = signals;
+        let mut dead = self.shared.lifecycle.watch_dead_workers();
         let first = rt.block_on(async {
             tokio::select! {
                 _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
+                _ = dead.wait_for(|n| *n > 0) => "a dead worker",
             }
         });
-        let grace = self.hub.config().shutdown_grace_secs;
+        let died = self.shared.lifecycle.dead_workers();
+        let grace = self.shared.config().shutdown_grace_secs;
         log::info!("{first}: shutting down (grace {grace} s; a second signal exits at once)");
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let stopper = std::thread::Builder::new()
@@ -226,6 +256,9 @@ impl Server {
         });
         let _ = stopper.join();
         log::info!("stopped");
+        if died > 0 {
+            return Err(ServerError::WorkerDied(died));
+        }
         Ok(())
     }
 
@@ -235,7 +268,7 @@ impl Server {
     /// finish, and returns when all connections are gone or
     /// `shutdown_grace_secs` have passed.
     pub fn shutdown(mut self) {
-        let grace = Duration::from_secs(u64::from(self.hub.config().shutdown_grace_secs));
+        let grace = Duration::from_secs(u64::from(self.shared.config().shutdown_grace_secs));
         self.stop_all(grace);
     }
 
@@ -245,10 +278,13 @@ impl Server {
     fn stop_all(&mut self, grace: Duration) {
         let Some(workers) = self.workers.take() else { return };
         let deadline = std::time::Instant::now() + grace;
+        self.shared.lifecycle.set_draining();
         // Stops the socket in every descriptor table that holds a copy.
-        sys::stop_listening(self._front_listener.as_raw_fd());
+        sys::stop_listening(self.front_listener.as_fd());
         let _ = self.stop.send(true);
-        self.hub.drain_workers(deadline);
+        for mb in self.shared.channels.mailboxes().iter() {
+            mb.push(Command::Drain(deadline));
+        }
         workers.join();
         for t in self.admin_threads.drain(..) {
             let _ = t.join();
@@ -286,13 +322,19 @@ fn second_signal(signo: i32) {
 }
 
 /// The 1-second channel maintenance tick.
-async fn tick(hub: Arc<Hub>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn tick(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
         tokio::select! {
-            _ = every.tick() => hub.tick(),
+            _ = every.tick() => {
+                if shared.channels.tick() {
+                    // The last channel went: its history was freed just now;
+                    // hand the pages back so idle RSS returns to its baseline.
+                    crate::malloc::trim();
+                }
+            }
             _ = stop.changed() => break,
         }
     }

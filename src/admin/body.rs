@@ -2,9 +2,9 @@
 //!
 //! Most admin replies are one complete buffer with a known length (hyper
 //! writes `Content-Length`); `/psub` is a stream of presence lines that lasts
-//! until the hub drops the listener or the server shuts down, written as one
+//! until presence drops the listener or the server shuts down, written as one
 //! HTTP chunk per line. This module only moves bytes: it never touches the
-//! hub, and the presence stream ends itself on shutdown so that a graceful
+//! presence module, and the presence stream ends itself on shutdown so that a graceful
 //! connection shutdown does not wait for it forever.
 
 use std::convert::Infallible;

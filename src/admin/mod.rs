@@ -6,8 +6,9 @@
 //! (`/pub`, `/push`, `/broadcast`, `/sign`), `query` (`/close`, `/clear`,
 //! `/info`, `/check`), `psub`, and `web` (the embedded demo pages under
 //! `/demo/`). Failures become HTTP only in
-//! `response::AdminError::into_response`. The admin side reaches channels
-//! only through [`Hub`] calls and never touches a front connection.
+//! `response::AdminError::into_response`. Commands reach the channels only
+//! through `crate::intake`, queries through `crate::channels`; the admin
+//! side never touches a front connection.
 
 mod body;
 mod filter;
@@ -36,9 +37,9 @@ use tokio::sync::{mpsc, watch};
 
 pub use filter::IpFilter;
 
-use crate::hub::Hub;
 use crate::metrics::Snapshot;
 use crate::params::decode_path;
+use crate::shared::Shared;
 use publish::Content;
 use response::{AdminError, AdminResponse, JSON, PROMETHEUS};
 
@@ -49,8 +50,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
-struct Shared {
-    hub: Arc<Hub>,
+struct Ctx {
+    shared: Arc<Shared>,
     filter: IpFilter,
     shutdown: watch::Receiver<bool>,
     /// The front listener's port, for the demo pages (`web`).
@@ -62,12 +63,12 @@ struct Shared {
 /// Serves the admin listener until `shutdown` becomes true (or its sender is
 /// dropped), then lets open connections finish their current reply (at most
 /// `shutdown_grace_secs`; `/psub` streams end at once) and returns.
-pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let filter = IpFilter::from_config(&hub.config().admin);
-    let front_port = hub.config().front.listen.port();
-    let grace = Duration::from_secs(u64::from(hub.config().shutdown_grace_secs));
-    let shared = Arc::new(Shared {
-        hub,
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let filter = IpFilter::from_config(&shared.config().admin);
+    let front_port = shared.config().front.listen.port();
+    let grace = Duration::from_secs(u64::from(shared.config().shutdown_grace_secs));
+    let ctx = Arc::new(Ctx {
+        shared,
         filter,
         shutdown: shutdown.clone(),
         front_port,
@@ -84,10 +85,10 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Re
             () = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let shared = shared.clone();
+                    let ctx = ctx.clone();
                     let done = done.clone();
                     tokio::spawn(async move {
-                        connection(stream, peer, shared).await;
+                        connection(stream, peer, ctx).await;
                         drop(done);
                     });
                 }
@@ -114,7 +115,7 @@ pub async fn serve(hub: Arc<Hub>, listener: TcpListener, mut shutdown: watch::Re
     }
     // Worker threads hold copies of the listening descriptor in their
     // private tables: stop the socket itself, or connections would queue.
-    crate::worker::sys::stop_listening(std::os::fd::AsRawFd::as_raw_fd(&listener));
+    crate::worker::sys::stop_listening(std::os::fd::AsFd::as_fd(&listener));
     drop(listener);
     drop(done);
     let _ = all_done.recv().await;
@@ -126,14 +127,14 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Serves one connection; ends are normal and logged at debug level only.
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
-    let allowed = shared.filter.allows(peer.ip());
-    let mut shutdown = shared.shutdown.clone();
-    let grace = shared.grace;
+    let allowed = ctx.filter.allows(peer.ip());
+    let mut shutdown = ctx.shutdown.clone();
+    let grace = ctx.grace;
     let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &shared, allowed).await) }
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, &ctx, allowed).await) }
     });
     let mut conn = pin!(http1::Builder::new()
         .keep_alive(true)
@@ -160,10 +161,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Answers one request; every reply gets the common headers.
-async fn handle(req: Request<Incoming>, shared: &Shared, allowed: bool) -> AdminResponse {
-    let mut resp = route(req, shared, allowed)
-        .await
-        .unwrap_or_else(AdminError::into_response);
+async fn handle(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> AdminResponse {
+    let mut resp = route(req, ctx, allowed).await.unwrap_or_else(AdminError::into_response);
     response::finish(&mut resp);
     resp
 }
@@ -234,7 +233,7 @@ impl Endpoint {
 }
 
 /// Filter, method and path checks, then the endpoint's handler.
-async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result<AdminResponse, AdminError> {
+async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<AdminResponse, AdminError> {
     if !allowed {
         return Err(AdminError::Forbidden);
     }
@@ -244,14 +243,14 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
     }
     let path = decode_path(req.uri().path().as_bytes());
     if web::is_demo(&path) {
-        return web::serve(&method, &path, &req.uri().to_string(), shared.front_port);
+        return web::serve(&method, &path, &req.uri().to_string(), ctx.front_port);
     }
     let endpoint = Endpoint::from_path(&path).ok_or_else(|| AdminError::NotFound(req.uri().to_string()))?;
     if !endpoint.allows(&method) {
         return Err(AdminError::InvalidMethod);
     }
-    let hub = &*shared.hub;
-    let key = hub.config().admin.key.as_bytes();
+    let shared = &*ctx.shared;
+    let key = shared.config().admin.key.as_bytes();
     // A key in the header is checked before any body is read.
     let bearer = match req.headers().get(AUTHORIZATION) {
         Some(v) if !key.is_empty() => Some(key_matches(bearer_token(v.as_bytes()), key)),
@@ -261,7 +260,7 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
         return Err(AdminError::KeyWrong);
     }
     let params = if endpoint.reads_body() {
-        request::query_and_body(req, hub.config().admin.max_body_bytes).await?
+        request::query_and_body(req, shared.config().admin.max_body_bytes).await?
     } else {
         request::query(&req)
     };
@@ -273,17 +272,17 @@ async fn route(req: Request<Incoming>, shared: &Shared, allowed: bool) -> Result
         }
     }
     match endpoint {
-        Endpoint::Pub => publish::publish(hub, &params, Content::PreEncoded),
-        Endpoint::Push => publish::publish(hub, &params, Content::Raw),
-        Endpoint::Broadcast => publish::broadcast(hub, &params),
-        Endpoint::Sign => publish::sign(hub, &params),
-        Endpoint::Close => query::close(hub, &params),
-        Endpoint::Clear => query::clear(hub, &params),
-        Endpoint::Info => Ok(query::info(hub, &params)),
-        Endpoint::Check => Ok(query::check(hub, &params)),
-        Endpoint::Psub => Ok(psub::subscribe(hub, method == Method::HEAD, &shared.shutdown)),
-        Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(hub).to_json() + "\n")),
-        Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(hub).to_prometheus())),
+        Endpoint::Pub => publish::publish(shared, &params, Content::PreEncoded).await,
+        Endpoint::Push => publish::publish(shared, &params, Content::Raw).await,
+        Endpoint::Broadcast => publish::broadcast(shared, &params).await,
+        Endpoint::Sign => publish::sign(shared, &params).await,
+        Endpoint::Close => query::close(shared, &params).await,
+        Endpoint::Clear => query::clear(shared, &params).await,
+        Endpoint::Info => Ok(query::info(shared, &params)),
+        Endpoint::Check => Ok(query::check(shared, &params)),
+        Endpoint::Psub => Ok(psub::subscribe(shared, method == Method::HEAD, &ctx.shutdown)),
+        Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(shared).to_json() + "\n")),
+        Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(shared).to_prometheus())),
     }
 }
 

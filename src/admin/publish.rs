@@ -1,14 +1,15 @@
 //! Publish-side handlers: `/pub`, `/push`, `/broadcast` and `/sign`
 //! (reference §4.1-§4.4).
 //!
-//! Each one validates its parameters, makes exactly one hub call and formats
-//! the reply. They never lock the channel table themselves and never deliver
-//! anything: the hub queues deliveries for the workers.
+//! Each one validates its parameters, hands exactly one command to the
+//! intake (`crate::intake`) and formats the reply. They never lock the
+//! channel table and never deliver anything.
 
 use super::response::{jsonp, ok, AdminError, AdminResponse, DEFAULT_TYPE, HTML_UTF8, JAVASCRIPT};
 use crate::encode;
-use crate::hub::Hub;
+use crate::intake::{ChannelCmd, CmdReply};
 use crate::params::{check_callback, check_cname, BadParam, Params};
+use crate::shared::Shared;
 
 /// Whether `/pub` (content already JSON-escaped) or `/push` (raw content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,38 +40,50 @@ fn content(p: &Params, max: usize) -> Result<&str, AdminError> {
 }
 
 /// `/pub` and `/push`: publish one data message, creating the channel.
-pub fn publish(hub: &Hub, p: &Params, kind: Content) -> Result<AdminResponse, AdminError> {
-    let config = hub.config();
+pub async fn publish(shared: &Shared, p: &Params, kind: Content) -> Result<AdminResponse, AdminError> {
+    let config = shared.config();
     let cb = callback(p)?;
     let cname = p.str("cname");
     check_cname(cname, config.front.max_cname_bytes)?;
     let content = content(p, config.admin.max_body_bytes)?;
-    match kind {
+    let content = match kind {
         Content::PreEncoded => {
             encode::check_json_string_body(content).map_err(|reason| BadParam(reason.into()))?;
-            hub.publish(cname, content)?;
+            content.into()
         }
-        Content::Raw => {
-            hub.publish(cname, &encode::escape_json(content))?;
-        }
-    }
+        Content::Raw => encode::escape_json(content).into(),
+    };
+    let cmd = ChannelCmd::Publish {
+        cname: cname.to_string(),
+        content,
+    };
+    shared.intake.apply(cmd).await?;
     Ok(ok(JAVASCRIPT, jsonp(cb, r#"{"type":"ok"}"#)))
 }
 
 /// `/broadcast`: one broadcast message to every existing channel.
-pub fn broadcast(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
-    let content = content(p, hub.config().admin.max_body_bytes)?;
-    hub.broadcast(&encode::escape_json(content));
+pub async fn broadcast(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
+    let content = content(p, shared.config().admin.max_body_bytes)?;
+    let cmd = ChannelCmd::Broadcast {
+        content: encode::escape_json(content).into(),
+    };
+    shared.intake.apply(cmd).await?;
     Ok(ok(DEFAULT_TYPE, "ok\n"))
 }
 
 /// `/sign`: the channel's token, creating the channel and setting its expiry.
-pub fn sign(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
-    let config = hub.config();
+pub async fn sign(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
+    let config = shared.config();
     let cb = callback(p)?;
     let cname = p.str("cname");
     check_cname(cname, config.front.max_cname_bytes)?;
-    let signed = hub.sign(cname, p.int("expires", 0))?;
+    let cmd = ChannelCmd::Sign {
+        cname: cname.to_string(),
+        expires: p.int("expires", 0),
+    };
+    let CmdReply::Signed(signed) = shared.intake.apply(cmd).await? else {
+        unreachable!("a sign command answers Signed")
+    };
     let json = format!(
         r#"{{"type":"sign","cname":"{}","seq":{},"token":"{}","expires":{},"sub_timeout":{}}}"#,
         encode::escape_json(cname),

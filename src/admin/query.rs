@@ -3,52 +3,58 @@
 //!
 //! None of them creates a channel. Their bodies keep icomet's formatting
 //! (`ok N`, and the spaces after `:` and `,` in `/info` and `/check`) with
-//! channel names JSON-escaped (§11.3). They only call the hub.
+//! channel names JSON-escaped (§11.3). `/close` and `/clear` are commands
+//! and go through the intake; `/info` and `/check` read the channels.
 
 use std::collections::HashSet;
 
 use super::response::{ok, AdminError, AdminResponse, HTML_UTF8, VERSION};
 use crate::encode::escape_json;
-use crate::hub::Hub;
+use crate::intake::{ChannelCmd, CmdReply};
 use crate::params::Params;
+use crate::shared::Shared;
 
 /// `/close`: closes the channel; `ok N` with its next seq.
-pub fn close(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
-    let cname = p.str("cname");
-    let n = hub
-        .close(cname)
-        .ok_or_else(|| AdminError::NotConnected(cname.to_string()))?;
+pub async fn close(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
+    let cmd = ChannelCmd::Close {
+        cname: p.str("cname").to_string(),
+    };
+    let (CmdReply::Closed(n) | CmdReply::Cleared(n)) = shared.intake.apply(cmd).await? else {
+        unreachable!("a close command answers Closed")
+    };
     Ok(ok(HTML_UTF8, format!("ok {n}\n")))
 }
 
 /// `/clear`: empties the channel's history; `ok N` with its next seq.
-pub fn clear(hub: &Hub, p: &Params) -> Result<AdminResponse, AdminError> {
-    let cname = p.str("cname");
-    let n = hub
-        .clear(cname)
-        .ok_or_else(|| AdminError::NotConnected(cname.to_string()))?;
+pub async fn clear(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
+    let cmd = ChannelCmd::Clear {
+        cname: p.str("cname").to_string(),
+    };
+    let (CmdReply::Closed(n) | CmdReply::Cleared(n)) = shared.intake.apply(cmd).await? else {
+        unreachable!("a clear command answers Cleared")
+    };
     Ok(ok(HTML_UTF8, format!("ok {n}\n")))
 }
 
 /// `/info`: global totals, or one channel's subscriber count.
-pub fn info(hub: &Hub, p: &Params) -> AdminResponse {
+pub fn info(shared: &Shared, p: &Params) -> AdminResponse {
     let cname = p.str("cname");
     let body = if cname.is_empty() {
-        let (channels, subscribers) = hub.totals();
+        let (channels, subscribers) = shared.channels.totals();
         format!(r#"{{"version": "{VERSION}", "channels": {channels}, "subscribers": {subscribers}}}"#)
     } else {
-        let k = hub.subscribers_of(cname);
+        let k = shared.channels.subscribers_of(cname);
         format!(r#"{{"cname": "{}", "subscribers": {k}}}"#, escape_json(cname))
     };
     ok(HTML_UTF8, body + "\n")
 }
 
 /// `/check`: which of the comma-separated names exist, in request order.
-pub fn check(hub: &Hub, p: &Params) -> AdminResponse {
+pub fn check(shared: &Shared, p: &Params) -> AdminResponse {
     let names = distinct_names(p.str("cname"));
     let found: Vec<String> = names
         .into_iter()
-        .filter(|n| hub.exists(n))
+        .filter(|n| shared.channels.exists(n))
         .map(|n| format!(r#""{}": 1"#, escape_json(n)))
         .collect();
     ok(HTML_UTF8, format!("{{{}}}\n", found.join(", ")))

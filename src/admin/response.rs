@@ -4,14 +4,15 @@
 //! is the only code that chooses a status, reason phrase, headers and body
 //! for a failure, and [`finish`] adds what every admin reply carries (the
 //! `Server` header, libevent's default content type). Nothing here reads
-//! requests or touches the hub.
+//! requests or touches the channels.
 
 use bytes::Bytes;
 use hyper::ext::ReasonPhrase;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, SERVER, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, RETRY_AFTER, SERVER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use super::body::AdminBody;
+use crate::intake::IntakeError;
 use crate::params::BadParam;
 
 /// A response of the admin listener.
@@ -59,7 +60,11 @@ pub enum AdminError {
     TooLarge(String),
     /// `max_channels` reached while creating a channel.
     #[error("Too Many Channels")]
-    TooManyChannels(#[from] crate::channel::TooManyChannels),
+    TooManyChannels,
+    /// The channels cannot take commands now (cluster mode: Redis is
+    /// unreachable); nothing was published.
+    #[error("{0}")]
+    Unavailable(String),
     /// `/close` or `/clear` of a channel that does not exist.
     #[error("channel[{0}] not connected")]
     NotConnected(String),
@@ -72,6 +77,16 @@ pub enum AdminError {
     /// The request body could not be read (bad chunk, client gone).
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
+}
+
+impl From<IntakeError> for AdminError {
+    fn from(e: IntakeError) -> AdminError {
+        match e {
+            IntakeError::TooManyChannels { .. } => AdminError::TooManyChannels,
+            IntakeError::NoSuchChannel(cname) => AdminError::NotConnected(cname),
+            IntakeError::Unavailable(why) => AdminError::Unavailable(why),
+        }
+    }
 }
 
 impl AdminError {
@@ -101,7 +116,12 @@ impl AdminError {
                 r
             }
             AdminError::InvalidMethod => with_reason(StatusCode::METHOD_NOT_ALLOWED, b"Invalid Method"),
-            AdminError::TooManyChannels(_) => with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels"),
+            AdminError::TooManyChannels => with_reason(StatusCode::TOO_MANY_REQUESTS, b"Too Many Channels"),
+            AdminError::Unavailable(why) => {
+                let mut r = line(StatusCode::SERVICE_UNAVAILABLE, &why);
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
             AdminError::BadParam(e) => line(StatusCode::BAD_REQUEST, &e.to_string()),
             e @ AdminError::BodyRead(_) => closing(line(StatusCode::BAD_REQUEST, &e.to_string())),
             AdminError::TooLarge(reason) => closing(line(StatusCode::PAYLOAD_TOO_LARGE, &reason)),
@@ -208,7 +228,7 @@ mod tests {
             r.extensions().get::<ReasonPhrase>().map(|p| p.as_bytes()),
             Some(&b"Invalid Method"[..])
         );
-        let r = AdminError::TooManyChannels(crate::channel::TooManyChannels).into_response();
+        let r = AdminError::TooManyChannels.into_response();
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         let r = AdminError::Forbidden.into_response();
         assert_eq!(r.headers().get(CONNECTION).map(|v| v.as_bytes()), Some(&b"Close"[..]));

@@ -16,7 +16,7 @@
 //! `document.domain`; Chromium ignores that setter unless both documents opt
 //! out of origin-keyed agent clusters with this header.
 //!
-//! This module only maps a path to bytes; it never touches the hub.
+//! This module only maps a path to bytes; it never touches the channels.
 
 use hyper::header::{HeaderValue, CACHE_CONTROL, LOCATION};
 use hyper::{Method, StatusCode};

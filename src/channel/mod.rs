@@ -1,25 +1,24 @@
 //! The channel table: names, slots, seqs, history, tokens, idle expiry.
 //!
-//! Plain synchronous code with no I/O (the hub wraps it in a mutex). Slots are
-//! preallocated for `max_channels` and reused through a free list; a
-//! [`ChannelId`] carries the slot's generation so that a stale reference to a
-//! freed and reused slot is recognised. The table knows how many subscribers
-//! each channel has and which workers hold them (a bit mask), never the
-//! subscribers themselves: those live in their worker. Everything the outside
-//! world must hear about (presence, deliveries) is reported through a
-//! [`Notice`] callback, in order, while the caller still holds the table.
+//! Plain synchronous code with no I/O (`crate::channels` wraps it in a
+//! mutex). Slots are reused through a free list; a [`ChannelId`] carries the
+//! slot's generation so that a stale reference to a freed and reused slot is
+//! recognised. The table knows how many subscribers each channel has and
+//! which workers hold them (a bit mask), never the subscribers themselves:
+//! those live in their worker. Everything the outside world must hear about
+//! (presence, deliveries) is reported through a [`Notice`] callback, in
+//! order, while the caller still holds the table. Messages are kept as
+//! [`Message`]s (seq, kind, shared content); nothing here builds JSON for
+//! subscribers: framing is the front's job.
 
-mod event;
+mod history;
 mod token;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ahash::AHashMap;
 
-pub use event::{Event, EventKind};
-
-use crate::encode;
+pub use history::{max_entries, History, Kind, Message};
 
 /// A reference to a live channel: its slot and the slot's generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,15 +57,20 @@ pub struct Limits {
     pub token_auth: bool,
 }
 
-/// Something the table reports to the hub while the hub holds the table.
+/// Something the table reports while its caller holds it.
 #[derive(Debug)]
 pub enum Notice<'a> {
     /// A channel came online (created, or periodically while it exists).
     Online(&'a str),
     /// A channel was freed.
     Offline(&'a str),
-    /// `event` must reach the subscribers held by the workers in `workers`.
-    Deliver(WorkerMask, &'a Arc<Event>),
+    /// A message of a channel must reach the subscribers held by these workers.
+    Message(WorkerMask, ChannelId, &'a Message),
+    /// A broadcast took this seq in this channel, whose subscribers these
+    /// workers hold (one notice per channel; the content is the same for all).
+    Broadcast(WorkerMask, ChannelId, i32),
+    /// A channel was closed with this next seq; these workers end its subscribers.
+    Close(WorkerMask, ChannelId, i32),
 }
 
 /// Why a subscribe was refused (sent as an icomet 401/429 frame).
@@ -99,14 +103,14 @@ impl SubscribeError {
 pub struct TooManyChannels;
 
 /// Where an accepted subscriber starts (reference §2.5).
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Start {
     /// Case A: tell the client to resume at this seq.
     NextSeq(i32),
     /// Cases B and D: wait for the next live message; the seq is the client's.
     Wait(i32),
     /// Case C: replay these, oldest first.
-    Replay(Vec<Arc<Event>>),
+    Replay(Vec<Message>),
 }
 
 /// An accepted subscription.
@@ -115,10 +119,13 @@ pub struct Subscribed {
     /// The channel.
     pub id: ChannelId,
     /// The channel's name, shared: a worker keeps it for the frames it
-    /// builds itself (noop) without a copy of its own.
+    /// builds without a copy of its own.
     pub name: Arc<str>,
     /// Where the subscriber starts.
     pub start: Start,
+    /// Whether the table counts the subscriber (it stays and waits). A long
+    /// poll answered at once is not counted: it never waits.
+    pub counted: bool,
 }
 
 /// What `/sign` answers.
@@ -134,17 +141,17 @@ pub struct Signed {
 
 #[derive(Debug, Default)]
 struct Slot {
-    gen: u32,
-    live: bool,
     /// Shared with `by_name` and with every worker holding subscribers.
     name: Arc<str>,
+    history: History,
+    token: Option<Box<[u8; 32]>>,
+    workers: WorkerMask,
+    gen: u32,
     seq_next: i32,
-    history: VecDeque<Arc<Event>>,
     idle: i32,
     presence_ticks: u32,
-    token: Option<[u8; 32]>,
     subscribers: u32,
-    workers: WorkerMask,
+    live: bool,
 }
 
 /// The table of all channels.
@@ -206,9 +213,9 @@ impl ChannelTable {
             .map_or(0, |&s| self.slots[s as usize].subscribers)
     }
 
-    /// The live slot an id refers to, if it is still that channel.
-    fn slot_of(&self, id: ChannelId) -> Option<&Slot> {
-        self.slots.get(id.slot as usize).filter(|s| s.live && s.gen == id.gen)
+    /// The history of a live channel.
+    pub fn history(&self, name: &str) -> Option<&History> {
+        self.by_name.get(name).map(|&s| &self.slots[s as usize].history)
     }
 
     fn create(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
@@ -225,17 +232,14 @@ impl ChannelTable {
         // Generations are table-wide, so an id stays unique even after the
         // slot array is released and rebuilt.
         self.next_gen = self.next_gen.wrapping_add(1);
-        let slot = &mut self.slots[idx as usize];
-        slot.gen = self.next_gen;
-        slot.live = true;
         let name: Arc<str> = name.into();
-        slot.name = name.clone();
-        slot.seq_next = 1;
-        slot.idle = 0;
-        slot.presence_ticks = 0;
-        slot.token = None;
-        slot.subscribers = 0;
-        slot.workers = 0;
+        self.slots[idx as usize] = Slot {
+            name: name.clone(),
+            gen: self.next_gen,
+            seq_next: 1,
+            live: true,
+            ..Slot::default()
+        };
         out(Notice::Online(&name));
         self.by_name.insert(name, idx);
         Ok(idx)
@@ -246,12 +250,9 @@ impl ChannelTable {
         out(Notice::Offline(&slot.name));
         self.by_name.remove(&slot.name);
         self.subscribers -= u64::from(slot.subscribers);
-        slot.live = false;
-        slot.name = Arc::default();
-        slot.history = VecDeque::new();
-        slot.token = None;
-        slot.subscribers = 0;
-        slot.workers = 0;
+        // Keep the generation: a stale id must not match the next occupant.
+        let gen = slot.gen;
+        *slot = Slot { gen, ..Slot::default() };
         self.free.push(idx);
         if self.by_name.is_empty() {
             // Everyone left: give back what a burst of channels grew.
@@ -262,12 +263,15 @@ impl ChannelTable {
     }
 
     /// Subscribes a client of `worker` with resume point `seq` (reference §3.1, §2.5).
+    /// A `long_poll` subscriber is counted only when it waits (`Start::Wait`):
+    /// one answered at once never joins the channel.
     pub fn subscribe(
         &mut self,
         name: &str,
         token: &str,
         seq: i32,
         worker: usize,
+        long_poll: bool,
         out: &mut dyn FnMut(Notice),
     ) -> Result<Subscribed, SubscribeError> {
         let idx = match self.by_name.get(name) {
@@ -277,34 +281,32 @@ impl ChannelTable {
         };
         let limits = self.limits;
         let slot = &mut self.slots[idx as usize];
-        if limits.token_auth && slot.token.as_ref().map(|t| &t[..]) != Some(token.as_bytes()) {
+        if limits.token_auth && slot.token.as_deref().map(|t| &t[..]) != Some(token.as_bytes()) {
             return Err(SubscribeError::TokenError);
         }
         if slot.subscribers >= limits.max_subscribers {
             return Err(SubscribeError::TooManySubscribers);
         }
         slot.idle = slot.idle.max(limits.channel_timeout as i32);
-        slot.subscribers += 1;
-        slot.workers |= 1 << worker;
-        self.subscribers += 1;
         let n = slot.seq_next;
         let start = if seq == 0 || seq.wrapping_sub(n) > 0 {
             Start::NextSeq(n)
         } else if seq == n {
             Start::Wait(seq)
         } else {
-            let replay: Vec<Arc<Event>> = slot
-                .history
-                .iter()
-                .filter(|e| e.seq.wrapping_sub(seq) >= 0)
-                .cloned()
-                .collect();
+            let replay: Vec<Message> = slot.history.since(seq).cloned().collect();
             if replay.is_empty() {
                 Start::Wait(seq)
             } else {
                 Start::Replay(replay)
             }
         };
+        let counted = !long_poll || matches!(start, Start::Wait(_));
+        if counted {
+            slot.subscribers += 1;
+            slot.workers |= 1 << worker;
+            self.subscribers += 1;
+        }
         Ok(Subscribed {
             id: ChannelId {
                 slot: idx,
@@ -312,6 +314,7 @@ impl ChannelTable {
             },
             name: slot.name.clone(),
             start,
+            counted,
         })
     }
 
@@ -333,62 +336,65 @@ impl ChannelTable {
         }
     }
 
-    fn append(&mut self, idx: u32, kind: EventKind, content_escaped: &str, out: &mut dyn FnMut(Notice)) {
-        let buffer = self.limits.buffer_size as usize;
-        let slot = &mut self.slots[idx as usize];
-        let id = ChannelId {
-            slot: idx,
-            gen: slot.gen,
-        };
-        let seq = slot.seq_next;
-        slot.seq_next = seq.wrapping_add(1);
-        let (type_name, next_json) = match kind {
-            EventKind::Broadcast => (
-                "broadcast",
-                Some(encode::message("next_seq", &slot.name, slot.seq_next, "")),
-            ),
-            _ => ("data", None),
-        };
-        let json = encode::message(type_name, &slot.name, seq, content_escaped);
-        let event = Arc::new(Event::new(id, seq, kind, json, next_json));
-        if buffer > 0 {
-            slot.history.push_back(event.clone());
-            // icomet trims once the list holds at least 1.5 x the size.
-            if slot.history.len() * 2 >= buffer * 3 {
-                let excess = slot.history.len() - buffer;
-                slot.history.drain(..excess);
-            }
-        }
-        if slot.workers != 0 {
-            out(Notice::Deliver(slot.workers, &event));
-        }
-    }
-
-    /// Publishes a data message (content already JSON-escaped), creating the channel if needed.
-    pub fn publish(
-        &mut self,
-        name: &str,
-        content_escaped: &str,
-        out: &mut dyn FnMut(Notice),
-    ) -> Result<i32, TooManyChannels> {
+    /// The slot of `name`, created if needed, its idle time refreshed as a
+    /// publish does (reference §5.2).
+    fn publish_target(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
         let timeout = self.limits.channel_timeout as i32;
         let idx = match self.by_name.get(name) {
             Some(&i) => i,
-            None => {
-                let i = self.create(name, out)?;
-                self.slots[i as usize].idle = timeout;
-                i
-            }
+            None => self.create(name, out)?,
         };
         let slot = &mut self.slots[idx as usize];
         slot.idle = slot.idle.max(timeout);
+        Ok(idx)
+    }
+
+    /// Appends a message with the slot's next seq to its history; returns the seq.
+    fn append(&mut self, idx: u32, kind: Kind, content: &Arc<str>) -> i32 {
+        let size = self.limits.buffer_size;
+        let slot = &mut self.slots[idx as usize];
         let seq = slot.seq_next;
-        self.append(idx, EventKind::Data, content_escaped, out);
+        slot.seq_next = seq.wrapping_add(1);
+        slot.history.push(
+            Message {
+                seq,
+                kind,
+                content: content.clone(),
+            },
+            size,
+        );
+        seq
+    }
+
+    /// Publishes a data message (content already JSON-escaped), creating the
+    /// channel if needed; returns its seq.
+    pub fn publish(
+        &mut self,
+        name: &str,
+        content: &Arc<str>,
+        out: &mut dyn FnMut(Notice),
+    ) -> Result<i32, TooManyChannels> {
+        let idx = self.publish_target(name, out)?;
+        let seq = self.append(idx, Kind::Data, content);
+        let slot = &self.slots[idx as usize];
+        if slot.workers != 0 {
+            let id = ChannelId {
+                slot: idx,
+                gen: slot.gen,
+            };
+            let m = Message {
+                seq,
+                kind: Kind::Data,
+                content: content.clone(),
+            };
+            out(Notice::Message(slot.workers, id, &m));
+        }
         Ok(seq)
     }
 
-    /// Sends a broadcast message to every channel; returns how many channels got it.
-    pub fn broadcast(&mut self, content_escaped: &str, out: &mut dyn FnMut(Notice)) -> usize {
+    /// Sends a broadcast message to every channel (one seq in each, the
+    /// content shared by all); returns how many channels got it.
+    pub fn broadcast(&mut self, content: &Arc<str>, out: &mut dyn FnMut(Notice)) -> usize {
         let timeout = self.limits.channel_timeout as i32;
         let mut n = 0;
         for idx in 0..self.slots.len() as u32 {
@@ -397,7 +403,18 @@ impl ChannelTable {
                 continue;
             }
             slot.idle = slot.idle.max(timeout);
-            self.append(idx, EventKind::Broadcast, content_escaped, out);
+            let seq = self.append(idx, Kind::Broadcast, content);
+            let slot = &self.slots[idx as usize];
+            if slot.workers != 0 {
+                out(Notice::Broadcast(
+                    slot.workers,
+                    ChannelId {
+                        slot: idx,
+                        gen: slot.gen,
+                    },
+                    seq,
+                ));
+            }
             n += 1;
         }
         n
@@ -418,7 +435,7 @@ impl ChannelTable {
         };
         let slot = &mut self.slots[idx as usize];
         slot.idle = expires;
-        let token = *slot.token.get_or_insert_with(token::generate);
+        let token = **slot.token.get_or_insert_with(|| Box::new(token::generate()));
         let kept = slot.history.len().min(limits.buffer_size as usize) as i32;
         Ok(Signed {
             seq: slot.seq_next.wrapping_sub(kept),
@@ -434,13 +451,14 @@ impl ChannelTable {
         let slot = &self.slots[idx as usize];
         let n = slot.seq_next;
         if slot.workers != 0 {
-            let id = ChannelId {
-                slot: idx,
-                gen: slot.gen,
-            };
-            let json = encode::message("close", &slot.name, n, "");
-            let event = Arc::new(Event::new(id, n, EventKind::Close, json, None));
-            out(Notice::Deliver(slot.workers, &event));
+            out(Notice::Close(
+                slot.workers,
+                ChannelId {
+                    slot: idx,
+                    gen: slot.gen,
+                },
+                n,
+            ));
         }
         self.free_slot(idx, out);
         Some(n)
@@ -450,13 +468,16 @@ impl ChannelTable {
     pub fn clear(&mut self, name: &str) -> Option<i32> {
         let idx = *self.by_name.get(name)?;
         let slot = &mut self.slots[idx as usize];
-        slot.history = VecDeque::new();
+        slot.history.clear();
         Some(slot.seq_next)
     }
 
     /// The next seq of a live channel.
     pub fn seq_next(&self, id: ChannelId) -> Option<i32> {
-        self.slot_of(id).map(|s| s.seq_next)
+        self.slots
+            .get(id.slot as usize)
+            .filter(|s| s.live && s.gen == id.gen)
+            .map(|s| s.seq_next)
     }
 
     /// One maintenance tick (reference §5.2): periodic presence, idle expiry.

@@ -1,5 +1,9 @@
 use super::*;
 
+fn c(s: &str) -> Arc<str> {
+    s.into()
+}
+
 fn limits() -> Limits {
     Limits {
         max_channels: 4,
@@ -19,7 +23,9 @@ impl Log {
             self.0.push(match n {
                 Notice::Online(c) => format!("1 {c}"),
                 Notice::Offline(c) => format!("0 {c}"),
-                Notice::Deliver(w, e) => format!("deliver {w} {}", String::from_utf8_lossy(&e.json)),
+                Notice::Message(w, _, m) => format!("deliver {w} {} {}", m.seq, m.content),
+                Notice::Broadcast(w, _, seq) => format!("broadcast {w} {seq}"),
+                Notice::Close(w, _, seq) => format!("close {w} {seq}"),
             })
         }
     }
@@ -37,11 +43,11 @@ fn seq_starts_at_one_and_history_trims_like_icomet() {
     let mut t = ChannelTable::new(limits());
     let mut log = Log::default();
     for i in 1..=6 {
-        assert_eq!(t.publish("c", "x", &mut log.sink()), Ok(i));
+        assert_eq!(t.publish("c", &c("x"), &mut log.sink()), Ok(i));
     }
     // Size 3: trimmed back to 3 once it holds 1.5 x 3 = 4.5, i.e. 5, entries;
     // after 6 pushes it holds 3..=6 (reference §2.4, observed).
-    let s = t.subscribe("c", "", 1, 0, &mut log.sink()).expect("accepted");
+    let s = t.subscribe("c", "", 1, 0, false, &mut log.sink()).expect("accepted");
     assert_eq!(seqs(&s.start), vec![3, 4, 5, 6]);
     assert_eq!(log.0, vec!["1 c"]);
 }
@@ -53,9 +59,9 @@ fn start_cases() {
         ..limits()
     });
     let mut log = Log::default();
-    t.publish("c", "a", &mut log.sink()).expect("room");
-    t.publish("c", "b", &mut log.sink()).expect("room");
-    let start = |t: &mut ChannelTable, seq| t.subscribe("c", "", seq, 0, &mut |_| {}).expect("ok").start;
+    t.publish("c", &c("a"), &mut log.sink()).expect("room");
+    t.publish("c", &c("b"), &mut log.sink()).expect("room");
+    let start = |t: &mut ChannelTable, seq| t.subscribe("c", "", seq, 0, false, &mut |_| {}).expect("ok").start;
     assert!(matches!(start(&mut t, 0), Start::NextSeq(3)));
     assert!(matches!(start(&mut t, 100), Start::NextSeq(3)));
     assert!(matches!(start(&mut t, 3), Start::Wait(3)));
@@ -68,13 +74,13 @@ fn start_cases() {
 #[test]
 fn seq_wraps_as_i32() {
     let mut t = ChannelTable::new(limits());
-    t.publish("c", "a", &mut |_| {}).expect("room");
+    t.publish("c", &c("a"), &mut |_| {}).expect("room");
     let idx = t.by_name["c"] as usize;
     t.slots[idx].seq_next = i32::MAX;
-    assert_eq!(t.publish("c", "a", &mut |_| {}), Ok(i32::MAX));
-    assert_eq!(t.publish("c", "b", &mut |_| {}), Ok(i32::MIN));
+    assert_eq!(t.publish("c", &c("a"), &mut |_| {}), Ok(i32::MAX));
+    assert_eq!(t.publish("c", &c("b"), &mut |_| {}), Ok(i32::MIN));
     // A client at i32::MAX is behind i32::MIN + 1, not ahead.
-    let s = t.subscribe("c", "", i32::MAX, 0, &mut |_| {}).expect("ok");
+    let s = t.subscribe("c", "", i32::MAX, 0, false, &mut |_| {}).expect("ok");
     assert_eq!(seqs(&s.start), vec![i32::MAX, i32::MIN]);
 }
 
@@ -82,17 +88,17 @@ fn seq_wraps_as_i32() {
 fn limits_refuse_newcomers() {
     let mut t = ChannelTable::new(limits());
     for name in ["a", "b", "c", "d"] {
-        t.publish(name, "", &mut |_| {}).expect("room");
+        t.publish(name, &c(""), &mut |_| {}).expect("room");
     }
-    assert_eq!(t.publish("e", "", &mut |_| {}), Err(TooManyChannels));
+    assert_eq!(t.publish("e", &c(""), &mut |_| {}), Err(TooManyChannels));
     assert_eq!(
-        t.subscribe("e", "", 0, 0, &mut |_| {}).err(),
+        t.subscribe("e", "", 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TooManyChannels)
     );
-    t.subscribe("a", "", 0, 0, &mut |_| {}).expect("first");
-    t.subscribe("a", "", 0, 1, &mut |_| {}).expect("second");
+    t.subscribe("a", "", 0, 0, false, &mut |_| {}).expect("first");
+    t.subscribe("a", "", 0, 1, false, &mut |_| {}).expect("second");
     assert_eq!(
-        t.subscribe("a", "", 0, 0, &mut |_| {}).err(),
+        t.subscribe("a", "", 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TooManySubscribers)
     );
     assert_eq!(t.subscribers_of("a"), 2);
@@ -106,7 +112,7 @@ fn token_mode() {
         ..limits()
     });
     assert_eq!(
-        t.subscribe("c", "", 0, 0, &mut |_| {}).err(),
+        t.subscribe("c", "", 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TokenError)
     );
     let signed = t.sign("c", 0, &mut |_| {}).expect("room");
@@ -114,20 +120,21 @@ fn token_mode() {
     assert_eq!(signed.expires, 4);
     assert_eq!(t.sign("c", 100, &mut |_| {}).expect("room").token, signed.token);
     assert_eq!(
-        t.subscribe("c", "bad", 0, 0, &mut |_| {}).err(),
+        t.subscribe("c", "bad", 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TokenError)
     );
-    t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).expect("valid token");
+    t.subscribe("c", &signed.token, 0, 0, false, &mut |_| {})
+        .expect("valid token");
     // A channel created by pub has a token only once signed.
-    t.publish("p", "", &mut |_| {}).expect("room");
+    t.publish("p", &c(""), &mut |_| {}).expect("room");
     assert_eq!(
-        t.subscribe("p", "", 0, 0, &mut |_| {}).err(),
+        t.subscribe("p", "", 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TokenError)
     );
     // After close, the old token no longer works and a new one is issued.
     t.close("c", &mut |_| {});
     assert_eq!(
-        t.subscribe("c", &signed.token, 0, 0, &mut |_| {}).err(),
+        t.subscribe("c", &signed.token, 0, 0, false, &mut |_| {}).err(),
         Some(SubscribeError::TokenError)
     );
     assert_ne!(t.sign("c", 0, &mut |_| {}).expect("room").token, signed.token);
@@ -137,41 +144,56 @@ fn token_mode() {
 fn deliveries_go_to_the_workers_holding_subscribers() {
     let mut t = ChannelTable::new(limits());
     let mut log = Log::default();
-    let a = t.subscribe("c", "", 0, 0, &mut log.sink()).expect("ok").id;
-    t.subscribe("c", "", 0, 3, &mut log.sink()).expect("ok");
-    t.publish("c", "hi", &mut log.sink()).expect("room");
+    let a = t.subscribe("c", "", 0, 0, false, &mut log.sink()).expect("ok").id;
+    t.subscribe("c", "", 0, 3, false, &mut log.sink()).expect("ok");
+    t.publish("c", &c("hi"), &mut log.sink()).expect("room");
     t.unsubscribe(a, 1, 0, true);
-    t.publish("c", "yo", &mut log.sink()).expect("room");
-    assert_eq!(
-        log.0,
-        vec![
-            "1 c",
-            r#"deliver 9 {"type":"data","cname":"c","seq":1,"content":"hi"}"#,
-            r#"deliver 8 {"type":"data","cname":"c","seq":2,"content":"yo"}"#,
-        ]
-    );
+    t.publish("c", &c("yo"), &mut log.sink()).expect("room");
+    assert_eq!(log.0, vec!["1 c", "deliver 9 1 hi", "deliver 8 2 yo"]);
 }
 
 #[test]
-fn broadcast_takes_a_seq_in_every_channel_and_is_followed_by_next_seq() {
+fn a_long_poll_answered_at_once_is_not_counted() {
     let mut t = ChannelTable::new(limits());
-    t.publish("a", "x", &mut |_| {}).expect("room");
+    t.publish("c", &c("x"), &mut |_| {}).expect("room");
+    // seq 0: next_seq at once; seq 1: the replay; neither waits.
+    for seq in [0, 1] {
+        let s = t.subscribe("c", "", seq, 2, true, &mut |_| {}).expect("ok");
+        assert!(!s.counted, "seq {seq}");
+    }
+    assert_eq!((t.subscribers_of("c"), t.subscribers()), (0, 0));
+    let mut log = Log::default();
+    t.publish("c", &c("y"), &mut log.sink()).expect("room");
+    assert_eq!(log.0, Vec::<String>::new(), "no worker holds a subscriber");
+    // seq 3 waits for the next message: counted, and its worker is told.
+    let s = t.subscribe("c", "", 3, 2, true, &mut |_| {}).expect("ok");
+    assert_eq!((s.start, s.counted), (Start::Wait(3), true));
+    t.publish("c", &c("z"), &mut log.sink()).expect("room");
+    assert_eq!(log.0, vec!["deliver 4 3 z"]);
+}
+
+#[test]
+fn broadcast_takes_a_seq_in_every_channel_and_shares_its_content() {
+    let mut t = ChannelTable::new(limits());
+    t.publish("a", &c("x"), &mut |_| {}).expect("room");
     t.sign("b", 0, &mut |_| {}).expect("room");
-    assert_eq!(t.broadcast("B\\\"", &mut |_| {}), 2);
-    let s = t.subscribe("a", "", 1, 0, &mut |_| {}).expect("ok");
+    t.subscribe("b", "", 0, 5, false, &mut |_| {}).expect("ok");
+    let content = c("B\\\"");
+    let mut log = Log::default();
+    assert_eq!(t.broadcast(&content, &mut log.sink()), 2);
+    // Only b has a subscriber (on worker 5); a took its seq all the same.
+    assert_eq!(log.0, vec!["broadcast 32 1"]);
+    let s = t.subscribe("a", "", 1, 0, false, &mut |_| {}).expect("ok");
     let Start::Replay(v) = s.start else {
         panic!("replay expected")
     };
-    assert_eq!(
-        &v[1].json[..],
-        br#"{"type":"broadcast","cname":"a","seq":2,"content":"B\""}"#
-    );
-    assert_eq!(
-        v[1].next_json.as_deref(),
-        Some(&br#"{"type":"next_seq","cname":"a","seq":3,"content":""}"#[..])
-    );
+    assert_eq!(v[1].seq, 2);
+    assert_eq!(v[1].kind, Kind::Broadcast);
+    assert!(Arc::ptr_eq(&v[1].content, &content), "stored once, shared");
+    // Two histories and the replay hold it, besides `content` itself.
+    assert_eq!(Arc::strong_count(&content), 4);
     assert!(matches!(
-        t.subscribe("b", "", 0, 0, &mut |_| {}).expect("ok").start,
+        t.subscribe("b", "", 0, 0, false, &mut |_| {}).expect("ok").start,
         Start::NextSeq(2)
     ));
 }
@@ -180,8 +202,8 @@ fn broadcast_takes_a_seq_in_every_channel_and_is_followed_by_next_seq() {
 fn idle_expiry_and_presence_follow_the_tick() {
     let mut t = ChannelTable::new(limits());
     let mut log = Log::default();
-    t.publish("p", "", &mut log.sink()).expect("room"); // idle = 4
-    let id = t.subscribe("s", "", 0, 0, &mut log.sink()).expect("ok").id;
+    t.publish("p", &c(""), &mut log.sink()).expect("room"); // idle = 4
+    let id = t.subscribe("s", "", 0, 0, false, &mut log.sink()).expect("ok").id;
     for _ in 0..4 {
         t.tick(&mut log.sink());
     }
@@ -209,13 +231,13 @@ fn idle_expiry_and_presence_follow_the_tick() {
 fn sign_sets_idle_and_reports_oldest_seq() {
     let mut t = ChannelTable::new(limits());
     for _ in 0..5 {
-        t.publish("c", "", &mut |_| {}).expect("room");
+        t.publish("c", &c(""), &mut |_| {}).expect("room");
     }
     // Five publishes with size 3 are trimmed to seqs 3..=5 at the fifth; the
     // oldest available seq counts at most channel_buffer_size of them.
     let signed = t.sign("c", 1, &mut |_| {}).expect("room");
     assert_eq!(signed.seq, 6 - 3);
-    t.publish("c", "", &mut |_| {}).expect("room");
+    t.publish("c", &c(""), &mut |_| {}).expect("room");
     assert_eq!(t.sign("c", 1, &mut |_| {}).expect("room").seq, 7 - 3);
     // expires = 1: alive after one tick, freed by the second.
     t.tick(&mut |_| {});
@@ -228,24 +250,21 @@ fn sign_sets_idle_and_reports_oldest_seq() {
 fn close_notifies_then_frees_and_recreation_restarts_seq() {
     let mut t = ChannelTable::new(limits());
     let mut log = Log::default();
-    t.subscribe("c", "", 0, 1, &mut log.sink()).expect("ok");
-    t.publish("c", "x", &mut log.sink()).expect("room");
+    t.subscribe("c", "", 0, 1, false, &mut log.sink()).expect("ok");
+    t.publish("c", &c("x"), &mut log.sink()).expect("room");
     assert_eq!(t.close("c", &mut log.sink()), Some(2));
     assert_eq!(t.close("c", &mut log.sink()), None);
-    assert_eq!(
-        &log.0[2..],
-        [r#"deliver 2 {"type":"close","cname":"c","seq":2,"content":""}"#, "0 c"]
-    );
+    assert_eq!(&log.0[2..], ["close 2 2", "0 c"]);
     assert_eq!(t.subscribers(), 0);
-    assert_eq!(t.publish("c", "x", &mut |_| {}), Ok(1));
+    assert_eq!(t.publish("c", &c("x"), &mut |_| {}), Ok(1));
 }
 
 #[test]
 fn stale_ids_are_ignored_after_slot_reuse() {
     let mut t = ChannelTable::new(limits());
-    let old = t.subscribe("c", "", 0, 0, &mut |_| {}).expect("ok").id;
+    let old = t.subscribe("c", "", 0, 0, false, &mut |_| {}).expect("ok").id;
     t.close("c", &mut |_| {});
-    let new = t.subscribe("d", "", 0, 0, &mut |_| {}).expect("ok").id;
+    let new = t.subscribe("d", "", 0, 0, false, &mut |_| {}).expect("ok").id;
     assert_ne!(old.key(), new.key());
     t.unsubscribe(old, 1, 0, true);
     assert_eq!(t.subscribers_of("d"), 1);

@@ -1,28 +1,28 @@
-//! One front connection: reading request heads, answering, writing with a
-//! bounded output queue, timers and closing.
+//! One front connection: its record, reading request heads, answering,
+//! writing with a bounded output queue, and closing.
 //!
-//! A connection waiting for a message holds no buffer at all: its input and
-//! output vectors are empty (unallocated) except while a partial request or
-//! an unsent tail actually exists.
+//! A connection waiting for a message holds no buffer at all: its input
+//! and output queues live in an [`Extra`] box that exists only while a
+//! partial request, an unsent tail or a JSONP callback actually does.
+//! Requests are parsed straight from the worker's read buffer; only the
+//! unconsumed tail of a read is copied into the connection.
 
 use std::io::IoSlice;
-use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
-use crate::front::request::{self, HeadError, Method, Request, Route, MAX_FRONT_BODY, MAX_HEAD};
-use crate::front::respond::{self, Simple, DEFAULT_TYPE};
+use super::request::{self, HeadError, Method, Request, Route, MAX_FRONT_BODY, MAX_HEAD};
+use super::respond::{self, Simple, DEFAULT_TYPE};
+use super::subs::NIL;
+use super::{Front, Sock, Token, Transport, READ_BUF};
 use crate::params::{self, Params};
-use crate::worker::sys;
-use crate::worker::Worker;
-
-pub(crate) use crate::front::subscribe::Sub;
+use crate::shared::Shared;
 
 /// Most pieces one `send` takes.
-pub(crate) const MAX_PARTS: usize = 8;
+pub(super) const MAX_PARTS: usize = 8;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
+pub enum State {
     /// Between requests (or reading one).
     Idle,
     /// A subscriber waiting for messages.
@@ -33,12 +33,38 @@ pub(crate) enum State {
     Dead,
 }
 
+/// What a connection holds only while it needs it.
+#[derive(Debug, Default)]
+pub(super) struct Extra {
+    /// Received bytes not yet used (a partial request, or requests
+    /// pipelined behind a waiting one).
+    pub inbuf: Vec<u8>,
+    /// Bytes the socket did not take yet.
+    pub out: Vec<u8>,
+    /// How much of `out` was written.
+    pub out_pos: usize,
+    /// A waiting long poll's JSONP callback.
+    pub cb: Option<Box<str>>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none()
+    }
+}
+
 /// A front connection.
 #[derive(Debug)]
-pub(crate) struct Conn {
-    pub fd: RawFd,
+pub(super) struct Conn<S> {
+    /// The socket; `None` when the slot is free.
+    pub sock: Option<S>,
     pub gen: u32,
     pub state: State,
+    /// The transport of its subscriptions (meaningful while waiting).
+    pub transport: Transport,
+    /// Counted in `Stats::subscribers_by_transport` (from subscribing until
+    /// its response ends or it closes).
+    pub subscriber: bool,
     pub http10: bool,
     pub keep_alive: bool,
     /// Tick the connection's timer entry is armed for (0: none).
@@ -47,141 +73,158 @@ pub(crate) struct Conn {
     pub head_deadline: u32,
     /// Body bytes of the last request still to arrive and be skipped.
     pub body_left: u32,
-    pub inbuf: Vec<u8>,
-    pub out: Vec<u8>,
-    pub out_pos: usize,
-    pub sub: Option<Sub>,
+    /// Tick of the last frame sent to the subscriber.
+    pub last_frame: u32,
+    /// The noop counter (reference §2.8).
+    pub noop: i32,
+    /// Its first subscription, or [`NIL`].
+    pub first_sub: u32,
     /// The client's key in the per-address table (0: not counted).
     pub ip_key: u32,
+    pub extra: Option<Box<Extra>>,
 }
 
-impl Conn {
-    fn vacant() -> Conn {
+impl<S> Conn<S> {
+    fn vacant(gen: u32) -> Conn<S> {
         Conn {
-            fd: -1,
-            gen: 0,
+            sock: None,
+            gen,
             state: State::Idle,
+            transport: Transport::LongPoll,
+            subscriber: false,
             http10: false,
             keep_alive: true,
             timer_at: 0,
             head_deadline: 0,
             body_left: 0,
-            inbuf: Vec::new(),
-            out: Vec::new(),
-            out_pos: 0,
-            sub: None,
+            last_frame: 0,
+            noop: 0,
+            first_sub: NIL,
             ip_key: 0,
+            extra: None,
         }
+    }
+
+    /// The connection's optional buffers, created if needed.
+    pub fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the optional buffers once nothing is in them.
+    pub fn shrink(&mut self) {
+        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
+            self.extra = None;
+        }
+    }
+
+    fn has_input(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| !e.inbuf.is_empty())
+    }
+
+    fn has_output(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.out_pos < e.out.len())
     }
 }
 
 /// The JSONP callback of a `/ping`: `cb`, else icomet's `icomet_cb`.
-pub(crate) fn ping_callback(p: &Params) -> Result<&str, params::BadParam> {
+pub fn ping_callback(p: &Params) -> Result<&str, params::BadParam> {
     let cb = p.get("cb").unwrap_or("icomet_cb");
     params::check_callback(cb)?;
     Ok(cb)
 }
 
-impl Worker {
+impl<S: Sock> Front<S> {
+    pub(super) fn conn(&self, t: Token) -> Option<&Conn<S>> {
+        self.conns
+            .get(t.idx() as usize)
+            .filter(|c| c.gen == t.gen() && c.sock.is_some())
+    }
+
+    /// Whether a connection is still open.
+    pub fn is_open(&self, t: Token) -> bool {
+        self.conn(t).is_some()
+    }
+
     /// Takes an accepted connection; `ip_key` is its per-address count to
-    /// release on close (0: none).
-    pub(crate) fn add_conn(&mut self, fd: RawFd, ip_key: u32) {
-        sys::tune_socket(fd, self.settings.send_buf, self.settings.recv_buf);
+    /// release when it closes (0: none). The caller registers the socket
+    /// with epoll under the returned token (and closes it with
+    /// [`Front::close`] if that fails).
+    pub fn add(&mut self, sock: S, ip_key: u32) -> Token {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.conns.push(Conn::vacant());
+                self.conns.push(Conn::vacant(0));
                 (self.conns.len() - 1) as u32
             }
         };
-        let gen = self.conns[idx as usize].gen;
-        if self
-            .epoll
-            .add(fd, sys::IN | sys::OUT | sys::RDHUP | sys::ET, Worker::token(idx, gen))
-            .is_err()
-        {
-            sys::close(fd);
-            self.free.push(idx);
-            self.release_ip(ip_key);
-            return;
-        }
         let deadline = self.head_deadline();
         let c = &mut self.conns[idx as usize];
-        c.fd = fd;
+        let gen = c.gen;
+        *c = Conn::vacant(gen);
+        c.sock = Some(sock);
         c.ip_key = ip_key;
-        c.state = State::Idle;
         c.head_deadline = deadline;
         self.open += 1;
-        self.hub.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let at = c.head_deadline;
-        self.arm(idx, at);
+        self.shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.arm(idx, deadline);
+        Token::new(idx, gen)
     }
 
-    /// Makes sure the connection's timer fires no later than tick `at`.
-    pub(crate) fn arm(&mut self, idx: u32, at: u32) {
-        let c = &mut self.conns[idx as usize];
-        if c.timer_at == 0 || at < c.timer_at {
-            c.timer_at = at;
-            let gen = c.gen;
-            self.wheel.insert(at, idx, gen);
+    /// Epoll reported `t`: `readable` (or hung up), `writable`, or an error.
+    pub fn on_event(&mut self, t: Token, readable: bool, writable: bool, error: bool) {
+        if !self.is_open(t) {
+            return;
         }
-    }
-
-    pub(crate) fn on_event(&mut self, idx: u32, gen: u32, bits: u32) {
-        match self.conns.get(idx as usize) {
-            Some(c) if c.fd >= 0 && c.gen == gen => {}
-            _ => return,
-        }
-        if bits & sys::ERR != 0 {
+        let idx = t.idx();
+        if error {
             self.close_conn(idx);
             return;
         }
-        if bits & sys::OUT != 0 {
+        if writable {
             self.flush(idx);
         }
-        if bits & (sys::IN | sys::RDHUP | sys::HUP) != 0 && self.conns[idx as usize].fd >= 0 {
+        if readable && self.is_open(t) {
             self.on_readable(idx);
         }
     }
 
-    fn on_readable(&mut self, idx: u32) {
-        let fd = self.conns[idx as usize].fd;
-        let mut eof = false;
-        if self.rbuf.is_empty() {
-            self.rbuf = vec![0u8; crate::worker::READ_BUF];
+    /// Closes a connection from outside (epoll registration failed).
+    pub fn close(&mut self, t: Token) {
+        if self.is_open(t) {
+            self.close_conn(t.idx());
         }
-        loop {
-            match sys::read(fd, &mut self.rbuf) {
+    }
+
+    /// Reads what arrived. Requests are framed straight from the read
+    /// buffer when nothing is pending; what a read leaves unconsumed (a
+    /// partial head, requests pipelined behind a waiting one) is copied
+    /// into the connection.
+    fn on_readable(&mut self, idx: u32) {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        if rbuf.is_empty() {
+            rbuf = vec![0u8; READ_BUF];
+        }
+        let mut eof = false;
+        while let Some(sock) = self.conns[idx as usize].sock.as_ref() {
+            let n = match sock.read(&mut rbuf) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
-                Ok(n) => {
-                    let c = &mut self.conns[idx as usize];
-                    if c.inbuf.len() + n > 2 * MAX_HEAD + MAX_FRONT_BODY {
-                        // More unanswered input than any sane client sends.
-                        self.close_conn(idx);
-                        return;
-                    }
-                    c.inbuf.extend_from_slice(&self.rbuf[..n]);
-                }
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.close_conn(idx);
-                    return;
+                    break;
                 }
-            }
+            };
+            self.take_input(idx, &rbuf[..n]);
         }
-        if self.conns[idx as usize].state == State::Idle {
-            self.process_input(idx);
-        }
-        if eof {
-            let c = &mut self.conns[idx as usize];
-            if c.fd < 0 {
-                return;
-            }
-            if c.state == State::Waiting || c.out.is_empty() {
+        self.rbuf = rbuf;
+        let c = &mut self.conns[idx as usize];
+        if eof && c.sock.is_some() {
+            if c.state == State::Waiting || !c.has_output() {
                 self.close_conn(idx);
             } else {
                 c.state = State::Closing;
@@ -190,65 +233,103 @@ impl Worker {
         }
     }
 
-    /// Answers every complete request in the input buffer while the connection is idle.
-    pub(crate) fn process_input(&mut self, idx: u32) {
+    /// Uses one read's bytes: answers the requests in them when the
+    /// connection is idle, else keeps them for when it is.
+    fn take_input(&mut self, idx: u32, bytes: &[u8]) {
+        let c = &mut self.conns[idx as usize];
+        if c.state == State::Idle && !c.has_input() {
+            let used = self.process(idx, bytes);
+            let c = &mut self.conns[idx as usize];
+            if c.sock.is_some() && used < bytes.len() {
+                c.extra().inbuf.extend_from_slice(&bytes[used..]);
+            }
+            return;
+        }
+        let queued = c.extra.as_ref().map_or(0, |e| e.inbuf.len());
+        if queued + bytes.len() > 2 * MAX_HEAD + MAX_FRONT_BODY {
+            // More unanswered input than any sane client sends.
+            self.close_conn(idx);
+            return;
+        }
+        c.extra().inbuf.extend_from_slice(bytes);
+        if c.state == State::Idle {
+            self.process_queued(idx);
+        }
+    }
+
+    /// Answers the requests queued in the connection while it is idle.
+    pub(super) fn process_queued(&mut self, idx: u32) {
+        let Some(mut extra) = self.conns[idx as usize].extra.take() else {
+            return;
+        };
+        let input = std::mem::take(&mut extra.inbuf);
+        self.conns[idx as usize].extra = Some(extra);
+        let used = self.process(idx, &input);
+        let c = &mut self.conns[idx as usize];
+        if c.sock.is_some() && used < input.len() {
+            // Anything that arrived meanwhile is behind what is left here.
+            let e = c.extra();
+            let later = std::mem::take(&mut e.inbuf);
+            e.inbuf = input[used..].to_vec();
+            e.inbuf.extend_from_slice(&later);
+        }
+        c.shrink();
+    }
+
+    /// Answers every complete request at the start of `input` while the
+    /// connection stays idle and open; returns the bytes used.
+    fn process(&mut self, idx: u32, input: &[u8]) -> usize {
         let head_deadline = self.head_deadline();
+        let mut pos = 0;
         loop {
             let c = &mut self.conns[idx as usize];
-            if c.fd < 0 || c.state != State::Idle {
-                break;
+            if c.sock.is_none() || c.state != State::Idle {
+                return pos;
             }
             if c.body_left > 0 {
                 // The rest of an earlier request's body: not a request head.
-                let n = (c.body_left as usize).min(c.inbuf.len());
-                c.inbuf.drain(..n);
+                let n = (c.body_left as usize).min(input.len() - pos);
+                pos += n;
                 c.body_left -= n as u32;
             }
-            if c.inbuf.is_empty() {
-                c.inbuf = Vec::new();
-                break;
+            if pos == input.len() {
+                return pos;
             }
-            match request::frame(&c.inbuf) {
+            let rest = &input[pos..];
+            match request::frame(rest) {
                 Err(HeadError::Partial) => {
                     if c.head_deadline == 0 {
                         c.head_deadline = head_deadline;
                         self.arm(idx, head_deadline);
                     }
-                    break;
+                    return pos;
                 }
                 Err(HeadError::TooLarge) => {
-                    let http10 = request::claims_http10(&c.inbuf);
-                    self.reply_and_close(
-                        idx,
-                        http10,
-                        "431 Request Header Fields Too Large",
-                        b"request head too large\n",
-                    );
+                    let http10 = request::claims_http10(rest);
+                    let status = "431 Request Header Fields Too Large";
+                    self.reply_and_close(idx, http10, status, b"request head too large\n");
+                    return input.len();
                 }
                 Err(HeadError::BodyTooLarge { http10 }) => {
                     self.reply_and_close(idx, http10, "413 Payload Too Large", b"request body too large\n");
+                    return input.len();
                 }
                 Err(HeadError::Bad(reason)) => {
                     self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
+                    return input.len();
                 }
                 Err(HeadError::NotImplemented) => {
-                    self.reply_and_close_typed(
-                        idx,
-                        false,
-                        "501 Not Implemented",
-                        "text/html",
-                        respond::NOT_IMPLEMENTED_PAGE.as_bytes(),
-                    );
+                    let page = respond::NOT_IMPLEMENTED_PAGE.as_bytes();
+                    self.reply_and_close_typed(idx, false, "501 Not Implemented", "text/html", page);
+                    return input.len();
                 }
                 Ok(framed) => {
                     c.head_deadline = 0;
                     c.http10 = framed.req.http10;
                     c.keep_alive = framed.req.keep_alive;
                     c.body_left = u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
-                    c.inbuf.drain(..framed.consumed);
-                    if c.inbuf.is_empty() {
-                        c.inbuf = Vec::new();
-                    }
+                    // A chunked body consumes the rest (see `request::frame`).
+                    pos += framed.consumed;
                     self.handle(idx, framed.req);
                 }
             }
@@ -274,21 +355,19 @@ impl Worker {
                     "{cb}({{\"type\":\"ping\",\"sub_timeout\":{}}});\n",
                     self.settings.polling_timeout
                 );
-                let head_only = req.method == Method::Head;
                 let reply = Simple {
                     http10: req.http10,
                     status: "200 OK",
                     content_type: DEFAULT_TYPE,
                     close: !req.keep_alive,
-                    head_only,
+                    head_only: req.method == Method::Head,
                 };
                 self.reply(idx, reply, body.as_bytes());
             }
             Route::Subscribe(_) if req.method != Method::Get => {
-                let status = "405 Method Not Allowed";
                 let reply = Simple {
                     http10: req.http10,
-                    status,
+                    status: "405 Method Not Allowed",
                     content_type: DEFAULT_TYPE,
                     close: !req.keep_alive,
                     head_only: false,
@@ -300,29 +379,28 @@ impl Worker {
     }
 
     /// Answers with a plain-text error and closes the connection.
-    pub(crate) fn reply_and_close(&mut self, idx: u32, http10: bool, status: &str, body: &[u8]) {
+    pub(super) fn reply_and_close(&mut self, idx: u32, http10: bool, status: &str, body: &[u8]) {
         self.reply_and_close_typed(idx, http10, status, "text/plain; charset=utf-8", body);
     }
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
         let c = &mut self.conns[idx as usize];
         c.keep_alive = false;
-        c.inbuf = Vec::new();
-        self.reply(
-            idx,
-            Simple {
-                http10,
-                status,
-                content_type: ctype,
-                close: true,
-                head_only: false,
-            },
-            body,
-        );
+        if let Some(e) = c.extra.as_mut() {
+            e.inbuf = Vec::new();
+        }
+        let reply = Simple {
+            http10,
+            status,
+            content_type: ctype,
+            close: true,
+            head_only: false,
+        };
+        self.reply(idx, reply, body);
     }
 
     /// Writes a complete response and ends it.
-    pub(crate) fn reply(&mut self, idx: u32, reply: Simple<'_>, body: &[u8]) {
+    fn reply(&mut self, idx: u32, reply: Simple<'_>, body: &[u8]) {
         let mut out = Vec::new();
         reply.write(&mut out, body, &self.date);
         self.send(idx, &[&out]);
@@ -331,133 +409,86 @@ impl Worker {
 
     /// Ends the current response: keep-alive connections go back to reading
     /// (pipelined requests are answered at once), others close after flushing.
-    pub(crate) fn end_response(&mut self, idx: u32) {
+    pub(super) fn end_response(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
+        if c.sock.is_none() {
+            return;
+        }
         match c.state {
-            State::Dead => {
-                self.close_conn(idx);
-            }
-            _ if c.keep_alive && c.fd >= 0 => {
+            State::Dead => self.close_conn(idx),
+            _ if c.keep_alive && !self.draining => {
                 c.state = State::Idle;
-                if !c.inbuf.is_empty() {
-                    self.process_input(idx);
+                if c.has_input() {
+                    self.process_queued(idx);
                 }
             }
             _ => {
                 c.state = State::Closing;
-                if c.out.is_empty() {
+                if !c.has_output() {
                     self.close_conn(idx);
                 }
             }
         }
     }
 
-    /// Writes `parts` (or queues what the socket does not take). Returns false
-    /// and marks the connection dead if it failed or overflowed its queue.
-    pub(crate) fn send(&mut self, idx: u32, parts: &[&[u8]]) -> bool {
-        let max = self.settings.max_queued;
-        let c = &mut self.conns[idx as usize];
-        if c.fd < 0 || c.state == State::Dead {
-            return false;
-        }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut written = 0;
-        if c.out.is_empty() {
-            // At most MAX_PARTS slices, on the stack: no allocation per write.
-            let mut slices = [IoSlice::new(&[]); MAX_PARTS];
-            let n = parts.len().min(MAX_PARTS);
-            debug_assert!(parts.len() <= MAX_PARTS);
-            for (slot, p) in slices.iter_mut().zip(parts) {
-                *slot = IoSlice::new(p);
-            }
-            let slices = &slices[..n];
-            loop {
-                match sys::writev(c.fd, slices) {
-                    Ok(n) => written = n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        c.state = State::Dead;
-                        return false;
-                    }
-                }
-                break;
-            }
-            if written == total {
-                return true;
-            }
-        }
-        if c.out.len() - c.out_pos + total - written > max {
-            c.state = State::Dead;
-            self.hub.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
-            log::debug!(
-                "worker {}: dropping a slow consumer ({} bytes queued)",
-                self.index,
-                c.out.len() - c.out_pos
-            );
-            return false;
-        }
-        let mut skip = written;
-        for p in parts {
-            if skip >= p.len() {
-                skip -= p.len();
-                continue;
-            }
-            c.out.extend_from_slice(&p[skip..]);
-            skip = 0;
-        }
-        true
+    /// Writes `parts` (or queues what the socket does not take). Returns
+    /// false and marks the connection dead if it failed or overflowed its
+    /// queue.
+    pub(super) fn send(&mut self, idx: u32, parts: &[&[u8]]) -> bool {
+        send_to(
+            &mut self.conns[idx as usize],
+            parts,
+            self.settings.max_queued,
+            &self.shared,
+        )
     }
 
+    /// The socket takes more: write what is queued.
     fn flush(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        while c.out_pos < c.out.len() {
-            match sys::writev(c.fd, &[IoSlice::new(&c.out[c.out_pos..])]) {
-                Ok(n) => c.out_pos += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+        let (Some(sock), Some(e)) = (c.sock.as_ref(), c.extra.as_mut()) else {
+            return;
+        };
+        while e.out_pos < e.out.len() {
+            match sock.write(&[IoSlice::new(&e.out[e.out_pos..])]) {
+                Ok(n) => e.out_pos += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     self.close_conn(idx);
                     return;
                 }
             }
         }
-        c.out = Vec::new();
-        c.out_pos = 0;
+        e.out = Vec::new();
+        e.out_pos = 0;
+        c.shrink();
         if c.state == State::Closing {
             self.close_conn(idx);
         }
     }
 
-    /// Closes a connection and forgets its subscription.
-    pub(crate) fn close_conn(&mut self, idx: u32) {
+    /// Closes a connection and forgets its subscriptions. Never reshapes
+    /// the connection array: callers may go on indexing it.
+    pub(super) fn close_conn(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        if c.fd < 0 {
-            return;
+        let Some(sock) = c.sock.take() else { return };
+        drop(sock);
+        if c.subscriber {
+            self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
-        sys::close(c.fd);
-        c.fd = -1;
         // 31 bits: epoll tokens with bit 63 set belong to the worker itself.
-        c.gen = c.gen.wrapping_add(1) & 0x7fff_ffff;
-        let ip_key = std::mem::take(&mut c.ip_key);
-        c.timer_at = 0;
-        c.head_deadline = 0;
-        c.body_left = 0;
-        c.inbuf = Vec::new();
-        c.out = Vec::new();
-        c.out_pos = 0;
-        let sub = c.sub.take();
-        if let Some(sub) = sub {
-            self.unregister(&sub);
+        let gen = c.gen.wrapping_add(1) & 0x7fff_ffff;
+        let ip_key = c.ip_key;
+        let mut first = c.first_sub;
+        *c = Conn::vacant(gen);
+        self.unsubscribe_all(&mut first);
+        if let (Some(table), true) = (&self.shared.per_ip, ip_key != 0) {
+            table.release(ip_key);
         }
-        self.release_ip(ip_key);
         self.free.push(idx);
         self.open -= 1;
-        self.hub.stats.connections.fetch_sub(1, Ordering::Relaxed);
-        if self.open == 0 && self.conns.len() > 1024 {
-            self.release_memory();
-        }
-        self.maybe_resume_accept();
+        self.shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The tick by which a request head must be complete. The wheel turns
@@ -466,50 +497,58 @@ impl Worker {
     fn head_deadline(&self) -> u32 {
         self.now + self.settings.header_timeout + 1
     }
+}
 
-    fn release_ip(&self, key: u32) {
-        if let (Some(table), true) = (&self.hub.per_ip, key != 0) {
-            table.release(key);
-        }
+/// Writes `parts` to `c` (or queues what its socket does not take, up to
+/// `max_queued` bytes). Returns false and marks the connection dead if the
+/// write failed or the queue overflowed (a slow consumer, counted).
+pub(super) fn send_to<S: Sock>(c: &mut Conn<S>, parts: &[&[u8]], max_queued: usize, shared: &Shared) -> bool {
+    let Some(sock) = c.sock.as_ref() else { return false };
+    if c.state == State::Dead {
+        return false;
     }
-
-    /// Everyone left after a burst: drop what the burst grew (the connection
-    /// array, stale timer entries) and hand freed heap pages back to the OS,
-    /// so that RSS returns to its idle level after a disconnect storm; then
-    /// ask for a fresh thread (see `worker::renew`).
-    fn release_memory(&mut self) {
-        self.conns = Vec::new();
-        self.free = Vec::new();
-        self.wheel = crate::worker::wheel::Wheel::default();
-        self.rbuf = Vec::new();
-        self.local.shrink_to_fit();
-        // SAFETY: malloc_trim only returns free heap memory to the kernel.
-        unsafe { libc::malloc_trim(0) };
-        self.renew = true;
-    }
-
-    /// A timer entry came due.
-    pub(crate) fn on_timer(&mut self, idx: u32, gen: u32) {
-        let now = self.now;
-        let Some(c) = self.conns.get_mut(idx as usize) else {
-            return;
-        };
-        if c.fd < 0 || c.gen != gen || c.timer_at != now {
-            return;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut written = 0;
+    if !c.has_output() {
+        // At most MAX_PARTS slices, on the stack: no allocation per write.
+        let mut slices = [IoSlice::new(&[]); MAX_PARTS];
+        debug_assert!(parts.len() <= MAX_PARTS);
+        let n = parts.len().min(MAX_PARTS);
+        for (slot, p) in slices.iter_mut().zip(parts) {
+            *slot = IoSlice::new(p);
         }
-        c.timer_at = 0;
-        if c.head_deadline != 0 && c.state == State::Idle {
-            if c.head_deadline <= now {
-                log::debug!("worker {}: request head timeout", self.index);
-                self.close_conn(idx);
-            } else {
-                let at = c.head_deadline;
-                self.arm(idx, at);
+        loop {
+            match sock.write(&slices[..n]) {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    c.state = State::Dead;
+                    return false;
+                }
             }
-            return;
+            break;
         }
-        if c.state == State::Waiting {
-            self.on_subscriber_timer(idx);
+        if written == total {
+            return true;
         }
     }
+    let queued = c.extra.as_ref().map_or(0, |e| e.out.len() - e.out_pos);
+    if queued + total - written > max_queued {
+        c.state = State::Dead;
+        shared.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
+        log::debug!("dropping a slow consumer ({queued} bytes queued)");
+        return false;
+    }
+    let e = c.extra();
+    let mut skip = written;
+    for p in parts {
+        if skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        e.out.extend_from_slice(&p[skip..]);
+        skip = 0;
+    }
+    true
 }

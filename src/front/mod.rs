@@ -1,16 +1,185 @@
-//! The front listener's lean HTTP: request parsing, connection handling,
-//! subscribing, and per-transport framing.
+//! The front listener's protocol: request parsing, subscribing, framing per
+//! transport, delivery, timers — everything a worker does with a
+//! connection except owning its descriptor.
 //!
-//! This code runs inside a worker thread and extends `Worker` with the
-//! per-connection logic. It never reaches into channel slots: it calls the
-//! channel table through `Hub::with_table` (subscribe, unsubscribe) and
-//! receives events through the worker's mailbox.
+//! [`Front`] is one worker's protocol state: its connections, their
+//! subscriptions, a 1-second timer wheel and the clock that drives it. It
+//! is generic over the socket ([`Sock`]): the worker (`crate::worker`)
+//! gives it real non-blocking sockets and calls it when epoll says a socket
+//! is ready, when its mailbox brings a delivery, and once a second; tests
+//! and the fuzz targets give it in-memory sockets and turn the clock
+//! themselves. The front reaches the channel table only through
+//! `crate::channels` (subscribe, unsubscribe) and never touches epoll,
+//! descriptors, mailboxes or threads.
 
-pub(crate) mod conn;
-pub mod frame;
-pub(crate) mod local;
+mod conn;
+mod deliver;
 pub mod request;
 pub mod respond;
-pub(crate) mod subscribe;
+pub mod sock;
+mod subs;
+mod subscribe;
+mod timers;
+pub mod transport;
+mod wheel;
 
-pub(crate) use local::LocalChannel;
+use std::sync::Arc;
+
+pub use conn::{ping_callback, State};
+pub use sock::{MemSock, Sock};
+pub use subscribe::SubParams;
+pub use transport::Transport;
+
+use crate::shared::Shared;
+use conn::Conn;
+use deliver::FrameSet;
+use subs::Subs;
+use wheel::Wheel;
+
+/// Per-worker read buffer. Request heads are at most 8 KB; with dozens of
+/// workers (one per descriptor table at 1M connections) every KB here is
+/// resident once the worker has been busy.
+pub const READ_BUF: usize = 16 * 1024;
+
+/// Settings a worker copies out of the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seconds of silence before a noop (`front.polling_timeout`).
+    pub polling_timeout: u32,
+    /// Seconds a request head may take (`front.header_timeout_secs`).
+    pub header_timeout: u32,
+    /// Most bytes queued for one connection (`front.max_queued_bytes`).
+    pub max_queued: usize,
+    /// Longest channel name (`front.max_cname_bytes`).
+    pub max_cname: usize,
+    /// The SSE `retry:` hint (`front.sse_retry_ms`).
+    pub sse_retry_ms: u32,
+}
+
+impl Settings {
+    /// The front settings of a config.
+    pub fn from_config(c: &crate::config::Config) -> Settings {
+        let f = &c.front;
+        Settings {
+            polling_timeout: f.polling_timeout.max(1),
+            header_timeout: f.header_timeout_secs.max(1),
+            max_queued: f.max_queued_bytes,
+            max_cname: f.max_cname_bytes,
+            sse_retry_ms: f.sse_retry_ms,
+        }
+    }
+}
+
+/// A connection's handle as epoll reports it: its index in the connection
+/// array and the generation of that slot, so that an event for a closed
+/// and reused slot is recognised. Bit 63 is never set (the worker tags its
+/// own tokens with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token(pub u64);
+
+impl Token {
+    fn new(idx: u32, gen: u32) -> Token {
+        Token((u64::from(gen) << 32) | u64::from(idx))
+    }
+
+    fn idx(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// One worker's connections and subscriptions.
+pub struct Front<S> {
+    worker: usize,
+    shared: Arc<Shared>,
+    settings: Settings,
+    conns: Vec<Conn<S>>,
+    free: Vec<u32>,
+    open: usize,
+    subs: Subs,
+    wheel: Wheel,
+    /// Ticks since the worker started (1 per second).
+    now: u32,
+    date: respond::DateLine,
+    /// The read buffer, allocated while the worker has connections.
+    rbuf: Vec<u8>,
+    /// Frames of the event being delivered, reused from one event to the next.
+    frames: FrameSet,
+    /// Timer entries of the current tick, reused from one tick to the next.
+    due: Vec<(u32, u32)>,
+    draining: bool,
+}
+
+impl<S: Sock> Front<S> {
+    /// The protocol state of worker `worker`, at tick 1.
+    pub fn new(worker: usize, shared: Arc<Shared>, settings: Settings) -> Front<S> {
+        Front {
+            worker,
+            shared,
+            settings,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            subs: Subs::default(),
+            wheel: Wheel::default(),
+            now: 1,
+            date: respond::date_line(),
+            rbuf: Vec::new(),
+            frames: FrameSet::default(),
+            due: Vec::new(),
+            draining: false,
+        }
+    }
+
+    /// Open connections.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current tick.
+    pub fn now(&self) -> u32 {
+        self.now
+    }
+
+    /// Subscriptions held.
+    pub fn subscriptions(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// The socket of an open connection.
+    pub fn sock(&self, t: Token) -> Option<&S> {
+        self.conn(t).and_then(|c| c.sock.as_ref())
+    }
+
+    /// Whether everyone left after a burst, so that the arrays it grew can
+    /// be given back ([`Front::release_memory`]).
+    pub fn should_release_memory(&self) -> bool {
+        self.open == 0 && self.conns.len() > 1024
+    }
+
+    /// Drops what a burst grew (the connection array, subscription slab,
+    /// timer wheel, read buffer, frame buffers). Only when no connection is
+    /// open; the worker calls it between events, never from inside one.
+    pub fn release_memory(&mut self) {
+        if self.open != 0 {
+            return;
+        }
+        self.conns = Vec::new();
+        self.free = Vec::new();
+        self.subs.release_memory();
+        self.wheel = Wheel::default();
+        self.rbuf = Vec::new();
+        self.frames = FrameSet::default();
+    }
+}
+
+#[cfg(test)]
+mod tests;

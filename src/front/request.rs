@@ -4,6 +4,7 @@
 //! (or a connection's small carry-over buffer); nothing of it is kept once
 //! the request has been answered or turned into a subscriber.
 
+use super::Transport;
 use crate::params;
 
 /// Largest request head accepted; beyond it the answer is 431.
@@ -11,49 +12,6 @@ pub const MAX_HEAD: usize = 8 * 1024;
 
 /// Largest request body the front skips over (front requests have no use for bodies).
 pub const MAX_FRONT_BODY: usize = 64 * 1024;
-
-/// The subscriber framings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `/sub`, `/poll`: one frame per response.
-    LongPoll,
-    /// `/stream`: one JSON line per message.
-    Stream,
-    /// `/sse`: server-sent events.
-    Sse,
-    /// `/iframe`: script-wrapped frames for a forever-iframe.
-    Iframe,
-}
-
-impl Transport {
-    /// Every transport, in [`Transport::index`] order.
-    pub const ALL: [Transport; 4] = [
-        Transport::LongPoll,
-        Transport::Stream,
-        Transport::Sse,
-        Transport::Iframe,
-    ];
-
-    /// A dense index, for per-transport counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The name used in `/stats` and `/metrics`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::LongPoll => "poll",
-            Transport::Stream => "stream",
-            Transport::Sse => "sse",
-            Transport::Iframe => "iframe",
-        }
-    }
-
-    /// True for the transports whose response never ends on its own.
-    pub fn is_streaming(self) -> bool {
-        self != Transport::LongPoll
-    }
-}
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,13 +190,11 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
         Some(i) => (&path_and_query[..i], &path_and_query[i + 1..]),
         None => (path_and_query, ""),
     };
-    let route = match &params::decode_path(path.as_bytes())[..] {
-        b"/sub" | b"/poll" => Route::Subscribe(Transport::LongPoll),
-        b"/stream" => Route::Subscribe(Transport::Stream),
-        b"/sse" => Route::Subscribe(Transport::Sse),
-        b"/iframe" => Route::Subscribe(Transport::Iframe),
-        b"/ping" => Route::Ping,
-        _ => Route::NotFound,
+    let decoded = params::decode_path(path.as_bytes());
+    let route = match Transport::from_path(&decoded) {
+        Some(t) => Route::Subscribe(t),
+        None if decoded == b"/ping" => Route::Ping,
+        None => Route::NotFound,
     };
     Ok(Request {
         method,

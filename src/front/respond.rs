@@ -1,39 +1,4 @@
-//! Response heads and the small fixed responses of the front listener.
-
-use crate::front::request::Transport;
-
-/// Appends the head of a subscriber response (reference §3.1).
-/// `ok` is false for a 401/429 refusal, which omits `Connection: keep-alive`.
-pub fn subscribe_head(out: &mut Vec<u8>, t: Transport, http10: bool, keep_alive: bool, ok: bool, date: &[u8]) {
-    out.extend_from_slice(if http10 {
-        b"HTTP/1.0 200 OK\r\n"
-    } else {
-        b"HTTP/1.1 200 OK\r\n"
-    });
-    out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
-    out.extend_from_slice(match t {
-        Transport::Sse => &b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n"[..],
-        // The embedding page is on another origin (the admin's /demo/, or an
-        // app's port); `document.domain` only works across ports when both
-        // documents leave origin-keyed agent clusters (Chromium ignores the
-        // setter otherwise).
-        Transport::Iframe => b"Content-Type: text/html; charset=utf-8\r\nOrigin-Agent-Cluster: ?0\r\n",
-        _ => b"Content-Type: application/json; charset=utf-8\r\n",
-    });
-    if t.is_streaming() {
-        out.extend_from_slice(b"X-Accel-Buffering: no\r\n");
-    }
-    if http10 || !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if ok {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    if !http10 {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        out.extend_from_slice(date);
-    }
-    out.extend_from_slice(b"\r\n");
-}
+//! The small fixed responses of the front listener, and the `Date:` line.
 
 /// A complete response with a `Content-Length` body.
 #[derive(Debug, Clone, Copy)]

@@ -1,96 +1,21 @@
-//! Subscribers: accepting a subscribe request, delivering events, noop
-//! heartbeats, and leaving a channel.
+//! Subscribing: a subscribe request's parameters, the channel table's
+//! answer, and what the client is sent first (reference §3.1, §2.5); and
+//! leaving every channel again.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use crate::channel::{ChannelId, Event, EventKind, Start, Subscribed};
+use super::conn::State;
+use super::request::Request;
+use super::transport::{self, Frame};
+use super::{Front, Sock, Transport};
+use crate::channel::{Kind, Message, Start};
+use crate::channels::SubscribeReq;
 use crate::encode;
-use crate::front::conn::Conn;
-use crate::front::conn::State;
-use crate::front::frame::{self, LAST_CHUNK};
-use crate::front::local::{Links, Nodes, NIL};
-use crate::front::request::{Request, Transport};
-use crate::front::respond;
-use crate::front::LocalChannel;
 use crate::params::{self, BadParam, Params};
-use crate::worker::Worker;
-
-/// What a waiting subscriber is: its channel, its neighbours in the worker's
-/// list of that channel, where its seq is, and how to frame for it.
-#[derive(Debug)]
-pub(crate) struct Sub {
-    pub chan: ChannelId,
-    /// Next data seq this subscriber should get; older events are skipped.
-    pub next: i32,
-    /// The noop counter (reference §2.8).
-    pub noop: i32,
-    pub links: Links,
-    pub transport: Transport,
-    /// JSONP callback of a long poll.
-    pub cb: Option<Box<str>>,
-    /// Tick of the last frame sent.
-    pub last_frame: u32,
-}
-
-impl Nodes for [Conn] {
-    fn links(&mut self, idx: u32) -> &mut Links {
-        &mut self[idx as usize]
-            .sub
-            .as_mut()
-            .expect("a listed connection has its subscription")
-            .links
-    }
-}
-
-/// Appends a long-poll frame: `cb(body);\n` or `body\n`, chunked if asked,
-/// and ends the response.
-fn longpoll_into(out: &mut Vec<u8>, cb: Option<&str>, body: &[u8], chunked: bool) {
-    let mut framed = Vec::with_capacity(body.len() + 8 + cb.map_or(0, str::len));
-    match cb {
-        Some(cb) => {
-            framed.extend_from_slice(cb.as_bytes());
-            framed.push(b'(');
-            framed.extend_from_slice(body);
-            framed.extend_from_slice(b");\n");
-        }
-        None => {
-            framed.extend_from_slice(body);
-            framed.push(b'\n');
-        }
-    }
-    if chunked {
-        frame::chunk_into(out, &framed);
-        out.extend_from_slice(LAST_CHUNK);
-    } else {
-        out.extend_from_slice(&framed);
-    }
-}
-
-/// Appends one control message (next_seq, noop, close, refusal) in the
-/// transport's framing; long polls (and `end`) also end the response.
-fn control_into(
-    out: &mut Vec<u8>,
-    t: Transport,
-    cb: Option<&str>,
-    json: &[u8],
-    sse_id: Option<i32>,
-    chunked: bool,
-    end: bool,
-) {
-    if t == Transport::LongPoll {
-        longpoll_into(out, cb, json, chunked);
-    } else {
-        frame::stream_frame_into(out, t, json, sse_id, chunked);
-        if end && chunked {
-            out.extend_from_slice(LAST_CHUNK);
-        }
-    }
-}
 
 /// The parameters of a subscribe request, decoded and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SubParams<'a> {
+pub struct SubParams<'a> {
     /// The channel name (checked by [`params::check_cname`]).
     pub cname: &'a str,
     /// A long poll's JSONP callback (checked by [`params::check_callback`]).
@@ -106,9 +31,9 @@ pub(crate) struct SubParams<'a> {
 impl<'a> SubParams<'a> {
     /// Reads the parameters of a subscribe request to transport `t` from its
     /// decoded query `p`; a bad channel name or callback is the 400's reason.
-    pub(crate) fn decode(p: &'a Params, req: &Request, t: Transport, max_cname: usize) -> Result<Self, BadParam> {
+    pub fn decode(p: &'a Params, req: &Request, t: Transport, max_cname: usize) -> Result<Self, BadParam> {
         let cname = p.str("cname");
-        let cb = if t == Transport::LongPoll {
+        let cb = if t.takes_callback() {
             p.get("cb").filter(|s| !s.is_empty())
         } else {
             None
@@ -134,16 +59,21 @@ impl<'a> SubParams<'a> {
     }
 }
 
-impl Worker {
-    pub(crate) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
+/// The message object of `m` in channel `cname`, and for a broadcast the
+/// `next_seq` object that follows it (reference §2.7).
+pub(super) fn message_json(cname: &str, m: &Message, json: &mut Vec<u8>, next: &mut Vec<u8>) {
+    json.clear();
+    next.clear();
+    encode::message_into(json, m.kind.type_name(), cname, m.seq, &m.content);
+    if m.kind == Kind::Broadcast {
+        encode::message_into(next, "next_seq", cname, m.seq.wrapping_add(1), "");
+    }
+}
+
+impl<S: Sock> Front<S> {
+    pub(super) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
         let p = Params::parse(&req.query);
-        let SubParams {
-            cname,
-            cb,
-            seq,
-            noop,
-            token,
-        } = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
+        let sp = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
             Ok(sp) => sp,
             Err(e) => {
                 self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
@@ -156,87 +86,49 @@ impl Worker {
             // (icomet's bogus `Content-Length: 0` here is §11.7).
             self.conns[idx as usize].keep_alive = false;
         }
-        let worker = self.index;
-        let hub = self.hub.clone();
-        let local = &self.local;
-        let result = hub.with_table(|table, out| {
-            let r = table.subscribe(cname, token, seq, worker, out);
-            if let Ok(Subscribed { id, start, .. }) = &r {
-                if t == Transport::LongPoll && !matches!(start, Start::Wait(_)) {
-                    // Answered at once: it never becomes a waiting subscriber.
-                    table.unsubscribe(*id, 1, worker, !local.contains_key(&id.key()));
-                }
-            }
-            r
+        let result = self.shared.channels.subscribe(SubscribeReq {
+            name: sp.cname,
+            token: sp.token,
+            seq: sp.seq,
+            worker: self.worker,
+            long_poll: !t.is_streaming(),
         });
+        let keep_alive = self.conns[idx as usize].keep_alive;
         let mut out = Vec::with_capacity(512);
-        respond::subscribe_head(
-            &mut out,
-            t,
-            req.http10,
-            self.conns[idx as usize].keep_alive,
-            result.is_ok(),
-            &self.date,
-        );
-        if t == Transport::Iframe {
-            let prologue = frame::iframe_prologue();
-            if chunked {
-                frame::chunk_into(&mut out, &prologue);
-            } else {
-                out.extend_from_slice(&prologue);
-            }
-        }
+        t.head(&mut out, req.http10, keep_alive, result.is_ok(), &self.date);
+        t.prologue(&mut out, chunked, result.is_ok(), self.settings.sse_retry_ms);
         let s = match result {
             Err(e) => {
-                let json = encode::message(e.code(), cname, 0, &e.to_string());
-                control_into(&mut out, t, cb, &json, None, chunked, true);
+                let json = encode::message(e.code(), sp.cname, 0, &e.to_string());
+                let refusal = Frame {
+                    ends: true,
+                    ..Frame::control(&json)
+                };
+                t.frame_jsonp(&mut out, refusal, sp.cb, chunked);
                 self.send(idx, &[&out]);
                 self.end_response(idx);
                 return;
             }
             Ok(s) => s,
         };
-        if t == Transport::Sse {
-            let retry = format!("retry: {}\n\n", self.settings.sse_retry_ms);
-            if chunked {
-                frame::chunk_into(&mut out, retry.as_bytes());
-            } else {
-                out.extend_from_slice(retry.as_bytes());
-            }
-        }
-        let waits = t.is_streaming() || matches!(s.start, Start::Wait(_));
         let next = match s.start {
             Start::NextSeq(n) => {
-                let json = encode::message("next_seq", cname, n, "");
-                control_into(&mut out, t, cb, &json, Some(n.wrapping_sub(1)), chunked, false);
+                let json = encode::message("next_seq", sp.cname, n, "");
+                let f = Frame {
+                    sse_id: Some(n.wrapping_sub(1)),
+                    ..Frame::control(&json)
+                };
+                t.frame_jsonp(&mut out, f, sp.cb, chunked);
                 n
             }
-            Start::Wait(s) => s,
-            Start::Replay(events) => {
-                let last = events.last().map_or(seq, |e| e.seq.wrapping_add(1));
-                if t == Transport::LongPoll {
-                    let mut body = Vec::from(&b"["[..]);
-                    for (i, e) in events.iter().enumerate() {
-                        if i > 0 {
-                            body.push(b',');
-                        }
-                        body.extend_from_slice(&e.json);
-                        if let Some(ns) = &e.next_json {
-                            body.push(b',');
-                            body.extend_from_slice(ns);
-                        }
-                    }
-                    body.push(b']');
-                    longpoll_into(&mut out, cb, &body, chunked);
-                } else {
-                    for e in &events {
-                        out.extend_from_slice(&frame::event_bytes(e, t, chunked));
-                    }
-                }
-                last
+            Start::Wait(seq) => seq,
+            Start::Replay(messages) => {
+                replay_into(&mut out, t, &s.name, &messages, sp.cb, chunked);
+                messages.last().map_or(sp.seq, |m| m.seq.wrapping_add(1))
             }
         };
-        if !waits {
+        if !s.counted {
+            // A long poll answered at once: it never joined the channel.
             self.send(idx, &[&out]);
             self.end_response(idx);
             return;
@@ -244,23 +136,15 @@ impl Worker {
         let now = self.now;
         let c = &mut self.conns[idx as usize];
         c.state = State::Waiting;
-        // Requests are read only while idle, so it cannot be listed already.
-        debug_assert!(c.sub.is_none());
-        c.sub = Some(Sub {
-            chan: s.id,
-            next,
-            noop,
-            links: Links::NONE,
-            transport: t,
-            cb: cb.map(Box::from),
-            last_frame: now,
-        });
-        let name = s.name;
-        self.local
-            .entry(s.id.key())
-            .or_insert_with(|| LocalChannel::new(name))
-            .push_back(&mut self.conns[..], idx);
-        self.hub.stats.subscribers_by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
+        c.transport = t;
+        c.subscriber = true;
+        c.noop = sp.noop;
+        c.last_frame = now;
+        if let Some(cb) = sp.cb {
+            c.extra().cb = Some(cb.into());
+        }
+        self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+        self.shared.stats.subscribers_by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
         if self.send(idx, &[&out]) {
             self.arm(idx, now + self.settings.polling_timeout + 1);
         } else {
@@ -268,158 +152,62 @@ impl Worker {
         }
     }
 
-    /// Takes a subscriber, already taken out of its connection, out of this
-    /// worker's list of its channel; true when that list is now empty (and
-    /// gone).
-    fn unlink(&mut self, sub: &Sub) -> bool {
-        let key = sub.chan.key();
-        let Some(l) = self.local.get_mut(&key) else {
-            debug_assert!(false, "a subscriber of a channel this worker does not list");
-            return true;
-        };
-        l.remove(&mut self.conns[..], sub.links);
-        let empty = l.is_empty();
-        if empty {
-            self.local.remove(&key);
-        }
-        empty
+    /// Takes a connection out of every channel it subscribed to (the list
+    /// starting at `*first`), telling the channel table.
+    pub(super) fn unsubscribe_all(&mut self, first: &mut u32) {
+        let (channels, worker) = (&self.shared.channels, self.worker);
+        self.subs
+            .remove_all(first, |chan, empty| channels.unsubscribe(chan, 1, worker, empty));
     }
 
-    /// Removes a subscriber from its channel (worker list and table).
-    pub(crate) fn unregister(&mut self, sub: &Sub) {
-        self.hub.stats.subscribers_by_transport[sub.transport.index()].fetch_sub(1, Ordering::Relaxed);
-        let empty = self.unlink(sub);
-        let worker = self.index;
-        self.hub.with_table(|t, _| t.unsubscribe(sub.chan, 1, worker, empty));
-    }
-
-    /// Delivers one event to this worker's subscribers of its channel, in
-    /// the order they subscribed.
-    pub(crate) fn deliver(&mut self, e: &Arc<Event>) {
-        let key = e.chan.key();
-        let Some(head) = self.local.get(&key).map(|l| l.head) else {
-            return;
-        };
-        let now = self.now;
-        let mut removed = 0u32;
-        let mut empty = false;
-        let mut ended = Vec::new();
-        let mut dead = Vec::new();
-        let mut sent = 0u64;
-        // The shared frame of each (transport, chunked) variant, looked up once per event.
-        let mut frames: [Option<bytes::Bytes>; frame::VARIANTS] = Default::default();
-        let mut cur = head;
-        while cur != NIL {
-            let idx = cur;
-            let c = &mut self.conns[idx as usize];
-            let Some(sub) = c.sub.as_mut() else {
-                debug_assert!(false, "a listed connection without a subscription");
-                break;
-            };
-            cur = sub.links.next;
-            if e.is_sequenced() && e.seq.wrapping_sub(sub.next) < 0 {
-                continue;
-            }
-            let t = sub.transport;
-            let chunked = !c.http10;
-            let ends = t == Transport::LongPoll || e.kind == EventKind::Close;
-            if e.is_sequenced() {
-                sub.next = e.seq.wrapping_add(1);
-            }
-            sub.last_frame = now;
-            // Only long polls have a callback, and a long poll always ends here.
-            let cb = sub.cb.take();
-            let ok = match cb {
-                Some(cb) => {
-                    let lp = frames[frame::variant(Transport::LongPoll, false)]
-                        .get_or_insert_with(|| frame::event_bytes(e, Transport::LongPoll, false))
-                        .clone();
-                    let body = &lp[..lp.len() - 1];
-                    if chunked {
-                        let head = frame::ChunkHead::new(cb.len() + 1 + body.len() + 3);
-                        self.send(
-                            idx,
-                            &[head.as_bytes(), cb.as_bytes(), b"(", body, b");\n\r\n", LAST_CHUNK],
-                        )
-                    } else {
-                        self.send(idx, &[cb.as_bytes(), b"(", body, b");\n"])
-                    }
-                }
-                None => {
-                    let bytes = frames[frame::variant(t, chunked)]
-                        .get_or_insert_with(|| frame::event_bytes(e, t, chunked))
-                        .clone();
-                    self.send(idx, &[&bytes])
-                }
-            };
-            if ok {
-                sent += 1;
-            }
-            if !ok || ends {
-                if let Some(sub) = self.conns[idx as usize].sub.take() {
-                    self.hub.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
-                    empty = self.unlink(&sub);
-                    removed += 1;
-                }
-                if ok {
-                    ended.push(idx);
-                } else {
-                    dead.push(idx);
-                }
-            }
-        }
-        if removed > 0 && e.kind != EventKind::Close {
-            let worker = self.index;
-            self.hub
-                .with_table(|t, _| t.unsubscribe(e.chan, removed, worker, empty));
-        }
-        self.hub.stats.delivered.fetch_add(sent, Ordering::Relaxed);
-        for idx in dead {
-            self.close_conn(idx);
-        }
-        for idx in ended {
-            self.end_response(idx);
-        }
-    }
-
-    /// A waiting subscriber's timer: send a noop if it has been silent for
-    /// `polling_timeout` ticks, else re-arm for when it will have been.
-    pub(crate) fn on_subscriber_timer(&mut self, idx: u32) {
-        let pt = self.settings.polling_timeout;
-        let now = self.now;
+    /// A waiting connection stops being a subscriber (its response ends):
+    /// it leaves its channels and its counters.
+    pub(super) fn leave(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        let Some(sub) = c.sub.as_mut() else { return };
-        let due = sub.last_frame + pt + 1;
-        if due > now {
-            self.arm(idx, due);
-            return;
+        if std::mem::take(&mut c.subscriber) {
+            self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
-        self.send_noop(idx);
+        if c.state == State::Waiting {
+            c.state = State::Idle;
+        }
+        if let Some(e) = c.extra.as_mut() {
+            e.cb = None;
+        }
+        let mut first = std::mem::replace(&mut c.first_sub, super::subs::NIL);
+        self.unsubscribe_all(&mut first);
     }
+}
 
-    /// Sends a noop heartbeat; a long poll's response ends with it.
-    pub(crate) fn send_noop(&mut self, idx: u32) {
-        let pt = self.settings.polling_timeout;
-        let now = self.now;
-        let c = &mut self.conns[idx as usize];
-        let Some(sub) = c.sub.as_mut() else { return };
-        let name = self.local.get(&sub.chan.key()).map_or("", |l| &l.name);
-        let json = encode::message("noop", name, sub.noop, "");
-        sub.noop = sub.noop.wrapping_add(1);
-        sub.last_frame = now;
-        let t = sub.transport;
-        let chunked = !c.http10;
-        let mut out = Vec::new();
-        control_into(&mut out, t, sub.cb.as_deref(), &json, None, chunked, false);
-        if t == Transport::LongPoll {
-            let sub = c.sub.take().expect("checked above");
-            self.unregister(&sub);
-            self.send(idx, &[&out]);
-            self.end_response(idx);
-        } else if self.send(idx, &[&out]) {
-            self.arm(idx, now + pt + 1);
-        } else {
-            self.close_conn(idx);
+/// Appends a replay (reference §2.5 case C): for a long poll one array of
+/// every message (a broadcast followed by its `next_seq`), for a streaming
+/// transport one frame per message.
+fn replay_into(out: &mut Vec<u8>, t: Transport, cname: &str, messages: &[Message], cb: Option<&str>, chunked: bool) {
+    let (mut json, mut next) = (Vec::new(), Vec::new());
+    if !t.is_streaming() {
+        let mut body = Vec::from(&b"["[..]);
+        for (i, m) in messages.iter().enumerate() {
+            message_json(cname, m, &mut json, &mut next);
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&json);
+            if !next.is_empty() {
+                body.push(b',');
+                body.extend_from_slice(&next);
+            }
         }
+        body.push(b']');
+        transport::longpoll_into(out, cb, &body, chunked);
+        return;
+    }
+    for m in messages {
+        message_json(cname, m, &mut json, &mut next);
+        let f = Frame {
+            json: &json,
+            next: (!next.is_empty()).then_some(&next[..]),
+            sse_id: Some(m.seq),
+            ends: false,
+        };
+        t.frame(out, f, chunked);
     }
 }

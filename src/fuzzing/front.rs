@@ -1,14 +1,17 @@
-//! `front_request`: bytes from a front connection, through the request
-//! framing and the parameter decoding exactly as a worker does them.
+//! `front_request`: bytes from a front connection, through the real
+//! front (`crate::front::Front` on an in-memory socket, exactly the code a
+//! worker runs), plus properties of every request head and its parameters.
+
+use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{json, split};
-use crate::config::FrontConfig;
+use crate::config::{Config, FrontConfig};
 use crate::encode;
-use crate::front::conn::ping_callback;
-use crate::front::request::{self, HeadError, Request, Route, Transport, MAX_HEAD};
-use crate::front::respond;
-use crate::front::subscribe::SubParams;
+use crate::front::request::{self, HeadError, Request, Route, MAX_HEAD};
+use crate::front::{ping_callback, respond, Front, MemSock, Settings, SubParams, Transport};
 use crate::params::{self, Params};
+use crate::shared::Shared;
 
 /// What a connection did with one request of its input.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,9 +33,46 @@ pub fn front_request(data: &[u8]) {
     let whole = run_connection(&[input]);
     let pieces = split(input, seed);
     assert_eq!(run_connection(&pieces), whole, "split into {} reads", pieces.len());
+    let answered = serve(&[input]);
+    assert_eq!(
+        serve(&pieces),
+        answered,
+        "the answer, split into {} reads",
+        pieces.len()
+    );
     if input.len() <= 256 {
         assert_eq!(run_connection(&split(input, 0)), whole, "split into single bytes");
+        assert_eq!(serve(&split(input, 0)), answered, "the answer, split into single bytes");
     }
+}
+
+/// Feeds `reads` to a fresh server's front, one read at a time as epoll
+/// would report them, then the end of the stream; returns what it wrote
+/// (with `Date:` lines blanked: the clock may tick between two runs) and
+/// whether it closed the connection.
+fn serve(reads: &[&[u8]]) -> (String, bool) {
+    let mut config = Config::default();
+    config.front.max_channels = 64;
+    let shared = Arc::new(Shared::new(config, 1).expect("an eventfd"));
+    let mut front: Front<Rc<MemSock>> = Front::new(0, shared, Settings::from_config(&Config::default()));
+    let sock = MemSock::new();
+    let token = front.add(sock.clone(), 0);
+    for read in reads {
+        sock.send(read);
+        front.on_event(token, true, false, false);
+    }
+    sock.eof.set(true);
+    front.on_event(token, true, false, false);
+    let out = sock.take_output();
+    let mut blanked = String::with_capacity(out.len());
+    for line in out.split_inclusive("\r\n") {
+        blanked.push_str(if line.starts_with("Date: ") {
+            "Date: -\r\n"
+        } else {
+            line
+        });
+    }
+    (blanked, front.is_open(token))
 }
 
 /// Feeds `reads` to a model of `Worker::process_input`: after each read every

@@ -12,11 +12,13 @@
 //! without a word when the pool is full.
 
 use std::net::IpAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use super::{sys, Worker, LISTENER};
-use crate::hub::per_ip::client_key;
+use super::sys::{self, Flags, Socket};
+use super::{Worker, LISTENER};
+use crate::mailbox::Command;
+use crate::per_ip::client_key;
 
 /// Refused connections one worker keeps waiting for their request.
 const REFUSE_POOL: usize = 64;
@@ -25,7 +27,7 @@ const REFUSE_WAIT_TICKS: u32 = 2;
 /// What a refused client is told to wait before trying again, in seconds.
 pub(crate) const RETRY_AFTER_SECS: u32 = 5;
 /// Tag of the epoll tokens of refused connections (the descriptor is in the
-/// low bits). Connection tokens never have bit 63 set (see `conn_gen`).
+/// low bits). Connection tokens never have bit 63 set (`front::Token`).
 pub(crate) const REFUSED_TAG: u64 = 3 << 62;
 
 /// Why a connection is refused.
@@ -47,9 +49,9 @@ impl Refusal {
 }
 
 /// A refused connection waiting for its request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Pending {
-    fd: RawFd,
+    fd: OwnedFd,
     why: Refusal,
     until: u32,
 }
@@ -64,38 +66,56 @@ enum Heard {
     Gone,
 }
 
+/// Reads (and discards) what a refused client sent, so that closing the
+/// socket sends FIN and not RST, which could destroy the 503 unread.
+fn hear(fd: &OwnedFd) -> Heard {
+    let mut buf = [0u8; 4096];
+    let mut got = false;
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) => return Heard::Gone,
+            Ok(_) => got = true,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                return if got { Heard::Request } else { Heard::Nothing };
+            }
+            Err(_) => return Heard::Gone,
+        }
+    }
+}
+
 impl Worker {
     /// Whether the server holds `front.max_connections`.
     fn server_full(&self) -> bool {
-        self.hub.stats.connections.load(Ordering::Relaxed) >= self.max_connections
+        self.shared.stats.connections.load(Ordering::Relaxed) >= self.max_connections
     }
 
     /// Whether this worker should be listening now.
     fn wants_listener(&self) -> bool {
         self.accepting
             && self.drain_deadline.is_none()
-            && self.now >= self.accept_pause_until
-            && (self.open < self.capacity || self.server_full())
+            && self.front.now() >= self.accept_pause_until
+            && (self.front.open() < self.capacity || self.server_full())
     }
 
     /// The listener is readable: accept what is queued (a bounded batch).
     pub(crate) fn accept_ready(&mut self) {
-        let want_peer = self.hub.per_ip.is_some();
+        let want_peer = self.shared.per_ip.is_some();
         for _ in 0..512 {
             if self.drain_deadline.is_some() {
                 return;
             }
             let full = self.server_full();
-            if self.open >= self.capacity && !full {
+            if self.front.open() >= self.capacity && !full {
                 // Room elsewhere: let other workers take it.
                 self.pause_accept();
                 self.hand_off();
                 return;
             }
-            match sys::accept(self.listener, want_peer) {
+            match sys::accept(self.listener.as_fd(), want_peer) {
                 Ok((fd, peer)) => {
-                    self.hub.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    if full || self.open >= self.capacity {
+                    self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if full || self.front.open() >= self.capacity {
                         self.refuse(fd, Refusal::Full);
                     } else {
                         match self.admit(peer) {
@@ -114,7 +134,8 @@ impl Worker {
                             );
                         }
                         self.accept_failures += 1;
-                        self.accept_pause_until = self.now + 1;
+                        self.shared.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        self.accept_pause_until = self.front.now() + 1;
                         self.pause_accept();
                         return;
                     }
@@ -129,10 +150,26 @@ impl Worker {
         }
     }
 
+    /// Hands an accepted connection to the front and registers it with epoll.
+    fn add_conn(&mut self, fd: OwnedFd, ip_key: u32) {
+        sys::tune_socket(&fd, self.send_buf, self.recv_buf);
+        let token = self.front.add(Socket(fd), ip_key);
+        let registered = match self.front.sock(token) {
+            Some(s) => {
+                let flags = Flags::IN | Flags::OUT | Flags::RDHUP | Flags::ET;
+                self.epoll.add(s.0.as_fd(), flags, token.0).is_ok()
+            }
+            None => false,
+        };
+        if !registered {
+            self.front.close(token);
+        }
+    }
+
     /// Applies the per-address cap; the key to release on close (0: none),
     /// or `None` when the address is at its cap.
     fn admit(&self, peer: Option<IpAddr>) -> Option<u32> {
-        match (&self.hub.per_ip, peer) {
+        match (&self.shared.per_ip, peer) {
             (Some(table), Some(ip)) => {
                 let key = client_key(ip);
                 table.acquire(key).then_some(key)
@@ -142,50 +179,33 @@ impl Worker {
     }
 
     /// Refuses a connection the worker will not serve.
-    fn refuse(&mut self, fd: RawFd, why: Refusal) {
+    fn refuse(&mut self, fd: OwnedFd, why: Refusal) {
         let counter = match why {
-            Refusal::Full => &self.hub.stats.refused_full,
-            Refusal::PerIp => &self.hub.stats.refused_per_ip,
+            Refusal::Full => &self.shared.stats.refused_full,
+            Refusal::PerIp => &self.shared.stats.refused_per_ip,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        match self.hear(fd) {
+        match hear(&fd) {
             Heard::Request => self.answer_refused(fd, why),
-            Heard::Gone => sys::close(fd),
+            Heard::Gone => drop(fd),
             Heard::Nothing => {
-                let token = REFUSED_TAG | fd as u32 as u64;
-                if self.refusing.len() < REFUSE_POOL && self.epoll.add(fd, sys::IN | sys::RDHUP, token).is_ok() {
+                let token = REFUSED_TAG | fd.as_raw_fd() as u32 as u64;
+                if self.refusing.len() < REFUSE_POOL
+                    && self.epoll.add(fd.as_fd(), Flags::IN | Flags::RDHUP, token).is_ok()
+                {
                     self.refusing.push(Pending {
                         fd,
                         why,
-                        until: self.now + REFUSE_WAIT_TICKS,
+                        until: self.front.now() + REFUSE_WAIT_TICKS,
                     });
-                } else {
-                    sys::close(fd);
                 }
-            }
-        }
-    }
-
-    /// Reads (and discards) what a refused client sent, so that closing the
-    /// socket sends FIN and not RST, which could destroy the 503 unread.
-    fn hear(&self, fd: RawFd) -> Heard {
-        let mut buf = [0u8; 4096];
-        let mut got = false;
-        loop {
-            match sys::read(fd, &mut buf) {
-                Ok(0) => return Heard::Gone,
-                Ok(_) => got = true,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return if got { Heard::Request } else { Heard::Nothing };
-                }
-                Err(_) => return Heard::Gone,
+                // Else the pool is full: `fd` drops, closing the connection.
             }
         }
     }
 
     /// Writes the 503 and closes.
-    fn answer_refused(&self, fd: RawFd, why: Refusal) {
+    fn answer_refused(&self, fd: OwnedFd, why: Refusal) {
         let body = why.body();
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n");
@@ -193,31 +213,28 @@ impl Worker {
             format!("Content-Length: {}\r\nRetry-After: {RETRY_AFTER_SECS}\r\n", body.len()).as_bytes(),
         );
         out.extend_from_slice(b"Connection: close\r\n");
-        out.extend_from_slice(&self.date);
+        out.extend_from_slice(&crate::front::respond::date_line());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body.as_bytes());
         // A fresh socket's send buffer takes this whole; if not, the client
         // gets a truncated reply, which it would see as an error anyway.
-        let _ = sys::writev(fd, &[std::io::IoSlice::new(&out)]);
-        sys::close(fd);
+        let _ = rustix::io::write(&fd, &out);
     }
 
     /// A refused connection waiting for its request became readable.
     pub(crate) fn on_refused_event(&mut self, token: u64) {
-        let fd = (token & 0xffff_ffff) as u32 as RawFd;
-        let Some(i) = self.refusing.iter().position(|p| p.fd == fd) else {
+        let raw = (token & 0xffff_ffff) as u32 as i32;
+        let Some(i) = self.refusing.iter().position(|p| p.fd.as_raw_fd() == raw) else {
             return;
         };
-        let p = self.refusing[i];
-        match self.hear(fd) {
+        match hear(&self.refusing[i].fd) {
             Heard::Nothing => {}
             Heard::Request => {
-                self.refusing.swap_remove(i);
-                self.answer_refused(fd, p.why);
+                let p = self.refusing.swap_remove(i);
+                self.answer_refused(p.fd, p.why);
             }
             Heard::Gone => {
                 self.refusing.swap_remove(i);
-                sys::close(fd);
             }
         }
     }
@@ -225,14 +242,8 @@ impl Worker {
     /// Closes refused connections that never sent a request (every tick),
     /// or all of them (`all`, at shutdown).
     pub(crate) fn expire_refused(&mut self, all: bool) {
-        let now = self.now;
-        self.refusing.retain(|p| {
-            let keep = !all && p.until > now;
-            if !keep {
-                sys::close(p.fd);
-            }
-            keep
-        });
+        let now = self.front.now();
+        self.refusing.retain(|p| !all && p.until > now);
         if self.refusing.is_empty() && self.refusing.capacity() > 0 {
             self.refusing = Vec::new();
         }
@@ -241,15 +252,13 @@ impl Worker {
     /// This worker is full: the next worker that never listened takes over.
     fn hand_off(&mut self) {
         let next = self.next_acceptor.fetch_add(1, Ordering::Relaxed);
-        if let Some(mb) = self.hub.mailboxes().get(next) {
-            mb.push(crate::hub::Command::StartAccepting);
-        }
+        self.shared.channels.mailboxes().push(next, Command::StartAccepting);
     }
 
     /// Stops listening.
     pub(crate) fn pause_accept(&mut self) {
         if !self.accept_paused {
-            let _ = self.epoll.delete(self.listener);
+            let _ = self.epoll.delete(self.listener.as_fd());
             self.accept_paused = true;
         }
     }
@@ -260,7 +269,7 @@ impl Worker {
             && self.wants_listener()
             && self
                 .epoll
-                .add(self.listener, sys::IN | sys::EXCLUSIVE, LISTENER)
+                .add(self.listener.as_fd(), Flags::IN | Flags::EXCLUSIVE, LISTENER)
                 .is_ok()
         {
             self.accept_paused = false;
@@ -269,7 +278,7 @@ impl Worker {
 
     /// Once a tick: report the end of a burst of accept failures.
     pub(crate) fn accept_tick(&mut self) {
-        if self.accept_failures > 0 && self.now > self.accept_pause_until {
+        if self.accept_failures > 0 && self.front.now() > self.accept_pause_until {
             log::warn!(
                 "worker {}: accepting again after {} failed accepts (descriptors exhausted)",
                 self.index,

@@ -1,74 +1,64 @@
-//! Front worker threads: private descriptor tables, one epoll loop each, a
-//! 1-second tick, and the connections each worker accepted.
+//! Front worker threads: private descriptor tables, one epoll loop each,
+//! the 1-second tick, accepting, and supervision.
 //!
-//! A worker owns its connections outright: only its thread reads or writes
-//! their sockets. Other threads reach it through its [`Mailbox`]
-//! (deliveries, shutdown). Every descriptor that several threads use (the
-//! epoll instances, the mailbox eventfds, the listener) is created before
-//! any worker takes a private descriptor table, because the private table
-//! starts as a copy of the shared one. The connection logic itself (HTTP,
-//! subscribe, delivery) is in `crate::front`.
+//! A worker owns its connections' descriptors outright: only its thread
+//! reads or writes their sockets. It drives a `crate::front::Front` (the
+//! protocol: requests, subscriptions, delivery, timers) with what epoll
+//! reports, with what its [`Mailbox`](crate::mailbox::Mailbox) brings
+//! (deliveries, hand-over, shutdown) and with the wall clock. Every
+//! descriptor several threads use (the epoll instances, the mailbox
+//! eventfds, the listener) is created before any worker takes a private
+//! descriptor table, because the private table starts as a copy of the
+//! shared one.
+//!
+//! A worker thread that ends in any way but a requested stop (a panic) is
+//! reported: logged at error, counted in `/metrics`, and the server is told
+//! so that it shuts down and exits non-zero instead of serving with a dead
+//! worker.
 
 mod accept;
-mod drain;
 mod renew;
 pub(crate) mod sys;
-pub(crate) mod wheel;
 
-use std::os::fd::RawFd;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Barrier};
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ahash::AHashMap;
+use crate::front::{Front, Settings, Token};
+use crate::mailbox::{lock, Command};
+use crate::shared::Shared;
+use sys::{Epoll, Flags, Socket};
 
-use crate::front::conn::Conn;
-use crate::front::LocalChannel;
-use crate::hub::{Command, Hub};
-use sys::Epoll;
-use wheel::Wheel;
-
-/// Per-worker read buffer. Request heads are at most 8 KB; with dozens of
-/// workers (one per descriptor table at 1M connections) every KB here is
-/// resident once the worker has been busy.
-pub(crate) const READ_BUF: usize = 16 * 1024;
 /// Events taken per epoll_wait.
 const EVENTS: usize = 256;
 
 const LISTENER: u64 = u64::MAX;
 const MAILBOX: u64 = u64::MAX - 1;
 
-/// Settings a worker copies out of the config.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub polling_timeout: u32,
-    pub header_timeout: u32,
-    pub max_queued: usize,
-    pub max_cname: usize,
-    pub sse_retry_ms: u32,
+/// What a worker copies out of the config besides the front's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizing {
+    /// Connections this worker may hold.
+    pub capacity: usize,
+    /// SO_SNDBUF of accepted sockets (0: kernel default).
     pub send_buf: usize,
+    /// SO_RCVBUF of accepted sockets (0: kernel default).
     pub recv_buf: usize,
 }
 
 /// One front worker (the state its thread owns).
 pub(crate) struct Worker {
-    pub index: usize,
-    pub hub: Arc<Hub>,
-    pub settings: Settings,
-    pub epoll: Epoll,
-    pub listener: RawFd,
-    pub conns: Vec<Conn>,
-    pub free: Vec<u32>,
-    pub open: usize,
-    pub capacity: usize,
-    pub local: AHashMap<u64, LocalChannel>,
-    pub wheel: Wheel,
-    /// Ticks since the worker started (1 per second).
-    pub now: u32,
-    pub date: crate::front::respond::DateLine,
-    /// The read buffer, allocated while the worker has connections.
-    pub rbuf: Vec<u8>,
+    index: usize,
+    shared: Arc<Shared>,
+    epoll: Epoll,
+    listener: Arc<TcpListener>,
+    front: Front<Socket>,
+    capacity: usize,
+    send_buf: usize,
+    recv_buf: usize,
     accept_paused: bool,
     /// Whether this worker takes part in accepting (see `hand_off`).
     accepting: bool,
@@ -85,8 +75,6 @@ pub(crate) struct Worker {
     /// Set once a shutdown began: when the remaining connections are dropped.
     drain_deadline: Option<Instant>,
     running: bool,
-    /// Everyone left after a burst: hand over to a fresh thread (see `renew`).
-    pub renew: bool,
     /// Whether workers take private descriptor tables.
     unshare: bool,
     /// Every worker's current thread, replaced when a worker renews itself.
@@ -96,7 +84,7 @@ pub(crate) struct Worker {
 }
 
 /// The thread of each worker (`None` once joined).
-type Threads = Arc<std::sync::Mutex<Vec<Option<JoinHandle<()>>>>>;
+type Threads = Arc<Mutex<Vec<Option<JoinHandle<()>>>>>;
 
 /// Handles of the running workers.
 pub(crate) struct Workers {
@@ -106,107 +94,136 @@ pub(crate) struct Workers {
 impl Workers {
     /// Waits for every worker thread to end, following renewals.
     pub fn join(self) {
-        let n = crate::hub::lock(&self.threads).len();
+        let n = lock(&self.threads).len();
         for i in 0..n {
-            while let Some(t) = crate::hub::lock(&self.threads)[i].take() {
+            while let Some(t) = lock(&self.threads)[i].take() {
                 let _ = t.join();
             }
         }
     }
 }
 
-/// Starts `hub.mailboxes().len()` workers on `listener`. Returns once every
-/// worker has taken its private descriptor table (when `unshare`), so that the
+/// Starts one worker per mailbox on `listener`. Returns once every worker
+/// has taken its private descriptor table (when `unshare`), so that the
 /// caller may open descriptors that workers must not inherit.
 pub(crate) fn spawn(
-    hub: Arc<Hub>,
-    listener: RawFd,
+    shared: Arc<Shared>,
+    listener: Arc<TcpListener>,
     unshare: bool,
-    capacity: usize,
+    sizing: Sizing,
     settings: Settings,
 ) -> std::io::Result<Workers> {
-    let n = hub.mailboxes().len();
+    let n = shared.channels.mailboxes().len();
     // Only as many workers as CPUs accept at once: new connections land on a
     // few busy threads instead of waking dozens of them on two cores. A
     // worker that fills up hands accepting on to the next one.
     let acceptors = std::thread::available_parallelism().map_or(1, |c| c.get()).min(n);
     let next_acceptor = Arc::new(AtomicUsize::new(acceptors));
-    // Build every epoll instance first, while the descriptor table is still shared.
+    // Every epoll instance is built first, while the descriptor table is
+    // still shared; each worker gets its own descriptor for it (a dup), and
+    // the originals close once every worker has its table.
     let mut polls = Vec::with_capacity(n);
     for i in 0..n {
         let ep = Epoll::new()?;
         if i < acceptors {
-            ep.add(listener, sys::IN | sys::EXCLUSIVE, LISTENER)?;
+            ep.add(listener.as_fd(), Flags::IN | Flags::EXCLUSIVE, LISTENER)?;
         }
-        ep.add(hub.mailboxes()[i].wake_fd(), sys::IN | sys::ET, MAILBOX)?;
+        let mailbox = shared.channels.mailboxes().get(i).expect("one mailbox per worker");
+        ep.add(mailbox.wake_fd(), Flags::IN | Flags::ET, MAILBOX)?;
         polls.push(ep);
     }
     let barrier = Arc::new(Barrier::new(n + 1));
-    let threads: Threads = Arc::new(std::sync::Mutex::new((0..n).map(|_| None).collect()));
-    for (index, epoll) in polls.into_iter().enumerate() {
-        let epoll_fd = epoll.raw();
-        // The worker owns the epoll instance from here (see `Handover`).
-        std::mem::forget(epoll);
+    let threads: Threads = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    for (index, epoll) in polls.iter().enumerate() {
         let seed = renew::Handover {
             index,
-            hub: hub.clone(),
+            shared: shared.clone(),
             settings: settings.clone(),
-            epoll_fd,
-            listener,
-            capacity,
+            epoll: epoll.try_clone()?,
+            listener: listener.clone(),
+            sizing,
             accept_paused: index >= acceptors,
             accepting: index < acceptors,
             next_acceptor: next_acceptor.clone(),
-            max_connections: hub.config().front.max_connections as u64,
             unshare,
             threads: threads.clone(),
         };
-        let t = start_thread(index, unshare, Some(barrier.clone()), move || seed.into_worker(None))?;
-        crate::hub::lock(&threads)[index] = Some(t);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = start_thread(index, unshare, Some(barrier.clone()), rx, None, shared.clone())?;
+        lock(&threads)[index] = Some(t);
+        // The thread is running: hand it its state (a failed start above
+        // would have kept it here).
+        let _ = tx.send(seed);
     }
     barrier.wait();
+    drop(polls);
     Ok(Workers { threads })
 }
 
-/// Runs the worker `make` builds on a new thread, which first takes a
-/// private descriptor table when `unshare` (a copy of the spawning thread's
-/// table), then meets `barrier` if given.
+/// Starts a worker thread, which first takes a private descriptor table
+/// when `unshare` (a copy of the spawning thread's table), then meets
+/// `barrier` if given, then waits for its state on `seed` and runs. The
+/// state travels through a channel so that a failed thread start leaves it
+/// with the caller. A panic on the thread is reported (see [`report_death`]).
 fn start_thread(
     index: usize,
     unshare: bool,
     barrier: Option<Arc<Barrier>>,
-    make: impl FnOnce() -> Worker + Send + 'static,
+    seed: std::sync::mpsc::Receiver<renew::Handover>,
+    trim_at: Option<Instant>,
+    shared: Arc<Shared>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("comet-w{index}"))
         .stack_size(256 * 1024)
         .spawn(move || {
             if unshare {
-                if let Err(e) = sys::unshare_files() {
+                // SAFETY: every descriptor a worker uses and did not open
+                // itself (its epoll instance, the mailbox eventfds, the
+                // listener) was created before this call, by `spawn`, and is
+                // never closed in this table while the worker runs; a worker
+                // hands no descriptor it opens to another thread.
+                if let Err(e) = unsafe { sys::unshare_files() } {
                     log::error!("worker {index}: unshare(CLONE_FILES) failed, sharing the process table: {e}");
                 }
             }
             if let Some(b) = barrier {
                 b.wait();
             }
-            make().run();
+            let Ok(seed) = seed.recv() else { return };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seed.into_worker(trim_at).run()));
+            if let Err(panic) = run {
+                report_death(&shared, index, &*panic);
+            }
         })
+}
+
+/// A worker thread panicked: say so everywhere, and ask the server to stop.
+fn report_death(shared: &Shared, index: usize, panic: &(dyn std::any::Any + Send)) {
+    let why = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    log::error!("worker {index} died: {why}; its connections are lost; the server stops (exit status 1)");
+    shared.stats.workers_dead.fetch_add(1, Ordering::Relaxed);
+    shared.lifecycle.worker_died();
 }
 
 impl Worker {
     fn run(mut self) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        let mut events = vec![sys::no_event(); EVENTS];
         let start = Instant::now();
         let mut cmds = Vec::new();
         // A successor may have been handed a wake-up its predecessor never saw.
         self.commands(&mut cmds);
         while self.running {
-            let mut wake = start + Duration::from_secs(u64::from(self.now));
+            let mut wake = start + Duration::from_secs(u64::from(self.front.now()));
             if let Some(d) = self.drain_deadline {
                 wake = wake.min(d);
             }
             let timeout = wake.saturating_duration_since(Instant::now());
-            let n = match self.epoll.wait(&mut events, timeout.as_millis() as i32 + 1) {
+            let n = match self.epoll.wait(&mut events, timeout.as_millis() as u64 + 1) {
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("worker {}: epoll_wait: {e}", self.index);
@@ -215,73 +232,81 @@ impl Worker {
                 }
             };
             for ev in &events[..n] {
-                let (token, bits) = (ev.u64, ev.events);
+                let (token, flags) = (ev.data.u64(), ev.flags);
                 match token {
                     LISTENER => self.accept_ready(),
                     MAILBOX => self.commands(&mut cmds),
                     t if t & accept::REFUSED_TAG == accept::REFUSED_TAG => self.on_refused_event(t),
-                    t => self.on_event((t & 0xffff_ffff) as u32, (t >> 32) as u32, bits),
+                    t => {
+                        let readable = flags.intersects(Flags::IN | Flags::RDHUP | Flags::HUP);
+                        let writable = flags.contains(Flags::OUT);
+                        self.front
+                            .on_event(Token(t), readable, writable, flags.contains(Flags::ERR));
+                    }
                 }
             }
-            while Instant::now() >= start + Duration::from_secs(u64::from(self.now)) {
-                self.now += 1;
+            let elapsed = start.elapsed().as_secs() as u32 + 1;
+            if elapsed > self.front.now() {
+                self.front.tick(elapsed);
                 self.tick();
             }
+            self.maybe_resume_accept();
             if let Some(deadline) = self.drain_deadline {
-                if self.open == 0 || Instant::now() >= deadline {
+                if self.front.open() == 0 || Instant::now() >= deadline {
                     self.running = false;
                 }
-            } else if self.renew {
-                self.renew = false;
-                if self.open == 0 {
-                    match self.start_successor() {
-                        Ok(()) => return self.retire(),
-                        Err(e) => log::warn!(
-                            "worker {}: cannot start a fresh thread, keeping this one: {e}",
-                            self.index
-                        ),
-                    }
+            } else if self.front.should_release_memory() {
+                // Everyone left after a burst: the front gives back what it
+                // grew, here between events and never from inside one.
+                self.front.release_memory();
+                crate::malloc::trim();
+                match self.renew() {
+                    Ok(()) => return,
+                    Err(me) => self = *me,
                 }
             }
         }
         self.expire_refused(true);
-        for idx in 0..self.conns.len() as u32 {
-            self.close_conn(idx);
-        }
+        self.front.close_all();
     }
 
     /// Runs the commands waiting in this worker's mailbox.
     fn commands(&mut self, cmds: &mut Vec<Command>) {
-        self.hub.mailboxes()[self.index].drain(cmds);
-        for cmd in std::mem::take(cmds) {
+        if let Some(mb) = self.shared.channels.mailboxes().get(self.index) {
+            mb.take_all(cmds);
+        }
+        for cmd in cmds.drain(..) {
+            let Some(cmd) = self.front.apply(cmd) else { continue };
             match cmd {
-                Command::Deliver(event) => self.deliver(&event),
+                Command::Message(..) | Command::Broadcast(..) | Command::Close(..) => {}
                 Command::StartAccepting => {
                     self.accepting = true;
                     self.maybe_resume_accept();
                 }
                 Command::Drain(deadline) => self.begin_drain(deadline),
+                Command::Panic => panic!("a panic injected by Server::inject_worker_panic"),
             }
         }
     }
 
-    /// The token epoll reports for a connection.
-    pub fn token(idx: u32, gen: u32) -> u64 {
-        (u64::from(gen) << 32) | u64::from(idx)
+    /// Starts a graceful shutdown: the loop stops when every connection is
+    /// gone or at `deadline`.
+    fn begin_drain(&mut self, deadline: Instant) {
+        if self.drain_deadline.is_some() {
+            return;
+        }
+        self.drain_deadline = Some(deadline);
+        self.pause_accept();
+        self.expire_refused(true);
+        self.front.drain();
     }
 
+    /// The worker's part of the 1-second tick (the front's runs first).
     fn tick(&mut self) {
-        self.date = crate::front::respond::date_line();
         if self.trim_at.is_some_and(|t| Instant::now() >= t) {
             self.trim_at = None;
-            // SAFETY: malloc_trim only returns free heap memory to the kernel.
-            unsafe { libc::malloc_trim(0) };
+            crate::malloc::trim();
         }
         self.accept_tick();
-        let bucket = self.wheel.take(self.now);
-        for &(idx, gen) in &bucket {
-            self.on_timer(idx, gen);
-        }
-        self.wheel.give_back(self.now, bucket);
     }
 }

@@ -1,130 +1,121 @@
 //! A worker that everyone left hands over to a fresh thread.
 //!
 //! After a burst, freed memory should go back to the OS. `malloc_trim`
-//! returns free pages, but glibc keeps up to seven freed blocks per size
-//! class in each thread's cache (tcache), and those count as in use: blocks
-//! scattered over many pages pin all of them. With one thread per
-//! descriptor table (52 at 1M connections) that kept RSS at more than twice
-//! its idle level after everyone left. The cache is emptied only when its
-//! thread exits; so an emptied worker starts its successor and exits, and
-//! the successor trims the heap once the old thread is gone. The successor
-//! takes over the epoll instance, the listener state and the mailbox; it has
-//! no connections to carry, and a fresh thread stack as well.
-//!
-//! comet now runs with glibc's per-thread cache off (`crate::malloc`), which
-//! removes most of what this was for; it still matters when an operator
-//! keeps the cache through `GLIBC_TUNABLES`, and a fresh thread gives back
-//! the stack pages the old one touched.
+//! returns free pages, but glibc keeps freed blocks in each thread's cache
+//! (tcache), counted as in use, and blocks scattered over many pages pin
+//! all of them; the cache is emptied only when its thread exits. comet runs
+//! with that cache off (`crate::malloc`), which removes most of what this
+//! was for; it still matters when an operator keeps the cache through
+//! `GLIBC_TUNABLES`, and a fresh thread gives back the stack pages the old
+//! one touched. The successor takes over the epoll instance, the listener
+//! state and the mailbox; it has no connections to carry.
 //!
 //! With private descriptor tables the successor copies the old worker's
 //! table, which at that moment holds only what every worker inherited
 //! (connections are all closed), so it needs no clean-up.
 
+use std::net::TcpListener;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Instant;
-
-use ahash::AHashMap;
+use std::time::{Duration, Instant};
 
 use super::sys::Epoll;
-use super::wheel::Wheel;
-use super::{start_thread, Worker};
+use super::{start_thread, Sizing, Threads, Worker};
+use crate::front::{Front, Settings};
+use crate::mailbox::lock;
+use crate::shared::Shared;
 
 impl Worker {
-    /// Starts the thread that takes over from this one; on success this
-    /// thread must return from `run` at once (see `retire`).
-    pub(super) fn start_successor(&mut self) -> std::io::Result<()> {
+    /// Hands this worker's state to a fresh thread; on success this thread
+    /// must return from `run` at once (everything it allocated is freed
+    /// here, on its own thread, before it exits). When the thread cannot
+    /// start, the worker comes back unchanged.
+    pub(super) fn renew(mut self) -> Result<(), Box<Worker>> {
         // Refused connections waiting for their request live in this
         // thread's table; they are not worth carrying over.
         self.expire_refused(true);
-        let epoll_fd = self.epoll.raw();
-        let next = Handover {
-            index: self.index,
-            hub: self.hub.clone(),
-            settings: self.settings.clone(),
-            epoll_fd,
-            listener: self.listener,
-            capacity: self.capacity,
-            accept_paused: self.accept_paused,
-            accepting: self.accepting,
-            next_acceptor: self.next_acceptor.clone(),
-            max_connections: self.max_connections,
-            unshare: self.unshare,
-            threads: self.threads.clone(),
-        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let threads = self.threads.clone();
         // The slot gets the new handle before this thread ends, so that
         // `Workers::join` always finds the current thread.
-        let mut threads = crate::hub::lock(&self.threads);
+        let mut slots = lock(&threads);
         // The old thread may still be finishing; trim once it is surely gone.
-        let trim_at = Instant::now() + std::time::Duration::from_secs(1);
-        let t = start_thread(self.index, self.unshare, None, move || next.into_worker(Some(trim_at)))?;
-        threads[self.index] = Some(t);
-        self.hub
+        let trim_at = Instant::now() + Duration::from_secs(1);
+        match start_thread(self.index, self.unshare, None, rx, Some(trim_at), self.shared.clone()) {
+            Ok(t) => slots[self.index] = Some(t),
+            Err(e) => {
+                log::warn!(
+                    "worker {}: cannot start a fresh thread, keeping this one: {e}",
+                    self.index
+                );
+                return Err(Box::new(self));
+            }
+        }
+        drop(slots);
+        self.shared
             .stats
             .worker_renewals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         log::debug!("worker {}: everyone left; continuing on a fresh thread", self.index);
+        let _ = tx.send(Handover {
+            index: self.index,
+            settings: self.front.settings().clone(),
+            shared: self.shared,
+            epoll: self.epoll,
+            listener: self.listener,
+            sizing: Sizing {
+                capacity: self.capacity,
+                send_buf: self.send_buf,
+                recv_buf: self.recv_buf,
+            },
+            accept_paused: self.accept_paused,
+            accepting: self.accepting,
+            next_acceptor: self.next_acceptor,
+            unshare: self.unshare,
+            threads: self.threads,
+        });
         Ok(())
-    }
-
-    /// Ends this worker's thread after `start_successor`: everything it
-    /// allocated is freed here, on its own thread, before the thread exits
-    /// and glibc empties its cache.
-    pub(super) fn retire(self) {
-        // The successor owns the epoll instance now: in a shared table this
-        // descriptor is the successor's too, and in a private one it closes
-        // with the table when this thread exits.
-        let Worker { epoll, .. } = self;
-        std::mem::forget(epoll);
     }
 }
 
-/// What a worker is built from, at start and when it renews itself:
-/// nothing that closes a descriptor when dropped, so a failed thread start
-/// leaves the old worker intact.
+/// What a worker is built from, at start and when it renews itself.
 pub(super) struct Handover {
     pub index: usize,
-    pub hub: Arc<crate::hub::Hub>,
-    pub settings: super::Settings,
-    pub epoll_fd: std::os::fd::RawFd,
-    pub listener: std::os::fd::RawFd,
-    pub capacity: usize,
+    pub shared: Arc<Shared>,
+    pub settings: Settings,
+    pub epoll: Epoll,
+    pub listener: Arc<TcpListener>,
+    pub sizing: Sizing,
     pub accept_paused: bool,
     pub accepting: bool,
-    pub next_acceptor: Arc<std::sync::atomic::AtomicUsize>,
-    pub max_connections: u64,
+    pub next_acceptor: Arc<AtomicUsize>,
     pub unshare: bool,
-    pub threads: super::Threads,
+    pub threads: Threads,
 }
 
 impl Handover {
     /// The worker, built on its own thread, with no connections yet; it
     /// trims the heap at `trim_at` if given.
     pub(super) fn into_worker(self, trim_at: Option<Instant>) -> Worker {
+        let max_connections = self.shared.config().front.max_connections as u64;
         Worker {
             index: self.index,
-            hub: self.hub,
-            settings: self.settings,
-            epoll: Epoll::from_raw(self.epoll_fd),
+            front: Front::new(self.index, self.shared.clone(), self.settings),
+            shared: self.shared,
+            epoll: self.epoll,
             listener: self.listener,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
-            capacity: self.capacity,
-            local: AHashMap::new(),
-            wheel: Wheel::default(),
-            now: 1,
-            date: crate::front::respond::date_line(),
-            rbuf: Vec::new(),
+            capacity: self.sizing.capacity,
+            send_buf: self.sizing.send_buf,
+            recv_buf: self.sizing.recv_buf,
             accept_paused: self.accept_paused,
             accepting: self.accepting,
             next_acceptor: self.next_acceptor,
-            max_connections: self.max_connections,
+            max_connections,
             accept_failures: 0,
             accept_pause_until: 0,
             refusing: Vec::new(),
             drain_deadline: None,
             running: true,
-            renew: false,
             unshare: self.unshare,
             threads: self.threads,
             trim_at,

@@ -1,9 +1,7 @@
 //! Operating the server: `/stats` and `/metrics`, connection limits, and the
 //! admin key.
 
-mod common;
-
-use common::{admin, config, connect_from, eventually, header, start, subscribers, Client};
+use crate::support::{admin, config, connect_from, eventually, header, start, subscribers, Client};
 
 /// The number after `"key":` in a flat JSON text.
 fn json_u64(json: &str, key: &str) -> u64 {
@@ -187,7 +185,7 @@ fn per_address_cap_counts_each_client_address() {
     assert!(fourth.head().starts_with("HTTP/1.1 200 OK"));
     drop((second, fourth, other));
     eventually("all gone", || {
-        server.hub().per_ip.as_ref().expect("cap set").keys() == 0
+        server.shared().per_ip.as_ref().expect("cap set").keys() == 0
     });
 }
 

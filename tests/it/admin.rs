@@ -1,64 +1,41 @@
-//! Integration tests of the admin listener: the real hyper service on
+//! Integration tests of the admin listener: the real server on
 //! `127.0.0.1:0`, literal request bytes over a TCP socket, and assertions on
 //! the status line, headers and exact body bytes (reference §4, §10, §12).
-//! The hub has no workers, so deliveries go nowhere; stored history is
-//! inspected through the hub instead.
+//! Stored history is read through the channels.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::time::Duration;
-
-use comet::admin::serve;
-use comet::channel::Start;
+use comet::channels::Channels;
 use comet::config::Config;
-use comet::hub::Hub;
-use tokio::sync::watch;
+use comet::encode;
+use comet::server::Server;
 
-/// Bound on every socket read and write.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::support::{self, Client, Resp};
 
-/// The admin service running on its own runtime.
+/// The real server, with the admin helpers these tests use.
 struct TestServer {
-    addr: SocketAddr,
-    hub: Arc<Hub>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    rt: Option<tokio::runtime::Runtime>,
+    server: Option<Server>,
 }
 
 impl TestServer {
     fn start(config: Config) -> TestServer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let hub = Arc::new(Hub::new(config, 0).expect("hub"));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, shutdown) = watch::channel(false);
-        let task = {
-            let _guard = rt.enter();
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            rt.spawn(serve(hub.clone(), listener, shutdown))
-        };
         TestServer {
-            addr,
-            hub,
-            stop,
-            task: Some(task),
-            rt: Some(rt),
+            server: Some(support::start(config)),
         }
     }
 
     fn default() -> TestServer {
-        TestServer::start(Config::default())
+        TestServer::start(config(|_| {}))
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    fn channels(&self) -> &Channels {
+        &self.server().shared().channels
     }
 
     fn connect(&self) -> Client {
-        Client::connect(self.addr)
+        Client::connect(self.server().admin_addr())
     }
 
     /// One GET on a fresh connection.
@@ -67,169 +44,34 @@ impl TestServer {
             .request(&format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n"))
     }
 
-    /// Stops the service and waits (bounded) for `serve` to return.
+    /// Shuts the server down gracefully; true once it has stopped.
     fn shutdown(&mut self) -> bool {
-        let _ = self.stop.send(true);
-        let (Some(rt), Some(task)) = (self.rt.take(), self.task.take()) else {
-            return true;
-        };
-        let finished = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await.is_ok() });
-        rt.shutdown_timeout(Duration::from_secs(1));
-        finished
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        true
     }
 
-    /// The stored messages of a channel, oldest first (JSON text).
+    /// The stored messages of a channel, oldest first (their JSON objects).
     fn history(&self, cname: &str) -> Vec<String> {
-        let sub = self
-            .hub
-            .with_table(|t, out| t.subscribe(cname, "", 1, 0, out))
-            .expect("subscribe");
-        self.hub.with_table(|t, _| t.unsubscribe(sub.id, 1, 0, true));
-        match sub.start {
-            Start::Replay(events) => events
-                .iter()
-                .map(|e| String::from_utf8(e.json.to_vec()).expect("utf-8"))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// A parsed response.
-#[derive(Debug)]
-struct Resp {
-    status: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.channels()
+            .history(cname)
+            .unwrap_or_default()
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn body(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("utf-8 body")
-    }
-
-    /// Status line, body, and the headers every admin reply carries
-    /// (libevent's own 404 and 501 pages carry no `Server`, §1.1).
-    fn assert(&self, status: &str, content_type: &str, body: &str) {
-        assert_eq!(self.status, status, "{self:?}");
-        let generic = content_type == "text/html" && (status.contains(" 404 ") || status.contains(" 501 "));
-        let server = if generic { None } else { Some("icomet 0.2.5") };
-        assert_eq!(self.header("Server"), server, "{self:?}");
-        assert_eq!(self.header("Content-Type"), Some(content_type), "{self:?}");
-        assert_eq!(self.body(), body, "{self:?}");
-        if !body.is_empty() || self.header("Transfer-Encoding").is_none() {
-            assert_eq!(
-                self.header("Content-Length"),
-                Some(body.len().to_string().as_str()),
-                "{self:?}"
-            );
-        }
-        assert!(self.header("Date").is_some(), "{self:?}");
+            .map(|m| {
+                let json = encode::message(m.kind.type_name(), cname, m.seq, &m.content);
+                String::from_utf8(json).expect("utf-8")
+            })
+            .collect()
     }
 }
 
-/// One client connection with a read buffer that survives between responses.
-struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
-        Client {
-            reader: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, raw: &[u8]) {
-        self.reader.get_mut().write_all(raw).expect("write");
-    }
-
-    fn request(&mut self, raw: &str) -> Resp {
-        self.send(raw.as_bytes());
-        self.response(false)
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read line");
-        assert!(line.ends_with("\r\n"), "unterminated line {line:?}");
-        line.truncate(line.len() - 2);
-        line
-    }
-
-    /// Reads the status line and headers.
-    fn head(&mut self) -> Resp {
-        let status = self.line();
-        let mut headers = Vec::new();
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').expect("header line");
-            headers.push((k.to_string(), v.trim().to_string()));
-        }
-        Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        }
-    }
-
-    /// Reads one chunk of a chunked body; `None` for the terminating chunk.
-    fn chunk(&mut self) -> Option<Vec<u8>> {
-        let size = usize::from_str_radix(&self.line(), 16).expect("chunk size");
-        let mut data = vec![0; size];
-        self.reader.read_exact(&mut data).expect("chunk data");
-        assert_eq!(self.line(), "");
-        (size > 0).then_some(data)
-    }
-
-    /// Reads a whole response (no body for a HEAD request).
-    fn response(&mut self, head_request: bool) -> Resp {
-        let mut r = self.head();
-        if head_request {
-            return r;
-        }
-        if r.header("Transfer-Encoding") == Some("chunked") {
-            while let Some(c) = self.chunk() {
-                r.body.extend_from_slice(&c);
-            }
-        } else if let Some(n) = r.header("Content-Length") {
-            let mut body = vec![0; n.parse().expect("content length")];
-            self.reader.read_exact(&mut body).expect("body");
-            r.body = body;
-        } else {
-            self.reader.read_to_end(&mut r.body).expect("body to end");
-        }
-        r
-    }
-
-    /// Whether the server closed the connection (EOF before any byte).
-    fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.reader.read(&mut b), Ok(0))
-    }
-}
-
+/// The test config with the admin IP filter at its defaults, changed by `f`.
 fn config(f: impl FnOnce(&mut Config)) -> Config {
-    let mut c = Config::default();
+    let mut c = support::config();
+    let defaults = Config::default();
+    c.admin.allow = defaults.admin.allow;
+    c.admin.deny = defaults.admin.deny;
     f(&mut c);
     c
 }
@@ -267,7 +109,7 @@ fn bad_callback_is_400() {
             "cb may only contain A-Z a-z 0-9 _ . $\n",
         );
     }
-    assert!(!s.hub.exists("a"), "nothing was created");
+    assert!(!s.channels().exists("a"), "nothing was created");
 }
 
 #[test]
@@ -281,7 +123,7 @@ fn bad_cname_is_400() {
     }
     s.get("/push?content=x&cname=abcdefgh")
         .assert("HTTP/1.1 200 OK", JS, OK);
-    assert_eq!(s.hub.totals().0, 1);
+    assert_eq!(s.channels().totals().0, 1);
 }
 
 #[test]
@@ -302,7 +144,7 @@ fn pub_rejects_content_that_is_not_json_string_text() {
         TEXT,
         "content has a bad backslash escape\n",
     );
-    assert!(!s.hub.exists("p"));
+    assert!(!s.channels().exists("p"));
     // Valid pre-encoded content is stored verbatim.
     s.get("/pub?cname=p&content=a%5C%22b%5Cn")
         .assert("HTTP/1.1 200 OK", JS, OK);
@@ -386,7 +228,7 @@ fn body_larger_than_the_limit_is_413() {
         TEXT,
         "content is larger than 16 bytes\n",
     );
-    assert!(!s.hub.exists("big"));
+    assert!(!s.channels().exists("big"));
     s.get("/push?cname=big&content=0123456789abcdef")
         .assert("HTTP/1.1 200 OK", JS, OK);
 }
@@ -401,7 +243,7 @@ fn wrong_methods_get_405_invalid_method() {
     r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
     let r = s.connect().request("DELETE /push?cname=m HTTP/1.1\r\nHost: t\r\n\r\n");
     r.assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
-    assert!(!s.hub.exists("m"));
+    assert!(!s.channels().exists("m"));
 }
 
 #[test]
@@ -441,7 +283,7 @@ fn unknown_paths_get_the_libevent_404_page() {
     }
     // The path is percent-decoded before matching.
     s.get("/%70ush?cname=pd&content=x").assert("HTTP/1.1 200 OK", JS, OK);
-    assert!(s.hub.exists("pd"));
+    assert!(s.channels().exists("pd"));
 }
 
 #[test]
@@ -449,7 +291,7 @@ fn head_info_has_headers_and_no_body() {
     let s = TestServer::default();
     let mut c = s.connect();
     c.send(b"HEAD /info HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r = c.response(true);
+    let r = c.read_response(true);
     assert_eq!(r.status, "HTTP/1.1 200 OK");
     assert_eq!(r.header("Server"), Some("icomet 0.2.5"));
     assert_eq!(r.header("Content-Type"), Some(HTML_UTF8));
@@ -472,7 +314,7 @@ fn filtered_clients_get_403_and_a_closed_connection() {
         assert_eq!(r.header("Content-Length"), Some("0"));
         assert!(c.closed());
     }
-    assert!(!s.hub.exists("f"));
+    assert!(!s.channels().exists("f"));
 }
 
 #[test]
@@ -557,7 +399,7 @@ fn close_and_clear() {
     assert!(s.history("c").is_empty(), "clear empties the history");
     let r = s.connect().request("DELETE /close?cname=c HTTP/1.1\r\nHost: t\r\n\r\n");
     r.assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 3\n");
-    assert!(!s.hub.exists("c"));
+    assert!(!s.channels().exists("c"));
     s.get("/close?cname=c")
         .assert("HTTP/1.1 404 Not Found", HTML_UTF8, "channel[c] not connected\n");
 }
@@ -582,7 +424,7 @@ fn info_global_and_per_channel() {
         HTML_UTF8,
         "{\"cname\": \"a\\\"b\", \"subscribers\": 0}\n",
     );
-    assert_eq!(s.hub.totals().0, 2, "info creates nothing");
+    assert_eq!(s.channels().totals().0, 2, "info creates nothing");
 }
 
 #[test]
@@ -610,7 +452,7 @@ fn broadcast_reaches_every_channel() {
     let s = TestServer::default();
     s.get("/broadcast?content=none")
         .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
-    assert_eq!(s.hub.totals().0, 0, "broadcast creates nothing");
+    assert_eq!(s.channels().totals().0, 0, "broadcast creates nothing");
     s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/broadcast?content=B%22x&cname=ignored")
         .assert("HTTP/1.1 200 OK", DEFAULT, "ok\n");
@@ -618,7 +460,7 @@ fn broadcast_reaches_every_channel() {
         s.history("a")[1],
         r#"{"type":"broadcast","cname":"a","seq":2,"content":"B\"x"}"#
     );
-    assert!(!s.hub.exists("ignored"));
+    assert!(!s.channels().exists("ignored"));
 }
 
 #[test]
@@ -627,17 +469,17 @@ fn psub_streams_presence_events() {
     let mut p = s.connect();
     p.send(b"GET /psub HTTP/1.1\r\nHost: t\r\n\r\n");
     // The headers arrive before any event; the listener is registered by then.
-    let r = p.head();
+    let r = p.head_resp();
     assert_eq!(r.status, "HTTP/1.1 200 OK");
     assert_eq!(r.header("Server"), Some("icomet 0.2.5"));
     assert_eq!(r.header("Content-Type"), Some(DEFAULT));
     assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
     s.get("/push?cname=a&content=x").assert("HTTP/1.1 200 OK", JS, OK);
-    assert_eq!(p.chunk().as_deref(), Some(&b"1 a\n"[..]));
+    assert_eq!(p.chunk_opt().as_deref(), Some(&b"1 a\n"[..]));
     assert_eq!(s.get("/sign?cname=b").status, "HTTP/1.1 200 OK");
-    assert_eq!(p.chunk().as_deref(), Some(&b"1 b\n"[..]));
+    assert_eq!(p.chunk_opt().as_deref(), Some(&b"1 b\n"[..]));
     s.get("/close?cname=a").assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
-    assert_eq!(p.chunk().as_deref(), Some(&b"0 a\n"[..]));
+    assert_eq!(p.chunk_opt().as_deref(), Some(&b"0 a\n"[..]));
 }
 
 #[test]
@@ -645,9 +487,9 @@ fn shutdown_ends_psub_streams_and_serve() {
     let mut s = TestServer::default();
     let mut p = s.connect();
     p.send(b"GET /psub HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(p.head().status, "HTTP/1.1 200 OK");
+    assert_eq!(p.head_resp().status, "HTTP/1.1 200 OK");
     assert!(s.shutdown(), "serve returned");
-    assert_eq!(p.chunk(), None, "the stream ended with its last chunk");
+    assert_eq!(p.chunk_opt(), None, "the stream ended with its last chunk");
 }
 
 #[test]
@@ -668,7 +510,7 @@ fn lenient_query_keeps_what_it_can() {
     );
     s.get("/check?cname=q5")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"q5\": 1}\n");
-    assert!(!s.hub.exists(""), "nothing went to the channel \"\"");
+    assert!(!s.channels().exists(""), "nothing went to the channel \"\"");
 }
 
 #[test]
@@ -692,8 +534,8 @@ fn raw_quotes_and_braces_in_the_target_are_used_as_sent() {
         )
         .as_bytes(),
     );
-    c.response(false);
-    c.response(false);
+    c.read_response(false);
+    c.read_response(false);
     let h = s.history("q5");
     assert_eq!(h.len(), 3, "{h:?}");
     assert!(h[1].ends_with(r#""seq":2,"content":"\"x\""}"#), "{}", h[1]);
@@ -729,7 +571,8 @@ fn pipelined_requests_are_answered_in_order() {
           GET /check?cname=pp HTTP/1.1\r\nHost: t\r\n\r\n\
           POST /clear HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=pp",
     );
-    c.response(false).assert("HTTP/1.1 200 OK", JS, OK);
-    c.response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
-    c.response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+    c.read_response(false).assert("HTTP/1.1 200 OK", JS, OK);
+    c.read_response(false)
+        .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
+    c.read_response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
 }

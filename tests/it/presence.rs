@@ -2,10 +2,8 @@
 //! unsubscribe, close and idle expiry, with several listeners at once, and
 //! `/check` for one or many channels (reference §4.5, §4.8, §4.9, §5.2, §6).
 
-mod common;
-
+use crate::support::{admin, config, eventually, header, start, subscribers, Client};
 use comet::server::Server;
-use common::{admin, config, eventually, header, start, subscribers, Client};
 
 /// Opens a `/psub` stream. Its listener is registered once the head arrives.
 fn psub(s: &Server) -> Client {
@@ -82,7 +80,7 @@ fn a_dropped_psub_client_does_not_disturb_the_others() {
     let s = start(config());
     let mut kept = psub(&s);
     let gone = psub(&s);
-    assert_eq!(s.hub().presence_listeners(), 2);
+    assert_eq!(s.shared().channels.presence().listeners(), 2);
     drop(gone);
     admin(&s, "/push?cname=one&content=x");
     expect_event(&mut kept, "1 one\n");
@@ -92,7 +90,7 @@ fn a_dropped_psub_client_does_not_disturb_the_others() {
     eventually("the dropped listener released", || {
         n += 1;
         admin(&s, &format!("/push?cname=more{n}&content=x"));
-        s.hub().presence_listeners() == 1
+        s.shared().channels.presence().listeners() == 1
     });
     for i in 1..=n {
         expect_event(&mut kept, &format!("1 more{i}\n"));

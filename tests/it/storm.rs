@@ -6,12 +6,9 @@
 //! channel's message. `/stats` must count every connection open, then none.
 //! Asserts counts, never times.
 
-mod common;
 
-use std::os::fd::AsRawFd;
-
+use crate::support::{admin, config, eventually, start, Client};
 use comet::server::Server;
-use common::{admin, config, eventually, start, Client};
 
 const SUBSCRIBERS: usize = 2000;
 /// Not a multiple of the transport count, so every channel mixes transports.
@@ -21,21 +18,19 @@ const TRANSPORTS: [&str; 5] = ["/sub?", "/sub?cb=cb_x&", "/stream?", "/sse?", "/
 
 /// Raises the soft descriptor limit: both ends of every connection live in this process.
 fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to a local rlimit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        },
+    );
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     assert!(
-        lim.rlim_cur >= 2 * SUBSCRIBERS as u64 + 512,
-        "descriptor limit {} is too low for this test",
-        lim.rlim_cur
+        now >= 2 * SUBSCRIBERS as u64 + 512,
+        "descriptor limit {now} is too low for this test"
     );
 }
 
@@ -96,22 +91,11 @@ fn connect_all(server: &Server) -> Vec<Client> {
 /// Every client goes at once: even ones with a plain close (FIN), odd ones
 /// with SO_LINGER {on, 0} first, so that close sends an RST.
 fn vanish(clients: Vec<Client>) {
-    let rst = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
     for c in clients.iter().skip(1).step_by(2) {
-        // SAFETY: setsockopt on a socket this test owns, with a valid linger struct.
-        let rc = unsafe {
-            libc::setsockopt(
-                c.stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&rst as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_LINGER");
+        // Linger on, zero seconds: the close sends RST instead of FIN.
+        socket2::SockRef::from(&c.stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .expect("SO_LINGER");
     }
     drop(clients);
 }

@@ -4,13 +4,11 @@
 //! §2, §3.1, §3.2, §4.5, §11; the SSE ids and the bounded output queue are
 //! comet's additions).
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
-use comet::front::frame::iframe_prologue;
+use crate::support::{admin, config, eventually, start, subscribers, Client};
+use comet::front::transport::iframe_prologue;
 use comet::server::Server;
-use common::{admin, config, eventually, start, subscribers, Client};
 
 /// The streaming transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +133,7 @@ fn open(s: &Server, t: T, query: &str, extra: &str) -> Client {
     let mut c = Client::connect(s.front_addr());
     c.send(format!("GET {}?{query} HTTP/1.1\r\n{extra}\r\n", t.path()).as_bytes());
     assert_head(&c.head(), t, false);
-    let preamble = t.preamble(s.hub().config().front.sse_retry_ms);
+    let preamble = t.preamble(s.shared().config().front.sse_retry_ms);
     if !preamble.is_empty() {
         assert_eq!(
             String::from_utf8_lossy(&c.chunk()),
@@ -475,7 +473,7 @@ fn non_reading_subscribers_are_dropped_while_everyone_else_keeps_up() {
             full.extend(want);
         }
     }
-    let drops = || s.hub().stats.slow_consumer_drops.load(Ordering::Relaxed);
+    let drops = || s.shared().stats.slow_consumer_drops.load(Ordering::Relaxed);
     eventually("the stalled subscribers are dropped", || drops() >= 3);
     assert_eq!(drops(), 3, "only the stalled subscribers are dropped");
     assert_eq!(subscribers(&s, "slow"), 3);

@@ -3,9 +3,7 @@
 //! bound port, the pages need no admin key (the endpoints they call do),
 //! and the admin IP filter still applies.
 
-mod common;
-
-use common::{admin, config, header, start, Client};
+use crate::support::{admin, config, header, start, Client};
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -25,14 +23,14 @@ fn request(server: &comet::server::Server, method: &str, target: &str) -> (Strin
 fn files_are_served_with_their_types() {
     let s = start(config());
     for (target, file, content_type) in [
-        ("/demo/", &include_bytes!("../web/index.html")[..], HTML),
-        ("/demo/index.html", include_bytes!("../web/index.html"), HTML),
-        ("/demo/chat.html", include_bytes!("../web/chat.html"), HTML),
-        ("/demo/comet.js", include_bytes!("../web/comet.js"), JS),
-        ("/demo/ops.js", include_bytes!("../web/ops.js"), JS),
-        ("/demo/style.css", include_bytes!("../web/style.css"), CSS),
-        ("/demo/%63omet.js", include_bytes!("../web/comet.js"), JS),
-        ("/demo/sse.html?channel=x", include_bytes!("../web/sse.html"), HTML),
+        ("/demo/", &include_bytes!("../../web/index.html")[..], HTML),
+        ("/demo/index.html", include_bytes!("../../web/index.html"), HTML),
+        ("/demo/chat.html", include_bytes!("../../web/chat.html"), HTML),
+        ("/demo/comet.js", include_bytes!("../../web/comet.js"), JS),
+        ("/demo/ops.js", include_bytes!("../../web/ops.js"), JS),
+        ("/demo/style.css", include_bytes!("../../web/style.css"), CSS),
+        ("/demo/%63omet.js", include_bytes!("../../web/comet.js"), JS),
+        ("/demo/sse.html?channel=x", include_bytes!("../../web/sse.html"), HTML),
     ] {
         let (head, body) = request(&s, "GET", target);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{target}: {head}");
@@ -43,7 +41,7 @@ fn files_are_served_with_their_types() {
     }
     let (head, body) = request(&s, "HEAD", "/demo/chat.html");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    let len = include_bytes!("../web/chat.html").len().to_string();
+    let len = include_bytes!("../../web/chat.html").len().to_string();
     assert_eq!(header(&head, "content-length"), Some(len.as_str()));
     assert!(body.is_empty(), "HEAD has no body");
 }

@@ -1,6 +1,5 @@
 //! Shared helpers for integration tests: start the real server on port 0,
 //! talk raw HTTP with a deadline on every read.
-#![allow(dead_code)]
 
 pub mod binary;
 
@@ -162,6 +161,108 @@ impl Client {
     }
 }
 
+/// A response read whole, headers parsed.
+#[derive(Debug)]
+pub struct Resp {
+    /// The status line.
+    pub status: String,
+    /// The headers in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (chunks joined).
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn body(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+
+    /// Status line, body, and the headers every admin reply carries
+    /// (libevent's own 404 and 501 pages carry no `Server`, §1.1).
+    pub fn assert(&self, status: &str, content_type: &str, body: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let generic = content_type == "text/html" && (status.contains(" 404 ") || status.contains(" 501 "));
+        let server = if generic { None } else { Some("icomet 0.2.5") };
+        assert_eq!(self.header("Server"), server, "{self:?}");
+        assert_eq!(self.header("Content-Type"), Some(content_type), "{self:?}");
+        assert_eq!(self.body(), body, "{self:?}");
+        if !body.is_empty() || self.header("Transfer-Encoding").is_none() {
+            assert_eq!(
+                self.header("Content-Length"),
+                Some(body.len().to_string().as_str()),
+                "{self:?}"
+            );
+        }
+        assert!(self.header("Date").is_some(), "{self:?}");
+    }
+}
+
+impl Client {
+    /// Sends `raw` and reads the whole response.
+    pub fn request(&mut self, raw: &str) -> Resp {
+        self.send(raw.as_bytes());
+        self.read_response(false)
+    }
+
+    /// Reads a status line and headers, parsed.
+    pub fn head_resp(&mut self) -> Resp {
+        let head = self.head();
+        let mut lines = head.trim_end_matches("\r\n").split("\r\n");
+        let status = lines.next().unwrap_or("").to_string();
+        let headers = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').expect("a header line");
+                (k.to_string(), v.trim().to_string())
+            })
+            .collect();
+        Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    /// Reads one chunk; `None` for the terminating one.
+    pub fn chunk_opt(&mut self) -> Option<Vec<u8>> {
+        let c = self.chunk();
+        (!c.is_empty()).then_some(c)
+    }
+
+    /// Reads a whole response (no body for a HEAD request): chunked,
+    /// `Content-Length`, or up to the close.
+    pub fn read_response(&mut self, head_request: bool) -> Resp {
+        let mut r = self.head_resp();
+        if head_request {
+            return r;
+        }
+        if r.header("Transfer-Encoding") == Some("chunked") {
+            while let Some(c) = self.chunk_opt() {
+                r.body.extend_from_slice(&c);
+            }
+        } else if let Some(n) = r.header("Content-Length") {
+            r.body = self.read_exact(n.parse().expect("content length"));
+        } else {
+            r.body = self.read_to_eof();
+        }
+        r
+    }
+
+    /// Whether the server closed the connection (end of stream, or a reset,
+    /// before any further byte).
+    pub fn closed(&mut self) -> bool {
+        self.buf.is_empty() && !self.fill(Instant::now() + WAIT)
+    }
+}
+
 /// The value of header `name` (case-insensitive) in a head.
 pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|l| {
@@ -188,44 +289,20 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Subscribers of a channel as the hub counts them.
+/// Subscribers of a channel as the channel table counts them.
 pub fn subscribers(server: &Server, cname: &str) -> u32 {
-    server.hub().subscribers_of(cname)
+    server.shared().channels.subscribers_of(cname)
 }
 
 /// A connection to `addr` from the local address `from` (any 127.x.y.z
 /// reaches a loopback listener), so tests can act as several clients.
 pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> Client {
-    use std::os::fd::FromRawFd;
-    let SocketAddr::V4(to) = addr else { panic!("IPv4 only") };
-    // SAFETY: plain socket calls on a descriptor this function owns; the
-    // sockaddr_in values live across the calls that read them.
-    let stream = unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket");
-        let sa = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(ip).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let local = sa(from, 0);
-        assert_eq!(
-            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
-            0,
-            "bind {from}"
-        );
-        let remote = sa(*to.ip(), to.port());
-        assert_eq!(
-            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
-            0,
-            "connect"
-        );
-        TcpStream::from_raw_fd(fd)
-    };
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::from((from, 0)).into())
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    s.connect(&addr.into()).expect("connect");
+    let stream = TcpStream::from(s);
     stream.set_nodelay(true).expect("nodelay");
     Client {
         stream,

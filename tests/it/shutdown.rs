@@ -2,13 +2,11 @@
 //! shutdown on SIGTERM/SIGINT, the grace period, a second signal, and
 //! accept back-off when the descriptor table is full.
 
-mod common;
-
 use std::io::Read;
 use std::time::Duration;
 
-use common::binary::Binary;
-use common::{header, Client};
+use crate::support::binary::Binary;
+use crate::support::{header, Client};
 
 const BASE: &str = "log_level: info\nworkers: 2\nfront:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n  allow: []\n  deny: []\n";
 
@@ -22,7 +20,7 @@ fn admin(bin: &Binary, target: &str) -> String {
 
 /// Waits until `/info` reports `n` subscribers.
 fn wait_subscribers(bin: &Binary, n: usize) {
-    common::eventually("subscribers", || {
+    crate::support::eventually("subscribers", || {
         admin(bin, "/info").contains(&format!("\"subscribers\": {n}}}"))
     });
 }
@@ -142,7 +140,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
             c
         })
         .collect();
-    common::eventually("accepts paused", || !bin.log_lines("pausing accepts").is_empty());
+    crate::support::eventually("accepts paused", || !bin.log_lines("pausing accepts").is_empty());
     // While out of descriptors the worker retries once a second, no faster.
     let before = bin.cpu_time();
     std::thread::sleep(Duration::from_secs(2));
@@ -160,7 +158,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
         let head = c.head();
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     }
-    common::eventually("burst end reported", || {
+    crate::support::eventually("burst end reported", || {
         !bin.log_lines("accepting again after").is_empty()
     });
     wait_subscribers(&bin, 40);
@@ -182,8 +180,40 @@ fn shutdown_with_several_admin_threads_logs_no_error() {
         bin.signal(libc::SIGTERM);
         let status = bin.wait_exit(Duration::from_secs(10)).expect("exits");
         assert!(status.success(), "run {run}: {status:?}");
-        common::eventually("the last log line", || !bin.log_lines("] stopped").is_empty());
+        crate::support::eventually("the last log line", || !bin.log_lines("] stopped").is_empty());
         let bad: Vec<String> = [" ERROR ", " WARN "].iter().flat_map(|p| bin.log_lines(p)).collect();
         assert!(bad.is_empty(), "run {run}: {bad:?}");
     }
+}
+
+/// Issue 17 bug 3: a worker thread that dies is never silent. The server
+/// counts it (`/metrics`), stops the other workers, and its run ends with
+/// an error (the binary then exits 1, so a supervisor restarts it) instead
+/// of serving on with connections that nobody reads.
+#[test]
+fn a_dead_worker_stops_the_server_with_an_error() {
+    let s = crate::support::start(crate::support::config());
+    let shared = s.shared().clone();
+    let mut subscriber = Client::connect(s.front_addr());
+    subscriber.get("/stream?cname=c");
+    subscriber.head();
+    s.inject_worker_panic(0);
+    s.inject_worker_panic(1);
+    let run = std::thread::spawn(move || s.run_until(std::future::pending()));
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    while !run.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server kept running with dead workers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let result = run.join().expect("run_until does not panic");
+    assert!(
+        matches!(result, Err(comet::server::ServerError::WorkerDied(n)) if n >= 1),
+        "{result:?}"
+    );
+    assert_eq!(shared.stats.workers_dead.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let metrics = comet::metrics::Snapshot::take(&shared).to_prometheus();
+    assert!(metrics.contains("\ncomet_workers_dead 2\n"), "{metrics}");
 }

@@ -2,10 +2,8 @@
 //! per-thread malloc cache off, and leaves an operator's own setting alone
 //! (see `comet::malloc`).
 
-mod common;
-
-use common::binary::Binary;
-use common::Client;
+use crate::support::binary::Binary;
+use crate::support::Client;
 
 const YAML: &str =
     "workers: 1\nfront:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n  allow: []\n  deny: []\n";

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use ahash::AHashMap;
 
-use super::lock;
+use crate::mailbox::lock;
 
 const SHARDS: usize = 16;
 

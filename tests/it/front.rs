@@ -1,14 +1,12 @@
 //! The front listener: long-poll JSON and JSONP, seq semantics, refusals,
 //! HTTP/1.0 and 1.1 handling, and bad input (reference §1.3, §2, §3, §10).
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use comet::config::DescriptorTables;
 
-use common::{admin, config, eventually, header, start, subscribers, Client};
+use crate::support::{admin, config, eventually, header, start, subscribers, Client};
 
 fn sub_head(http10: bool) -> String {
     let v = if http10 { "1.0" } else { "1.1" };
@@ -548,9 +546,9 @@ fn workers_serve_again_after_everyone_left() {
             eventually("all subscribed", || subscribers(&s, "burst") == 1100);
             drop(clients);
             eventually("all gone", || subscribers(&s, "burst") == 0);
-            assert_eq!(s.hub().stats.connections.load(Ordering::Relaxed), 0);
+            assert_eq!(s.shared().stats.connections.load(Ordering::Relaxed), 0);
             eventually("a fresh worker thread", || {
-                s.hub().stats.worker_renewals.load(Ordering::Relaxed) == round
+                s.shared().stats.worker_renewals.load(Ordering::Relaxed) == round
             });
             let mut c = Client::connect(s.front_addr());
             c.get(&format!("/sub?cname=burst&seq={round}&cb=again"));
@@ -569,4 +567,38 @@ fn workers_serve_again_after_everyone_left() {
         // Shutdown joins the current thread of the worker, not the first one.
         drop(s);
     }
+}
+
+/// Issue 17 bug 1: the last connection of a worker that held more than
+/// 1,024 closing from inside request processing (an HTTP/1.0 `/ping`,
+/// answered and closed) must not take the worker down: the worker used to
+/// release its connection array while the request loop still indexed it,
+/// panicked, and every later connection to the front timed out.
+#[test]
+fn last_connection_closing_inside_a_request_keeps_the_worker_alive() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    let s = start(cfg);
+    let mut idle = Client::connect(s.front_addr());
+    let clients: Vec<Client> = (0..1100)
+        .map(|_| {
+            let mut c = Client::connect(s.front_addr());
+            c.get("/stream?cname=many&seq=1");
+            c
+        })
+        .collect();
+    eventually("all subscribed", || subscribers(&s, "many") == 1100);
+    drop(clients);
+    eventually("all gone", || subscribers(&s, "many") == 0);
+    idle.send(b"GET /ping HTTP/1.0\r\n\r\n");
+    let reply = String::from_utf8(idle.read_to_eof()).expect("utf8");
+    assert!(reply.starts_with("HTTP/1.0 200 OK\r\n"), "{reply}");
+    // The worker still serves.
+    let mut next = Client::connect(s.front_addr());
+    next.send(b"GET /ping HTTP/1.0\r\n\r\n");
+    let reply = String::from_utf8(next.read_to_eof()).expect("utf8");
+    assert!(
+        reply.ends_with("icomet_cb({\"type\":\"ping\",\"sub_timeout\":30});\n"),
+        "{reply}"
+    );
 }

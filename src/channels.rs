@@ -1,0 +1,223 @@
+//! The channel table behind its lock, and the fan-out of what it reports.
+//!
+//! [`Channels`] owns the locking policy: every operation takes the table's
+//! mutex once, runs one named table operation, and dispatches the notices
+//! it produced while still holding it, so each worker's mailbox receives a
+//! channel's messages in seq order and presence listeners hear channels
+//! come and go in order. Nothing outside this module sees the lock or the
+//! table: the front calls [`Channels::subscribe`] and
+//! [`Channels::unsubscribe`]; the admin side reaches it only through
+//! `crate::intake` and the read-only queries here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::channel::{
+    ChannelId, ChannelTable, Limits, Message, Notice, Signed, SubscribeError, Subscribed, TooManyChannels, WorkerMask,
+};
+use crate::mailbox::{lock, Command, Mailboxes};
+use crate::presence::Presence;
+
+/// A subscribe request from a front worker.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscribeReq<'a> {
+    /// The channel name.
+    pub name: &'a str,
+    /// The channel token (token mode).
+    pub token: &'a str,
+    /// The client's resume seq (reference §2.5).
+    pub seq: i32,
+    /// The worker that holds the subscriber.
+    pub worker: usize,
+    /// A long poll: counted only if it waits.
+    pub long_poll: bool,
+}
+
+/// The channel table, its lock, and where its notices go.
+#[derive(Debug)]
+pub struct Channels {
+    table: Mutex<ChannelTable>,
+    mailboxes: Mailboxes,
+    presence: Presence,
+    /// Messages published (a broadcast counts once per channel).
+    published: AtomicU64,
+}
+
+/// Per-worker channel lists of one broadcast, gathered under the lock.
+type BroadcastLists = Vec<Vec<(ChannelId, i32)>>;
+
+impl Channels {
+    /// An empty table with `limits`, delivering to `mailboxes`.
+    pub fn new(limits: Limits, mailboxes: Mailboxes) -> Channels {
+        Channels {
+            table: Mutex::new(ChannelTable::new(limits)),
+            mailboxes,
+            presence: Presence::default(),
+            published: AtomicU64::new(0),
+        }
+    }
+
+    /// The worker mailboxes deliveries go to.
+    pub fn mailboxes(&self) -> &Mailboxes {
+        &self.mailboxes
+    }
+
+    /// The presence listeners.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Messages published since start (a broadcast counts once per channel).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Hands one notice on: presence lines to the listeners, messages and
+    /// closes to the mailboxes of the workers that hold subscribers.
+    /// Broadcast notices are gathered by [`Channels::broadcast`] itself.
+    fn dispatch(&self, n: Notice) {
+        match n {
+            Notice::Online(name) => self.presence.emit(true, name),
+            Notice::Offline(name) => self.presence.emit(false, name),
+            Notice::Message(mask, id, m) => {
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Message(id, m.clone()));
+                }
+            }
+            Notice::Close(mask, id, next) => {
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Close(id, next));
+                }
+            }
+            Notice::Broadcast(..) => debug_assert!(false, "a broadcast notice outside broadcast()"),
+        }
+    }
+
+    /// Runs `f` on the locked table, dispatching its notices while the lock is held.
+    fn with_table<R>(&self, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
+        let mut table = lock(&self.table);
+        f(&mut table, &mut |n| self.dispatch(n))
+    }
+
+    /// Subscribes a front client (reference §3.1, §2.5).
+    pub fn subscribe(&self, req: SubscribeReq<'_>) -> Result<Subscribed, SubscribeError> {
+        self.with_table(|t, out| t.subscribe(req.name, req.token, req.seq, req.worker, req.long_poll, out))
+    }
+
+    /// Removes `count` subscribers of `worker` from a channel; `worker_empty`
+    /// says the worker holds no more of them.
+    pub fn unsubscribe(&self, id: ChannelId, count: u32, worker: usize, worker_empty: bool) {
+        lock(&self.table).unsubscribe(id, count, worker, worker_empty);
+    }
+
+    /// Publishes one data message (content already JSON-escaped); its seq.
+    pub fn publish(&self, name: &str, content: &Arc<str>) -> Result<i32, TooManyChannels> {
+        let seq = self.with_table(|t, out| t.publish(name, content, out))?;
+        self.published.fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
+    }
+
+    /// Publishes many data messages under one lock, in order; each one's
+    /// seq, or the error that stopped the batch (the messages before it are
+    /// published).
+    pub fn publish_many(&self, items: &[(String, Arc<str>)]) -> (Vec<i32>, Option<TooManyChannels>) {
+        let (seqs, err) = self.with_table(|t, out| {
+            let mut seqs = Vec::with_capacity(items.len());
+            for (name, content) in items {
+                match t.publish(name, content, out) {
+                    Ok(seq) => seqs.push(seq),
+                    Err(e) => return (seqs, Some(e)),
+                }
+            }
+            (seqs, None)
+        });
+        self.published.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        (seqs, err)
+    }
+
+    /// Broadcasts to every channel; the number of channels reached. Each
+    /// worker holding subscribers gets one command listing its channels and
+    /// the seq the broadcast took in each, queued before the lock is
+    /// released: not one command (or allocation) per channel.
+    pub fn broadcast(&self, content: &Arc<str>) -> usize {
+        let mut table = lock(&self.table);
+        let mut lists: BroadcastLists = vec![Vec::new(); self.mailboxes.len()];
+        let reached = table.broadcast(content, &mut |n| match n {
+            Notice::Broadcast(mask, id, seq) => {
+                for w in workers(mask) {
+                    if let Some(l) = lists.get_mut(w) {
+                        l.push((id, seq));
+                    }
+                }
+            }
+            other => self.dispatch(other),
+        });
+        for (w, list) in lists.into_iter().enumerate() {
+            if !list.is_empty() {
+                self.mailboxes.push(w, Command::Broadcast(content.clone(), list));
+            }
+        }
+        drop(table);
+        self.published.fetch_add(reached as u64, Ordering::Relaxed);
+        reached
+    }
+
+    /// `/sign`.
+    pub fn sign(&self, name: &str, expires: i32) -> Result<Signed, TooManyChannels> {
+        self.with_table(|t, out| t.sign(name, expires, out))
+    }
+
+    /// `/close`: the channel's next seq, or `None` if it does not exist.
+    pub fn close(&self, name: &str) -> Option<i32> {
+        self.with_table(|t, out| t.close(name, out))
+    }
+
+    /// `/clear`: the channel's next seq, or `None` if it does not exist.
+    pub fn clear(&self, name: &str) -> Option<i32> {
+        lock(&self.table).clear(name)
+    }
+
+    /// `(channels, subscribers)` over the whole server.
+    pub fn totals(&self) -> (usize, u64) {
+        let t = lock(&self.table);
+        (t.channels(), t.subscribers())
+    }
+
+    /// Subscribers of one channel (0 if it does not exist).
+    pub fn subscribers_of(&self, name: &str) -> u32 {
+        lock(&self.table).subscribers_of(name)
+    }
+
+    /// Whether a channel exists.
+    pub fn exists(&self, name: &str) -> bool {
+        lock(&self.table).lookup(name).is_some()
+    }
+
+    /// The messages a channel's history holds, oldest first (`None` if the
+    /// channel does not exist): for tests and diagnostics.
+    pub fn history(&self, name: &str) -> Option<Vec<Message>> {
+        lock(&self.table).history(name).map(|h| h.iter().cloned().collect())
+    }
+
+    /// The 1-second maintenance tick (idle expiry, periodic presence); true
+    /// when it freed the last channel.
+    pub fn tick(&self) -> bool {
+        self.with_table(|t, out| {
+            let before = t.channels();
+            t.tick(out);
+            before > 0 && t.channels() == 0
+        })
+    }
+}
+
+/// The worker indexes set in `mask`.
+fn workers(mut mask: WorkerMask) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let w = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(w)
+    })
+}

@@ -1,0 +1,130 @@
+//! The one seam between the admin API and the channels: admin handlers
+//! build a [`ChannelCmd`] and hand it to [`Intake::apply`].
+//!
+//! On a single node the intake applies the command to the local channel
+//! table at once (which assigns seqs and queues deliveries). In cluster
+//! mode the same commands go to Redis, which assigns the seqs; deliveries
+//! then come back from Redis to every node alike, this one included. Admin
+//! handlers never lock the table, never see which of the two runs, and
+//! never deliver anything themselves.
+
+use std::sync::Arc;
+
+use crate::channel::{Signed, TooManyChannels};
+use crate::channels::Channels;
+
+/// A command from the admin API to the channels.
+#[derive(Debug, Clone)]
+pub enum ChannelCmd {
+    /// `/pub`, `/push`: one data message; the content is already JSON-escaped.
+    Publish {
+        /// The channel (created when missing).
+        cname: String,
+        /// The escaped content.
+        content: Arc<str>,
+    },
+    /// Many data messages in one request, applied in order.
+    PublishBatch(Vec<(String, Arc<str>)>),
+    /// `/broadcast`: one message to every existing channel.
+    Broadcast {
+        /// The escaped content.
+        content: Arc<str>,
+    },
+    /// `/sign`: the channel's token (creating it), with its idle time.
+    Sign {
+        /// The channel.
+        cname: String,
+        /// Seconds the channel lives unsubscribed (`<= 0`: `channel_timeout`).
+        expires: i32,
+    },
+    /// `/close`: end every subscriber and free the channel.
+    Close {
+        /// The channel.
+        cname: String,
+    },
+    /// `/clear`: empty the channel's history.
+    Clear {
+        /// The channel.
+        cname: String,
+    },
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdReply {
+    /// The message's seq.
+    Published(i32),
+    /// Each message's seq, in order.
+    PublishedBatch(Vec<i32>),
+    /// Channels the broadcast reached.
+    Broadcast(usize),
+    /// The `/sign` answer.
+    Signed(Signed),
+    /// The closed channel's next seq.
+    Closed(i32),
+    /// The cleared channel's next seq.
+    Cleared(i32),
+}
+
+/// Why a command was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// `front.max_channels` reached; for a batch, how many were published first.
+    #[error("Too Many Channels")]
+    TooManyChannels {
+        /// Messages of a batch published before the limit stopped it.
+        published: usize,
+    },
+    /// `/close` or `/clear` of a channel that does not exist.
+    #[error("channel {0} not connected")]
+    NoSuchChannel(String),
+    /// The engine behind the intake cannot take commands now (cluster mode:
+    /// Redis is unreachable); nothing was published anywhere.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<TooManyChannels> for IntakeError {
+    fn from(_: TooManyChannels) -> IntakeError {
+        IntakeError::TooManyChannels { published: 0 }
+    }
+}
+
+/// Where admin commands go.
+#[derive(Debug)]
+pub struct Intake {
+    local: Arc<Channels>,
+}
+
+impl Intake {
+    /// An intake that applies commands to this node's table.
+    pub fn local(channels: Arc<Channels>) -> Intake {
+        Intake { local: channels }
+    }
+
+    /// Applies one command.
+    pub async fn apply(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
+        self.apply_local(cmd)
+    }
+
+    fn apply_local(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
+        let c = &self.local;
+        Ok(match cmd {
+            ChannelCmd::Publish { cname, content } => CmdReply::Published(c.publish(&cname, &content)?),
+            ChannelCmd::PublishBatch(items) => match c.publish_many(&items) {
+                (seqs, None) => CmdReply::PublishedBatch(seqs),
+                (seqs, Some(_)) => return Err(IntakeError::TooManyChannels { published: seqs.len() }),
+            },
+            ChannelCmd::Broadcast { content } => CmdReply::Broadcast(c.broadcast(&content)),
+            ChannelCmd::Sign { cname, expires } => CmdReply::Signed(c.sign(&cname, expires)?),
+            ChannelCmd::Close { cname } => match c.close(&cname) {
+                Some(n) => CmdReply::Closed(n),
+                None => return Err(IntakeError::NoSuchChannel(cname)),
+            },
+            ChannelCmd::Clear { cname } => match c.clear(&cname) {
+                Some(n) => CmdReply::Cleared(n),
+                None => return Err(IntakeError::NoSuchChannel(cname)),
+            },
+        })
+    }
+}
