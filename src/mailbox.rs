@@ -25,8 +25,6 @@ pub enum Command {
     Broadcast(Arc<str>, Vec<(ChannelId, i32)>),
     /// A channel was closed with this next seq: end its subscribers.
     Close(ChannelId, i32),
-    /// Start accepting connections (handed over by a worker that filled up).
-    StartAccepting,
     /// Stop accepting, end every response and stop once the connections
     /// are gone or at the deadline (graceful shutdown).
     Drain(Instant),

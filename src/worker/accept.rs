@@ -1,9 +1,10 @@
 //! Accepting: who listens, connection limits, refusals and descriptor
 //! exhaustion.
 //!
-//! Only some workers listen at a time (see `worker::spawn`). A worker stops
+//! Every worker with room listens (see `worker::spawn`). A worker stops
 //! listening when its own table is full while the server still has room
-//! elsewhere, and hands listening on. When the server as a whole holds
+//! elsewhere, and listens again once a connection of its own closes. When
+//! the server as a whole holds
 //! `front.max_connections`, every full worker listens again and refuses: a
 //! new connection is never left waiting in the listen queue. A refused
 //! connection whose request has arrived gets a `503` with `Retry-After`;
@@ -17,7 +18,6 @@ use std::sync::atomic::Ordering;
 
 use super::sys::{self, Flags, Socket};
 use super::{Worker, LISTENER};
-use crate::mailbox::Command;
 use crate::per_ip::client_key;
 
 /// Refused connections one worker keeps waiting for their request.
@@ -92,8 +92,7 @@ impl Worker {
 
     /// Whether this worker should be listening now.
     fn wants_listener(&self) -> bool {
-        self.accepting
-            && self.drain_deadline.is_none()
+        self.drain_deadline.is_none()
             && self.front.now() >= self.accept_pause_until
             && (self.front.open() < self.capacity || self.server_full())
     }
@@ -109,7 +108,6 @@ impl Worker {
             if self.front.open() >= self.capacity && !full {
                 // Room elsewhere: let other workers take it.
                 self.pause_accept();
-                self.hand_off();
                 return;
             }
             match sys::accept(self.listener.as_fd(), want_peer) {
@@ -247,12 +245,6 @@ impl Worker {
         if self.refusing.is_empty() && self.refusing.capacity() > 0 {
             self.refusing = Vec::new();
         }
-    }
-
-    /// This worker is full: the next worker that never listened takes over.
-    fn hand_off(&mut self) {
-        let next = self.next_acceptor.fetch_add(1, Ordering::Relaxed);
-        self.shared.channels.mailboxes().push(next, Command::StartAccepting);
     }
 
     /// Stops listening.

@@ -22,7 +22,7 @@ pub(crate) mod sys;
 
 use std::net::TcpListener;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,10 +60,6 @@ pub(crate) struct Worker {
     send_buf: usize,
     recv_buf: usize,
     accept_paused: bool,
-    /// Whether this worker takes part in accepting (see `hand_off`).
-    accepting: bool,
-    /// The next worker to hand accepting to, shared by all workers.
-    next_acceptor: Arc<AtomicUsize>,
     /// `front.max_connections`, over all workers.
     max_connections: u64,
     /// Failed accepts (descriptors exhausted) in the current burst.
@@ -114,20 +110,20 @@ pub(crate) fn spawn(
     settings: Settings,
 ) -> std::io::Result<Workers> {
     let n = shared.channels.mailboxes().len();
-    // Only as many workers as CPUs accept at once: new connections land on a
-    // few busy threads instead of waking dozens of them on two cores. A
-    // worker that fills up hands accepting on to the next one.
-    let acceptors = std::thread::available_parallelism().map_or(1, |c| c.get()).min(n);
-    let next_acceptor = Arc::new(AtomicUsize::new(acceptors));
+    // Every worker with room listens, with EPOLLEXCLUSIVE: a new connection
+    // wakes one waiting worker, and during a connect storm as many workers
+    // accept as the CPUs allow. (With only as many acceptors as CPUs, a
+    // local load generator's dozens of threads out-scheduled the two
+    // accepting ones, the accept queue overflowed, and the kernel reset
+    // connections whose handshake it had completed: 124,843 of 1M in an
+    // open-loop storm at 40,000/s; with every worker listening, 0.)
     // Every epoll instance is built first, while the descriptor table is
     // still shared; each worker gets its own descriptor for it (a dup), and
     // the originals close once every worker has its table.
     let mut polls = Vec::with_capacity(n);
     for i in 0..n {
         let ep = Epoll::new()?;
-        if i < acceptors {
-            ep.add(listener.as_fd(), Flags::IN | Flags::EXCLUSIVE, LISTENER)?;
-        }
+        ep.add(listener.as_fd(), Flags::IN | Flags::EXCLUSIVE, LISTENER)?;
         let mailbox = shared.channels.mailboxes().get(i).expect("one mailbox per worker");
         ep.add(mailbox.wake_fd(), Flags::IN | Flags::ET, MAILBOX)?;
         polls.push(ep);
@@ -142,9 +138,7 @@ pub(crate) fn spawn(
             epoll: epoll.try_clone()?,
             listener: listener.clone(),
             sizing,
-            accept_paused: index >= acceptors,
-            accepting: index < acceptors,
-            next_acceptor: next_acceptor.clone(),
+            accept_paused: false,
             unshare,
             threads: threads.clone(),
         };
@@ -279,10 +273,6 @@ impl Worker {
             let Some(cmd) = self.front.apply(cmd) else { continue };
             match cmd {
                 Command::Message(..) | Command::Broadcast(..) | Command::Close(..) => {}
-                Command::StartAccepting => {
-                    self.accepting = true;
-                    self.maybe_resume_accept();
-                }
                 Command::Drain(deadline) => self.begin_drain(deadline),
                 Command::Panic => panic!("a panic injected by Server::inject_worker_panic"),
             }

@@ -15,7 +15,6 @@
 //! (connections are all closed), so it needs no clean-up.
 
 use std::net::TcpListener;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,8 +68,6 @@ impl Worker {
                 recv_buf: self.recv_buf,
             },
             accept_paused: self.accept_paused,
-            accepting: self.accepting,
-            next_acceptor: self.next_acceptor,
             unshare: self.unshare,
             threads: self.threads,
         });
@@ -87,8 +84,6 @@ pub(super) struct Handover {
     pub listener: Arc<TcpListener>,
     pub sizing: Sizing,
     pub accept_paused: bool,
-    pub accepting: bool,
-    pub next_acceptor: Arc<AtomicUsize>,
     pub unshare: bool,
     pub threads: Threads,
 }
@@ -108,8 +103,6 @@ impl Handover {
             send_buf: self.sizing.send_buf,
             recv_buf: self.sizing.recv_buf,
             accept_paused: self.accept_paused,
-            accepting: self.accepting,
-            next_acceptor: self.next_acceptor,
             max_connections,
             accept_failures: 0,
             accept_pause_until: 0,
