@@ -7,6 +7,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hub;
+pub mod logging;
 pub mod malloc;
 pub mod metrics;
 pub mod params;

@@ -9,6 +9,7 @@
 //! `response::AdminError::into_response`. The admin side reaches channels
 //! only through [`Hub`] calls and never touches a front connection.
 
+mod access;
 mod body;
 mod filter;
 mod psub;
@@ -133,7 +134,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let grace = shared.grace;
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &shared, allowed).await) }
+        async move { Ok::<_, Infallible>(access::logged(peer, req, |req| handle(req, &shared, allowed)).await) }
     });
     let mut conn = pin!(http1::Builder::new()
         .keep_alive(true)
