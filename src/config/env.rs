@@ -36,23 +36,19 @@ pub const PREFIX: &str = "COMET_";
 
 /// `COMET_*` variables that are not configuration, with who uses them; the
 /// loader skips them instead of refusing them as unknown. They are the ones
-/// this repository's tests and tools set (found with
-/// `grep -rn 'COMET_[A-Z]' tests tools .ci`); a tool that adds one adds it here.
+/// this repository's tests and tools read (found with
+/// `grep -rhno 'COMET_[A-Z_]*' tests tools .ci src web`, config keys and the
+/// `COMET_SERVER` JavaScript global aside); a tool that adds one adds it here.
 pub const NOT_CONFIG: &[(&str, &str)] = &[
     ("COMET_BIN", "tests/browser: the comet binary the node suite starts"),
     ("COMET_CHROMIUM", "tests/browser, tools/test: the chromium binary"),
     ("COMET_FLOOR", "tools/bench/fanout_cpu.py: run against the bare C floor"),
-    ("COMET_BENCH_FRONT", "tools/bench, tools/storm, tools/soak: front port"),
-    ("COMET_BENCH_ADMIN", "tools/bench, tools/storm, tools/soak: admin port"),
-    ("COMET_NGINX", "tests/deploy_nginx.rs: the nginx binary"),
-    (
-        "COMET_DEPLOY_URL",
-        "tests/deploy_nginx.rs: nginx's https origin, for the node test",
-    ),
-    (
-        "COMET_DEPLOY_ADMIN",
-        "tests/deploy_nginx.rs: comet's admin origin, for the node test",
-    ),
+    ("COMET_BENCH_FRONT", "tools/bench, storm, soak: front port"),
+    ("COMET_BENCH_ADMIN", "tools/bench, storm, soak: admin port"),
+    ("COMET_NGINX", "tests/deploy_nginx.rs, tools/test: the nginx binary"),
+    ("COMET_DEPLOY_URL", "tests/deploy_nginx.rs: nginx's https origin"),
+    ("COMET_DEPLOY_HTTP", "tests/deploy_nginx.rs: nginx's http origin"),
+    ("COMET_DEPLOY_ADMIN", "tests/deploy_nginx.rs: comet's admin origin"),
 ];
 
 /// One configuration key and the variable that sets it.
