@@ -1,5 +1,5 @@
 //! The effective configuration as YAML, for `comet --print-config`, with the
-//! keys listed in [`SECRET_KEYS`](super::SECRET_KEYS) masked.
+//! keys listed in [`SECRET_KEYS`] masked.
 //!
 //! It prints what it is given and nothing else: loading and validating are
 //! `Config::load_effective`'s, and the documented default file is

@@ -377,3 +377,68 @@ fn edit_distance_counts_edits() {
     assert_eq!(edit_distance("abc", "abd"), 1);
     assert_eq!(edit_distance("kitten", "sitting"), 3);
 }
+
+#[test]
+fn any_text_in_any_variable_is_a_config_or_an_error_naming_it() {
+    let nasty = [
+        "",
+        " ",
+        ",",
+        " , ,",
+        "~",
+        "null",
+        "true",
+        "0",
+        "-0",
+        "+7",
+        "1e999",
+        "0x10",
+        "1_000",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "3.5",
+        "NaN",
+        "{",
+        "}",
+        "[1,2]",
+        "{a: 1}",
+        "- a",
+        "a: b",
+        "&a x",
+        "*a",
+        "!!binary aGk=",
+        "!x y",
+        "%YAML 1.2",
+        "---",
+        "...",
+        "'",
+        "\"",
+        "#x",
+        "a\nb",
+        "\t",
+        "\u{0}",
+        "caf\u{e9}",
+        "\u{2028}",
+        "127.0.0.1:8100",
+        "[::1]:1",
+        "all",
+        "token",
+        "json",
+    ];
+    let long = "x".repeat(100_000);
+    for key in variables(&Config::default()) {
+        for value in nasty.iter().copied().chain([long.as_str()]) {
+            match with_env(&[(key.var.as_str(), value)]) {
+                Ok(_) => {}
+                Err(ConfigError::Env { var, reason }) => {
+                    assert_eq!(var, key.var, "{value:?}");
+                    assert!(!reason.is_empty());
+                    if key.key == "admin.key" && value.len() > 3 {
+                        assert!(!reason.contains(value), "the secret was repeated: {reason}");
+                    }
+                }
+                Err(other) => panic!("{} = {value:?}: {other:?}", key.var),
+            }
+        }
+    }
+}
