@@ -11,18 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A directory for this test's files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::support::{repo, without_comet_env, TempDir};
 
 fn run(cmd: &mut Command) -> Output {
     let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -71,11 +60,9 @@ fn build_deb(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn debian_package_holds_the_server_config_unit_and_sysctl() {
-    let dir = TempDir(std::env::temp_dir().join(format!("comet-deploy-deb-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
-    let deb = build_deb(&dir.0);
+fn deb_package_holds_the_server_config_unit_and_sysctl() {
+    let dir = TempDir::new("deb");
+    let deb = build_deb(dir.path());
     let arch = text(&run(Command::new("dpkg").arg("--print-architecture")))
         .trim()
         .to_string();
@@ -129,7 +116,7 @@ fn debian_package_holds_the_server_config_unit_and_sysctl() {
 
     // The config is a conffile (an upgrade keeps the operator's edits), and
     // the unit is neither enabled nor started by the install.
-    let control = dir.0.join("control");
+    let control = dir.path().join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
     let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     assert_eq!(read(control.join("conffiles")), "/etc/comet/comet.yaml\n");
@@ -145,7 +132,7 @@ fn debian_package_holds_the_server_config_unit_and_sysctl() {
 
     // The bytes are the repository's, and the packaged binary accepts the
     // packaged config.
-    let root = dir.0.join("root");
+    let root = dir.path().join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
     for (packaged, source) in [
         ("etc/comet/comet.yaml", "comet.yaml"),
@@ -167,10 +154,5 @@ fn debian_package_holds_the_server_config_unit_and_sysctl() {
         .arg("--check-config")
         .arg("-c")
         .arg(root.join("etc/comet/comet.yaml"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COMET_") {
-            check.env_remove(name);
-        }
-    }
-    assert_eq!(text(&run(&mut check)), "config OK\n");
+    assert_eq!(text(&run(without_comet_env(&mut check))), "config OK\n");
 }

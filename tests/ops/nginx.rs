@@ -6,9 +6,7 @@
 //!
 //! A missing nginx, chromium, openssl or node fails this test with what to
 //! install; it never skips. `./tools/test` installs them when missing. Run it
-//! alone with `cargo test --test deploy_nginx -- --nocapture`.
-
-mod common;
+//! alone with `cargo test --test ops nginx -- --nocapture`.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,17 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::binary::Binary;
+use crate::support::{repo, Comet, TempDir, WAIT};
 
 /// The node test takes some 20 s; this only stops a hung browser.
 const NODE_LIMIT: Duration = Duration::from_secs(300);
-
-/// How long nginx may take to listen or to log.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn nginx_bin() -> PathBuf {
     std::env::var_os("COMET_NGINX").map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from)
@@ -34,27 +25,6 @@ fn nginx_bin() -> PathBuf {
 
 fn chromium() -> PathBuf {
     std::env::var_os("COMET_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// A directory for this test's files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("comet-deploy-nginx-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the temp dir");
-        // nginx's workers run as an unprivileged user when started as root.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A loopback port nobody listened on a moment ago.
@@ -294,15 +264,16 @@ fn check_tools() {
 }
 
 #[test]
-fn chromium_through_nginx_over_http2() {
+fn nginx_recipe_serves_chromium_over_http2() {
     check_tools();
-    let dir = TempDir::new();
-    make_certificate(&dir.0);
-    let comet = Binary::start(
+    let dir = TempDir::new("nginx");
+    make_certificate(dir.path());
+    let comet = Comet::start(
         "workers: 1\nfront:\n  listen: \"127.0.0.1:0\"\n  max_connections: 2000\n\
          admin:\n  listen: \"127.0.0.1:0\"\n  threads: 1\n",
+        Some("info"),
     );
-    let (nginx, https, plain) = start_nginx(&dir.0, comet.front());
+    let (nginx, https, plain) = start_nginx(dir.path(), comet.front());
     let output = run_node(https, plain, comet.admin());
     assert_eq!(summary(&output, "fail"), Some(0), "node reported failures");
     assert!(
@@ -311,7 +282,7 @@ fn chromium_through_nginx_over_http2() {
     );
 
     // nginx logs a request when it ends; the browser has closed them all.
-    let log = dir.0.join("access.log");
+    let log = dir.path().join("access.log");
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + WAIT;
     while read().lines().filter(|l| l.contains("\"/sse?")).count() < 10 {
@@ -336,7 +307,7 @@ fn chromium_through_nginx_over_http2() {
 }
 
 #[test]
-fn read_timeouts_outlast_the_polling_timeout() {
+fn nginx_read_timeouts_outlast_the_polling_timeout() {
     // comet writes to an idle subscriber every front.polling_timeout seconds;
     // a proxy that gives up sooner cuts healthy subscriptions.
     let shipped = std::fs::read_to_string(repo().join("deploy/nginx/comet.conf")).expect("read");

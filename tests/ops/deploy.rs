@@ -1,19 +1,17 @@
 //! The deployment files under `deploy/` that need no browser: the systemd
 //! unit (checked by `systemd-analyze` where it exists), the sysctl drop-in,
 //! and the Grafana dashboard against a real `/metrics` answer. The nginx
-//! recipe is tests/deploy_nginx.rs, the Debian package tests/deploy_deb.rs.
-
-mod common;
+//! recipe is `nginx`, the Debian package `deb`.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::Command;
 
 use comet::config::Config;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{eventually, get, repo, Comet, TempDir, WAIT};
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
@@ -38,17 +36,13 @@ fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
 }
 
 /// The unit with ExecStart pointing at the binary cargo built, in a temp dir
-/// (`verify` checks that the command exists); returns its path.
-fn unit_for_verify() -> (PathBuf, PathBuf) {
+/// (`verify` checks that the command exists); returns the dir and the path.
+fn unit_for_verify() -> (TempDir, PathBuf) {
     let unit = read("deploy/systemd/comet.service");
-    assert_eq!(
-        unit.matches("/usr/bin/comet").count(),
-        1,
-        "ExecStart runs /usr/bin/comet"
-    );
-    let dir = std::env::temp_dir().join(format!("comet-deploy-unit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("comet.service");
+    let runs = unit.matches("/usr/bin/comet").count();
+    assert_eq!(runs, 1, "ExecStart runs /usr/bin/comet");
+    let dir = TempDir::new("unit");
+    let path = dir.path().join("comet.service");
     std::fs::write(&path, unit.replace("/usr/bin/comet", env!("CARGO_BIN_EXE_comet"))).expect("write unit");
     (dir, path)
 }
@@ -70,7 +64,7 @@ fn systemd_unit_verifies_cleanly() {
         .arg(&path)
         .output()
         .expect("run systemd-analyze security");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let said = |o: &std::process::Output| {
         format!(
             "{}{}",
@@ -310,19 +304,28 @@ fn grafana_dashboard_queries_only_metrics_comet_exports() {
 
     // A real /metrics answer after a delivery and some admin requests, so
     // that metrics which appear only once used are there.
-    let server = common::start(common::config());
-    let mut sub = common::Client::connect(server.front_addr());
-    sub.get("/sub?cname=dash&seq=1");
-    sub.head();
-    common::eventually("a subscriber", || common::subscribers(&server, "dash") == 1);
-    assert_eq!(
-        common::admin(&server, "/push?cname=dash&content=x").0,
-        "HTTP/1.1 200 OK"
+    let comet = Comet::start(
+        "workers: 1\nfront: {listen: \"127.0.0.1:0\", max_connections: 100}\n\
+         admin: {listen: \"127.0.0.1:0\", threads: 1}\n",
+        Some("info"),
     );
-    let chunk = sub.chunk_str();
-    assert!(chunk.contains("\"content\":\"x\""), "{chunk}");
-    let (status, _, text) = common::admin(&server, "/metrics");
-    assert_eq!(status, "HTTP/1.1 200 OK");
+    let mut sub = TcpStream::connect(comet.front()).expect("connect");
+    sub.set_read_timeout(Some(WAIT)).expect("timeout");
+    sub.write_all(b"GET /sub?cname=dash&seq=1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    eventually("a subscriber", || {
+        get(comet.admin(), "/info?cname=dash")
+            .1
+            .ends_with("\"subscribers\": 1}\n")
+    });
+    assert_eq!(get(comet.admin(), "/push?cname=dash&content=x").0, 200);
+    let mut reply = String::new();
+    sub.read_to_string(&mut reply).expect("the long poll ends");
+    assert!(reply.contains("\"content\":\"x\""), "{reply}");
+    let (status, text) = get(comet.admin(), "/metrics");
+    assert_eq!(status, 200);
+    let text = text.split_once("\r\n\r\n").expect("a head and a body").1.to_string();
+    comet.stop();
     let exported: BTreeSet<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -333,7 +336,7 @@ fn grafana_dashboard_queries_only_metrics_comet_exports() {
         if exported.contains(name.as_str()) {
             assert!(
                 !pending,
-                "{name} is in /metrics now: remove it from PENDING in tests/deploy.rs"
+                "{name} is in /metrics now: remove it from PENDING in tests/ops/deploy.rs"
             );
         } else {
             assert!(

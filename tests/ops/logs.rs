@@ -1,128 +1,8 @@
-//! The real `comet` binary's log output: `log_format: json` lines, the admin
-//! access log at debug level (without the admin key), and `RUST_LOG` over
+//! The real binary's log output: `log_format: json` lines, the admin access
+//! log at debug level (without the admin key), and `RUST_LOG` over
 //! `log_level`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
-
-/// Deadline for any one expectation.
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A running comet whose stderr lines arrive on `lines`; killed on drop.
-struct Comet {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    config: std::path::PathBuf,
-}
-
-impl Comet {
-    /// Starts the binary with `yaml` (listening on port 0) and `rust_log`.
-    fn start(yaml: &str, rust_log: Option<&str>) -> Comet {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let config = std::env::temp_dir().join(format!("comet-logs-{}-{n}.yaml", std::process::id()));
-        std::fs::write(&config, yaml).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_comet"));
-        cmd.arg("-c").arg(&config).stderr(Stdio::piped()).env_remove("RUST_LOG");
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("COMET_") {
-                cmd.env_remove(name);
-            }
-        }
-        if let Some(filter) = rust_log {
-            cmd.env("RUST_LOG", filter);
-        }
-        let mut child = cmd.spawn().expect("start comet");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("server: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Comet {
-            child,
-            lines,
-            seen: Vec::new(),
-            config,
-        }
-    }
-
-    /// Waits for a line containing `pat`; returns it.
-    fn line_with(&mut self, pat: &str) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(pat)) {
-            return l.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(pat) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no log line with {pat:?} ({e}); have {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// The admin address from the startup line.
-    fn admin(&mut self) -> SocketAddr {
-        let line = self.line_with("listening: front ");
-        let rest = line.split(", admin ").nth(1).expect("admin address");
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))
-            .unwrap_or(rest.len());
-        rest[..end].parse().expect("admin address")
-    }
-
-    /// Stops the server with SIGTERM and returns every line it wrote.
-    fn stop(mut self) -> Vec<String> {
-        // SAFETY: kill only sends a signal to our own child.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "comet did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The reader ends at EOF, once the process is gone.
-        while let Ok(line) = self.lines.recv_timeout(WAIT) {
-            self.seen.push(line);
-        }
-        std::mem::take(&mut self.seen)
-    }
-}
-
-impl Drop for Comet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.config);
-    }
-}
-
-/// One HTTP/1.1 request on a new connection; returns the status code.
-fn request(addr: SocketAddr, head: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(WAIT)).expect("timeout");
-    s.write_all(head.as_bytes()).expect("write");
-    let mut reply = Vec::new();
-    s.read_to_end(&mut reply).expect("read the reply");
-    let text = String::from_utf8_lossy(&reply);
-    text.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"))
-}
+use crate::support::{request, Comet};
 
 const KEY: &str = "s3cret-admin-key";
 
@@ -160,12 +40,12 @@ fn is_rfc3339_millis(s: &str) -> bool {
 fn json_format_prints_only_json_lines_with_every_member() {
     let mut comet = Comet::start(&yaml("debug", "json"), None);
     let admin = comet.admin();
-    let status = request(
+    let (status, _) = request(
         admin,
         &format!("GET /info?cname=a&key={KEY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(status, 200);
-    let status = request(
+    let (status, _) = request(
         admin,
         &format!("GET /check?cname=b HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"),
     );
@@ -215,10 +95,10 @@ fn text_format_access_line_at_debug_has_no_key() {
     let mut comet = Comet::start(&yaml("debug", "text"), None);
     let admin = comet.admin();
     let head = format!("GET /info?KEY={KEY}&cname=x HTTP/1.1\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head), 200);
+    assert_eq!(request(admin, &head).0, 200);
     // A wrong key is logged with its status, and masked as well.
     let head = "GET /info?key=wrong-guess HTTP/1.1\r\nConnection: close\r\n\r\n";
-    assert_eq!(request(admin, head), 401);
+    assert_eq!(request(admin, head).0, 401);
     let line = comet.line_with("GET /info?KEY=***&cname=x 200 ");
     assert!(line.contains(" DEBUG comet::admin::access]"), "{line}");
     assert!(line.contains("ms 127.0.0.1:"), "{line}");
@@ -232,10 +112,10 @@ fn text_format_access_line_at_debug_has_no_key() {
 
 #[test]
 fn no_access_lines_at_info() {
-    let mut comet = Comet::start(&yaml("info", "json"), None);
+    let comet = Comet::start(&yaml("info", "json"), None);
     let admin = comet.admin();
     let head = format!("GET /info HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head), 200);
+    assert_eq!(request(admin, &head).0, 200);
     let lines = comet.stop();
     assert!(
         lines.iter().any(|l| l.contains("\"message\":\"stopped\"")),
@@ -251,7 +131,7 @@ fn rust_log_overrides_log_level() {
     let mut comet = Comet::start(&yaml("error", "json"), Some("info,comet::admin::access=debug"));
     let admin = comet.admin();
     let head = format!("GET /info HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head), 200);
+    assert_eq!(request(admin, &head).0, 200);
     let line = comet.line_with("comet::admin::access");
     let v: serde_json::Value = serde_json::from_str(&line).expect("json");
     assert_eq!(v["fields"]["path"], "/info");
