@@ -29,6 +29,8 @@ pub struct Config {
     /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, `off`);
     /// the `RUST_LOG` environment variable overrides it.
     pub log_level: String,
+    /// How log lines are written: `text` or `json` (one object per line).
+    pub log_format: LogFormat,
     /// Number of front worker threads; 0 chooses automatically (the CPU count,
     /// or more when `front.max_connections` needs several descriptor tables).
     pub workers: usize,
@@ -39,6 +41,16 @@ pub struct Config {
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) may take before the
     /// remaining connections are dropped.
     pub shutdown_grace_secs: u32,
+}
+
+/// How log lines are written to stderr (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// env_logger's human-readable lines.
+    Text,
+    /// One JSON object per line (see `crate::logging`).
+    Json,
 }
 
 /// Subscribe-side authentication mode (icomet's `front.auth`).
@@ -127,6 +139,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             log_level: "info".to_string(),
+            log_format: LogFormat::Text,
             workers: 0,
             front: FrontConfig::default(),
             admin: AdminConfig::default(),
@@ -181,6 +194,11 @@ impl FrontConfig {
         }
     }
 }
+
+/// Dotted paths of the keys that hold secrets: `--print-config` masks them and
+/// an error about an environment variable never repeats their value. A new
+/// secret key must be added here (a test checks that every path exists).
+pub const SECRET_KEYS: &[&str] = &["admin.key"];
 
 /// Log levels accepted by `log_level` (the names `env_logger` understands).
 pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
@@ -238,6 +256,15 @@ pub enum ConfigError {
         key: String,
         /// The rule it breaks, e.g. `must be > 0`.
         rule: String,
+    },
+    /// A `COMET_*` environment variable that is unknown or holds a bad value;
+    /// the message starts with the variable's name.
+    #[error("{var}: {reason}")]
+    Env {
+        /// The variable, e.g. `COMET_FRONT_POLLING_TIMEOUT`.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An error inside a named file: the message is prefixed with the path.
     #[error("{}: {error}", path.display())]
@@ -412,6 +439,12 @@ fn listeners_clash(x: SocketAddr, y: SocketAddr) -> bool {
     let covers = |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
     x.port() != 0 && x.port() == y.port() && (x.ip() == y.ip() || covers(x, y) || covers(y, x))
 }
+
+mod env;
+mod print;
+
+pub use env::{overlay, variables, EnvKey, Overlaid, NOT_CONFIG, PREFIX as ENV_PREFIX};
+pub use print::{effective_yaml, MASK};
 
 #[cfg(test)]
 mod tests;

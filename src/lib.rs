@@ -27,6 +27,7 @@
 //! | [`metrics`] | counters, `/stats` and `/metrics` | the table's internals |
 //! | [`encode`], [`params`] | JSON escaping and message objects; query parsing | state |
 //! | [`per_ip`] | connections per client address | sockets |
+//! | [`logging`] | text or JSON log lines, switchable at run time | what is logged |
 //! | [`malloc`] | glibc allocator settings | everything else |
 //! | [`fuzzing`] | the fuzz targets' property checks (no server, no sockets) | — |
 pub mod admin;
@@ -38,6 +39,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod intake;
+pub mod logging;
 pub mod mailbox;
 pub mod malloc;
 pub mod metrics;

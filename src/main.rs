@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use comet::config::{Config, DEFAULT_YAML};
+use comet::config::{effective_yaml, Config, DEFAULT_YAML};
 use comet::server::{Server, Signals};
 
 /// Exit code for a bad command line or a bad config file (sysexits EX_USAGE).
@@ -18,21 +18,31 @@ const EXIT_FAILURE: u8 = 1;
 
 /// The `--help` text.
 const USAGE: &str = "\
-usage: comet [-c FILE] [--check-config | --print-config]
+usage: comet [-c FILE] [--check-config | --print-config | --print-default-config]
 
 An icomet-compatible comet (server push) server.
 
 options:
   -c, --config FILE   read the configuration from FILE (YAML); without it the
-                      built-in defaults are used (see --print-config);
+                      built-in defaults are used (see --print-default-config);
                       --config=FILE also works
-      --check-config  load and validate the configuration, print `config OK`
-                      and exit
-      --print-config  print the documented default configuration and exit
+      --check-config  load and validate the configuration (defaults < FILE <
+                      COMET_* variables), print `config OK` and exit
+      --print-config  print the effective configuration (defaults < FILE <
+                      COMET_* variables) as YAML, secrets masked, and exit
+      --print-default-config
+                      print the documented default configuration (comet.yaml,
+                      every key with a comment) and exit
   -h, --help          print this help and exit
   -V, --version       print the version and exit
 
 environment:
+  COMET_<SECTION>_<KEY>
+                      any config key, in upper case; wins over FILE:
+                      COMET_FRONT_LISTEN=0.0.0.0:8100, COMET_ADMIN_KEY=...,
+                      COMET_LOG_LEVEL=debug (top-level keys have no section),
+                      lists comma-separated (COMET_ADMIN_ALLOW=127.0.0.1,10.0.0.5);
+                      an unknown COMET_ variable is a config error
   RUST_LOG            log filter; overrides `log_level` from the config
                       (e.g. RUST_LOG=debug, RUST_LOG=comet=trace)
   GLIBC_TUNABLES      comet restarts itself once with
@@ -43,10 +53,10 @@ environment:
 
 exit codes:
   0   normal end (SIGINT or SIGTERM), or a successful --check-config,
-      --print-config, --help or --version
+      --print-config, --print-default-config, --help or --version
   1   the server could not bind its listeners or failed while running
   64  bad command line, or a configuration that cannot be read (missing or
-      unreadable file), parsed or validated
+      unreadable file), parsed or validated, or a bad COMET_* variable
 ";
 
 /// What the command line asks for.
@@ -55,8 +65,10 @@ enum Mode {
     Run,
     /// `--check-config`.
     Check,
-    /// `--print-config`.
+    /// `--print-config`: the effective configuration.
     Print,
+    /// `--print-default-config`: the documented defaults (comet.yaml).
+    PrintDefault,
 }
 
 /// The parsed command line.
@@ -88,15 +100,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Exit> {
                 Some(file) => parsed.config = Some(PathBuf::from(file)),
                 None => return Err(Exit::Usage(format!("{arg} needs a FILE"))),
             },
-            "--check-config" | "--print-config" => {
+            "--check-config" | "--print-config" | "--print-default-config" => {
                 if !matches!(parsed.mode, Mode::Run) {
-                    let why = "--check-config and --print-config exclude each other";
+                    let why = "--check-config, --print-config and --print-default-config exclude each other";
                     return Err(Exit::Usage(why.to_string()));
                 }
-                parsed.mode = if arg == "--check-config" {
-                    Mode::Check
-                } else {
-                    Mode::Print
+                parsed.mode = match arg.as_str() {
+                    "--check-config" => Mode::Check,
+                    "--print-config" => Mode::Print,
+                    _ => Mode::PrintDefault,
                 };
             }
             _ => match arg.strip_prefix("--config=") {
@@ -125,34 +137,38 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Mode::Print = args.mode {
+    if let Mode::PrintDefault = args.mode {
         print!("{DEFAULT_YAML}");
         return ExitCode::SUCCESS;
     }
 
-    let loaded = match &args.config {
-        Some(path) => Config::load(path),
-        None => Config::from_yaml(DEFAULT_YAML),
-    };
-    let config = match loaded.and_then(|c| c.validate().map(|()| c)) {
+    let config = match Config::load_effective(args.config.as_deref(), std::env::vars_os()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("invalid config: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Mode::Check = args.mode {
-        println!("config OK");
-        return ExitCode::SUCCESS;
+    match args.mode {
+        Mode::Check => {
+            println!("config OK");
+            return ExitCode::SUCCESS;
+        }
+        Mode::Print => {
+            print!("{}", effective_yaml(&config));
+            return ExitCode::SUCCESS;
+        }
+        Mode::Run | Mode::PrintDefault => {}
     }
     // Before any thread exists; returns only if it did not re-execute.
     if let Some(e) = comet::malloc::reexec_with_tcache_off() {
         eprintln!("comet: cannot restart with glibc's per-thread malloc cache off ({e}); going on with it");
     }
 
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&config.log_level))
-        .format_timestamp_millis()
-        .init();
+    if let Err(e) = comet::logging::init(&config.log_level, config.log_format) {
+        eprintln!("comet: {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     if let Some(t) = std::env::var_os("GLIBC_TUNABLES") {
         log::info!("glibc tunables: {}", t.to_string_lossy());
     }

@@ -10,6 +10,7 @@
 //! through `crate::intake`, queries through `crate::channels`; the admin
 //! side never touches a front connection.
 
+mod access;
 mod body;
 mod filter;
 mod psub;
@@ -134,7 +135,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let grace = ctx.grace;
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(handle(req, &ctx, allowed).await) }
+        async move { Ok::<_, Infallible>(access::logged(peer, req, |req| handle(req, &ctx, allowed)).await) }
     });
     let mut conn = pin!(http1::Builder::new()
         .keep_alive(true)

@@ -31,7 +31,14 @@ fn shipped_yaml_sets_every_key() {
     // Every field of every struct appears in comet.yaml, so it documents them all.
     let doc: serde_norway::Value = serde_norway::from_str(DEFAULT_YAML).expect("yaml");
     let top = doc.as_mapping().expect("a mapping");
-    for key in ["log_level", "workers", "shutdown_grace_secs", "front", "admin"] {
+    for key in [
+        "log_level",
+        "log_format",
+        "workers",
+        "shutdown_grace_secs",
+        "front",
+        "admin",
+    ] {
         assert!(top.contains_key(key), "comet.yaml lacks {key}");
     }
     let front = [

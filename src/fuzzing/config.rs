@@ -44,5 +44,6 @@ fn check_error(e: &ConfigError, text: &str) {
         }
         ConfigError::Invalid { key, rule } => assert!(!key.is_empty() && !rule.is_empty()),
         ConfigError::Read { .. } | ConfigError::InFile { .. } => panic!("from_yaml reads no file: {e:?}"),
+        ConfigError::Env { .. } => panic!("from_yaml reads no environment: {e:?}"),
     }
 }

@@ -5,13 +5,24 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use comet::config::Config;
+
 /// Runs the built binary with `args`.
 fn comet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comet"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the comet binary")
+    comet_env(args, &[])
+}
+
+/// Runs the built binary with `args` and these environment variables; every
+/// `COMET_*` variable this process has is removed first.
+fn comet_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comet"));
+    cmd.args(args).env_remove("RUST_LOG");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("COMET_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().copied()).output().expect("run the comet binary")
 }
 
 /// A config file in the temp dir, removed when dropped.
@@ -52,11 +63,91 @@ fn shipped_yaml() -> PathBuf {
 }
 
 #[test]
-fn print_config_is_comet_yaml() {
-    let o = comet(&["--print-config"]);
+fn print_default_config_is_comet_yaml() {
+    let o = comet(&["--print-default-config"]);
     assert_eq!(o.status.code(), Some(0));
     let shipped = std::fs::read_to_string(shipped_yaml()).expect("read comet.yaml");
     assert_eq!(stdout(&o), shipped);
+    // The environment does not change the documented defaults.
+    let o = comet_env(&["--print-default-config"], &[("COMET_WORKERS", "3")]);
+    assert_eq!(stdout(&o), shipped);
+}
+
+#[test]
+fn print_config_without_file_or_environment_is_the_default() {
+    let o = comet(&["--print-config"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let printed = stdout(&o);
+    assert!(printed.starts_with("# comet's effective configuration"), "{printed}");
+    assert_eq!(
+        Config::from_yaml(&printed).expect("the printed config parses"),
+        Config::default()
+    );
+}
+
+#[test]
+fn environment_wins_over_file() {
+    let file = TempConfig::new("workers: 2\nfront:\n  polling_timeout: 10\n  max_channels: 500\n");
+    let env = [
+        ("COMET_FRONT_POLLING_TIMEOUT", "20"),
+        ("COMET_ADMIN_ALLOW", "127.0.0.1,10.0.0.5"),
+    ];
+    let o = comet_env(&["--print-config", "-c", file.path()], &env);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let c = Config::from_yaml(&stdout(&o)).expect("the printed config parses");
+    assert_eq!(c.front.polling_timeout, 20, "the environment wins over the file");
+    assert_eq!(c.front.max_channels, 500, "the file wins over the default");
+    assert_eq!(c.workers, 2);
+    assert_eq!(c.admin.allow, ["127.0.0.1", "10.0.0.5"]);
+    assert_eq!(c.front.channel_timeout, 30, "the rest is the default");
+    // --check-config applies the environment too.
+    let o = comet_env(
+        &["--check-config", "-c", file.path()],
+        &[("COMET_FRONT_POLLING_TIMEOUT", "0")],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(
+        stderr(&o),
+        "invalid config: COMET_FRONT_POLLING_TIMEOUT: front.polling_timeout must be > 0\n"
+    );
+}
+
+#[test]
+fn print_config_masks_the_admin_key() {
+    let file = TempConfig::new("admin:\n  key: from-the-file\n");
+    for env in [&[][..], &[("COMET_ADMIN_KEY", "from-the-env")][..]] {
+        let o = comet_env(&["--print-config", "-c", file.path()], env);
+        assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(!out.contains("from-the-"), "{out}");
+        assert!(out.contains("  key: '** masked **'\n"), "{out}");
+    }
+}
+
+#[test]
+fn bad_environment_value_exits_64_naming_the_variable() {
+    let want = "invalid config: COMET_FRONT_POLLING_TIMEOUT: expected an integer (got \"abc\")\n";
+    for args in [&["--check-config"][..], &["--print-config"][..], &[][..]] {
+        // Without a flag the server must not start (it would bind).
+        let o = comet_env(args, &[("COMET_FRONT_POLLING_TIMEOUT", "abc")]);
+        assert_eq!(o.status.code(), Some(64), "{args:?}");
+        assert_eq!(stderr(&o), want, "{args:?}");
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+}
+
+#[test]
+fn unknown_environment_variable_exits_64() {
+    let o = comet_env(&["--check-config"], &[("COMET_FRONT_POLLING_TIMOUT", "5")]);
+    assert_eq!(o.status.code(), Some(64));
+    assert_eq!(
+        stderr(&o),
+        "invalid config: COMET_FRONT_POLLING_TIMOUT: no such config key; \
+         did you mean COMET_FRONT_POLLING_TIMEOUT (front.polling_timeout)?\n"
+    );
+    // Variables comet's own tools set are not config and are left alone.
+    let o = comet_env(&["--check-config"], &[("COMET_BIN", "/x"), ("COMET_CHROMIUM", "/y")]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
 }
 
 #[test]
@@ -149,6 +240,8 @@ fn help_and_version_exit_0() {
         let out = stdout(&o);
         assert!(out.starts_with("usage: comet"), "{out}");
         assert!(out.contains("64"), "the usage text documents the exit codes: {out}");
+        assert!(out.contains("--print-default-config"), "{out}");
+        assert!(out.contains("COMET_<SECTION>_<KEY>"), "{out}");
     }
     for flag in ["-V", "--version"] {
         let o = comet(&[flag]);

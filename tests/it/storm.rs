@@ -6,7 +6,6 @@
 //! channel's message. `/stats` must count every connection open, then none.
 //! Asserts counts, never times.
 
-
 use crate::support::{admin, config, eventually, start, Client};
 use comet::server::Server;
 
