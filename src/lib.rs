@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod params;
 pub mod server;
 pub(crate) mod worker;
+pub mod ws;
