@@ -139,6 +139,32 @@ impl WsState {
     /// appended. Data messages over `max_message` bytes are refused as soon
     /// as a header announces them. After an error or a [`Event::Close`] the
     /// connection is finished: do not call it again.
+    ///
+    /// A worker decodes straight from its shared read buffer when the
+    /// connection kept nothing, and copies only the fewer than [`MAX_KEPT`]
+    /// unconsumed bytes into the connection:
+    ///
+    /// ```
+    /// use comet::ws::{frame, Decoded, Event, WsState};
+    ///
+    /// // A masked "hi" and the first byte of the next frame.
+    /// let mut read = vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2, 0x89];
+    /// let mut state = WsState::new();
+    /// let (mut pos, mut out) = (0, Vec::new());
+    /// loop {
+    ///     let Decoded { consumed, event } = state.decode(&mut read[pos..], 4096).expect("valid frames");
+    ///     pos += consumed;
+    ///     match event {
+    ///         Some(Event::Text(t)) => assert_eq!(t, "hi"),
+    ///         Some(Event::Ping(p)) => frame::push_pong(&mut out, p),
+    ///         Some(_) => {}
+    ///         None => break,
+    ///     }
+    /// }
+    /// let kept = read[pos..].to_vec(); // presented again before the next read
+    /// assert_eq!(kept, [0x89]);
+    /// assert!(state.is_idle());
+    /// ```
     pub fn decode<'a>(&mut self, buf: &'a mut [u8], max_message: usize) -> Result<Decoded<'a>, WsError> {
         let mut pos = 0;
         loop {
