@@ -38,7 +38,11 @@ fn decode_rounds(input: &[u8], rounds: usize) -> (usize, usize, f64) {
         buf.copy_from_slice(input);
         let mut state = WsState::new();
         let mut pos = 0;
-        while let Ok(Decoded { consumed, event: Some(e) }) = state.decode(&mut buf[pos..], 1 << 20) {
+        while let Ok(Decoded {
+            consumed,
+            event: Some(e),
+        }) = state.decode(&mut buf[pos..], 1 << 20)
+        {
             black_box(e);
             pos += consumed;
             frames += 1;
@@ -79,5 +83,9 @@ fn main() {
     }
     let byte = start.elapsed().as_secs_f64();
     let mb = (data.len() * rounds) as f64 / 1e6;
-    println!("unmask 16 KiB: word at a time {:.0} MB/s, bytewise {:.0} MB/s", mb / word, mb / byte);
+    println!(
+        "unmask 16 KiB: word at a time {:.0} MB/s, bytewise {:.0} MB/s",
+        mb / word,
+        mb / byte
+    );
 }

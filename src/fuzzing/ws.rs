@@ -156,7 +156,11 @@ fn check_unmask(input: &[u8], seed: u8) {
     let phase = usize::from(seed % 4);
     let mut fast = input.to_vec();
     mask::unmask(&mut fast, key, phase);
-    let slow: Vec<u8> = input.iter().enumerate().map(|(i, b)| b ^ key[(phase + i) % 4]).collect();
+    let slow: Vec<u8> = input
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ key[(phase + i) % 4])
+        .collect();
     assert_eq!(fast, slow);
 }
 
@@ -209,12 +213,21 @@ fn round_trip(payload: &[u8], seed: u8) {
     };
     let ping_event = (fragments.len() > 1).then(|| Got::Ping(ping.to_vec()));
     let stream = build(false);
-    let expected: Vec<Got> = ping_event.iter().cloned().chain([Got::Binary(payload.to_vec())]).collect();
+    let expected: Vec<Got> = ping_event
+        .iter()
+        .cloned()
+        .chain([Got::Binary(payload.to_vec())])
+        .collect();
     assert_eq!(decode_reads(&[&stream], payload.len()), expected);
     assert_eq!(decode_reads(&split(&stream, seed), payload.len()), expected);
     if !payload.is_empty() {
         let refused = decode_reads(&[&stream], payload.len() - 1);
-        assert_eq!(refused.last(), Some(&Got::Error(WsError::MessageTooBig { limit: payload.len() - 1 })));
+        assert_eq!(
+            refused.last(),
+            Some(&Got::Error(WsError::MessageTooBig {
+                limit: payload.len() - 1
+            }))
+        );
     }
     let stream = build(true);
     let got = decode_reads(&split(&stream, seed), payload.len());
