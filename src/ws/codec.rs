@@ -302,6 +302,7 @@ fn single_frame(opcode: Opcode, payload: &mut [u8], mask: [u8; 4]) -> Result<Eve
         Opcode::Text => Event::Text(Cow::Borrowed(
             std::str::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?,
         )),
+        // A continuation never comes here: it always has a message in progress.
         Opcode::Binary | Opcode::Continuation => Event::Binary(Cow::Borrowed(payload)),
         Opcode::Ping => Event::Ping(payload),
         Opcode::Pong => Event::Pong(payload),
