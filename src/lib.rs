@@ -49,3 +49,4 @@ pub mod presence;
 pub mod server;
 pub mod shared;
 pub(crate) mod worker;
+pub mod ws;

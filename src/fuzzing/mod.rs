@@ -12,21 +12,24 @@ mod config;
 mod front;
 pub mod json;
 mod params;
+mod ws;
 
 pub use admin::admin_params;
 pub use config::config;
 pub use front::front_request;
 pub use params::params;
+pub use ws::ws_frames;
 
 /// A property check over one fuzz input; it panics when a property fails.
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target: its name (the directory under `fuzz/corpus/`) and its check.
-pub const TARGETS: [(&str, Check); 4] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("front_request", front_request),
     ("params", params),
     ("admin_params", admin_params),
     ("config", config),
+    ("ws_frames", ws_frames),
 ];
 
 /// Cuts `input` into pieces whose lengths come from `seed`, as reads from a

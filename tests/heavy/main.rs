@@ -7,5 +7,6 @@
 #[allow(dead_code)]
 mod support;
 
+mod autobahn;
 mod browser;
 mod smoke_load;

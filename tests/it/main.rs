@@ -20,3 +20,4 @@ mod shutdown;
 mod storm;
 mod streaming;
 mod web;
+mod ws_codec;

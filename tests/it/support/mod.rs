@@ -2,6 +2,7 @@
 //! talk raw HTTP with a deadline on every read.
 
 pub mod binary;
+pub mod ws_scaffold;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
