@@ -16,7 +16,7 @@ mod token;
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use hashbrown::HashTable;
 
 pub use history::{max_entries, History, Kind, Message};
 
@@ -139,19 +139,66 @@ pub struct Signed {
     pub expires: i32,
 }
 
+/// What a channel holds only once it has it: history, a token.
+#[derive(Debug, Default)]
+struct SlotExtra {
+    history: History,
+    token: Option<[u8; 32]>,
+}
+
+/// One channel (56 bytes: a million channels without history or token
+/// cost 56 MB here).
 #[derive(Debug, Default)]
 struct Slot {
-    /// Shared with `by_name` and with every worker holding subscribers.
+    /// Shared with every worker holding subscribers (the name index holds
+    /// only the slot's number).
     name: Arc<str>,
-    history: History,
-    token: Option<Box<[u8; 32]>>,
-    workers: WorkerMask,
+    /// History and token, allocated on the first message or `/sign`.
+    extra: Option<Box<SlotExtra>>,
+    workers: Workers,
     gen: u32,
     seq_next: i32,
     idle: i32,
-    presence_ticks: u32,
     subscribers: u32,
-    live: bool,
+}
+
+impl Slot {
+    /// Free slots have generation 0 (live ones never do).
+    fn live(&self) -> bool {
+        self.gen != 0
+    }
+
+    fn extra(&mut self) -> &mut SlotExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn history(&self) -> Option<&History> {
+        self.extra.as_ref().map(|e| &e.history)
+    }
+}
+
+/// The workers that hold subscribers of a channel, as a bit set stored in
+/// two words (a `u128` would make every slot 16-byte aligned, and larger).
+#[derive(Debug, Default, Clone, Copy)]
+struct Workers([u64; 2]);
+
+impl Workers {
+    fn mask(self) -> WorkerMask {
+        WorkerMask::from(self.0[0]) | (WorkerMask::from(self.0[1]) << 64)
+    }
+
+    fn set(&mut self, w: usize, on: bool) {
+        let (word, bit) = (w / 64, 1u64 << (w % 64));
+        if on {
+            self.0[word] |= bit;
+        } else {
+            self.0[word] &= !bit;
+        }
+    }
+
+    fn any(self) -> bool {
+        self.0 != [0, 0]
+    }
 }
 
 /// The table of all channels.
@@ -160,9 +207,14 @@ pub struct ChannelTable {
     limits: Limits,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_name: AHashMap<Arc<str>, u32>,
+    /// Live slots by name: each entry is only a slot number (4 bytes); the
+    /// name itself is the slot's.
+    by_name: HashTable<u32>,
+    hasher: ahash::RandomState,
     subscribers: u64,
     next_gen: u32,
+    /// Ticks since the table was created (the presence period's phase).
+    ticks: u32,
 }
 
 impl ChannelTable {
@@ -176,9 +228,11 @@ impl ChannelTable {
             free: Vec::new(),
             // Grown on demand: a preallocated map is touched all over by a
             // few names (random buckets) and never shrinks.
-            by_name: AHashMap::new(),
+            by_name: HashTable::new(),
+            hasher: ahash::RandomState::new(),
             subscribers: 0,
             next_gen: 0,
+            ticks: 0,
         }
     }
 
@@ -197,9 +251,17 @@ impl ChannelTable {
         self.subscribers
     }
 
+    /// The slot of a live channel.
+    fn find(&self, name: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_name
+            .find(self.hasher.hash_one(name), |&i| &*slots[i as usize].name == name)
+            .copied()
+    }
+
     /// The id of a live channel.
     pub fn lookup(&self, name: &str) -> Option<ChannelId> {
-        let slot = *self.by_name.get(name)?;
+        let slot = self.find(name)?;
         Some(ChannelId {
             slot,
             gen: self.slots[slot as usize].gen,
@@ -208,14 +270,12 @@ impl ChannelTable {
 
     /// Subscribers of the named channel (0 when it does not exist).
     pub fn subscribers_of(&self, name: &str) -> u32 {
-        self.by_name
-            .get(name)
-            .map_or(0, |&s| self.slots[s as usize].subscribers)
+        self.find(name).map_or(0, |s| self.slots[s as usize].subscribers)
     }
 
-    /// The history of a live channel.
+    /// The history of a live channel (`None` also when it has none yet).
     pub fn history(&self, name: &str) -> Option<&History> {
-        self.by_name.get(name).map(|&s| &self.slots[s as usize].history)
+        self.find(name).and_then(|s| self.slots[s as usize].history())
     }
 
     fn create(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
@@ -229,36 +289,43 @@ impl ChannelTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        // Generations are table-wide, so an id stays unique even after the
-        // slot array is released and rebuilt.
-        self.next_gen = self.next_gen.wrapping_add(1);
+        // Generations are table-wide (never 0, which marks a free slot),
+        // so an id stays unique even after the slot array is released and
+        // rebuilt.
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let name: Arc<str> = name.into();
+        let hash = self.hasher.hash_one(&*name);
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.by_name
+            .insert_unique(hash, idx, |&i| hasher.hash_one(&*slots[i as usize].name));
         self.slots[idx as usize] = Slot {
-            name: name.clone(),
+            name,
             gen: self.next_gen,
             seq_next: 1,
-            live: true,
             ..Slot::default()
         };
-        out(Notice::Online(&name));
-        self.by_name.insert(name, idx);
+        out(Notice::Online(&self.slots[idx as usize].name));
         Ok(idx)
     }
 
     fn free_slot(&mut self, idx: u32, out: &mut dyn FnMut(Notice)) {
+        out(Notice::Offline(&self.slots[idx as usize].name));
+        let hash = self.hasher.hash_one(&*self.slots[idx as usize].name);
+        if let Ok(entry) = self.by_name.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
         let slot = &mut self.slots[idx as usize];
-        out(Notice::Offline(&slot.name));
-        self.by_name.remove(&slot.name);
         self.subscribers -= u64::from(slot.subscribers);
-        // Keep the generation: a stale id must not match the next occupant.
-        let gen = slot.gen;
-        *slot = Slot { gen, ..Slot::default() };
+        // Generation 0 marks it free; ids hold the old generation, which the
+        // next occupant will not have (generations are table-wide).
+        *slot = Slot::default();
         self.free.push(idx);
         if self.by_name.is_empty() {
             // Everyone left: give back what a burst of channels grew.
             self.slots = Vec::with_capacity(self.limits.max_channels as usize);
             self.free = Vec::new();
-            self.by_name = AHashMap::new();
+            self.by_name = HashTable::new();
         }
     }
 
@@ -274,14 +341,19 @@ impl ChannelTable {
         long_poll: bool,
         out: &mut dyn FnMut(Notice),
     ) -> Result<Subscribed, SubscribeError> {
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None if self.limits.token_auth => return Err(SubscribeError::TokenError),
             None => self.create(name, out).map_err(|_| SubscribeError::TooManyChannels)?,
         };
         let limits = self.limits;
         let slot = &mut self.slots[idx as usize];
-        if limits.token_auth && slot.token.as_deref().map(|t| &t[..]) != Some(token.as_bytes()) {
+        let token_ok = slot
+            .extra
+            .as_ref()
+            .and_then(|e| e.token)
+            .is_some_and(|t| t == token.as_bytes());
+        if limits.token_auth && !token_ok {
             return Err(SubscribeError::TokenError);
         }
         if slot.subscribers >= limits.max_subscribers {
@@ -294,7 +366,7 @@ impl ChannelTable {
         } else if seq == n {
             Start::Wait(seq)
         } else {
-            let replay: Vec<Message> = slot.history.since(seq).cloned().collect();
+            let replay: Vec<Message> = slot.history().into_iter().flat_map(|h| h.since(seq)).cloned().collect();
             if replay.is_empty() {
                 Start::Wait(seq)
             } else {
@@ -304,7 +376,7 @@ impl ChannelTable {
         let counted = !long_poll || matches!(start, Start::Wait(_));
         if counted {
             slot.subscribers += 1;
-            slot.workers |= 1 << worker;
+            slot.workers.set(worker, true);
             self.subscribers += 1;
         }
         Ok(Subscribed {
@@ -324,7 +396,7 @@ impl ChannelTable {
         let Some(slot) = self
             .slots
             .get_mut(id.slot as usize)
-            .filter(|s| s.live && s.gen == id.gen)
+            .filter(|s| s.live() && s.gen == id.gen)
         else {
             return;
         };
@@ -332,7 +404,7 @@ impl ChannelTable {
         slot.subscribers -= n;
         self.subscribers -= u64::from(n);
         if worker_empty {
-            slot.workers &= !(1 << worker);
+            slot.workers.set(worker, false);
         }
     }
 
@@ -340,8 +412,8 @@ impl ChannelTable {
     /// publish does (reference §5.2).
     fn publish_target(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
         let timeout = self.limits.channel_timeout as i32;
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None => self.create(name, out)?,
         };
         let slot = &mut self.slots[idx as usize];
@@ -355,14 +427,16 @@ impl ChannelTable {
         let slot = &mut self.slots[idx as usize];
         let seq = slot.seq_next;
         slot.seq_next = seq.wrapping_add(1);
-        slot.history.push(
-            Message {
-                seq,
-                kind,
-                content: content.clone(),
-            },
-            size,
-        );
+        if size > 0 {
+            slot.extra().history.push(
+                Message {
+                    seq,
+                    kind,
+                    content: content.clone(),
+                },
+                size,
+            );
+        }
         seq
     }
 
@@ -377,7 +451,7 @@ impl ChannelTable {
         let idx = self.publish_target(name, out)?;
         let seq = self.append(idx, Kind::Data, content);
         let slot = &self.slots[idx as usize];
-        if slot.workers != 0 {
+        if slot.workers.any() {
             let id = ChannelId {
                 slot: idx,
                 gen: slot.gen,
@@ -387,7 +461,7 @@ impl ChannelTable {
                 kind: Kind::Data,
                 content: content.clone(),
             };
-            out(Notice::Message(slot.workers, id, &m));
+            out(Notice::Message(slot.workers.mask(), id, &m));
         }
         Ok(seq)
     }
@@ -399,15 +473,15 @@ impl ChannelTable {
         let mut n = 0;
         for idx in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[idx as usize];
-            if !slot.live {
+            if !slot.live() {
                 continue;
             }
             slot.idle = slot.idle.max(timeout);
             let seq = self.append(idx, Kind::Broadcast, content);
             let slot = &self.slots[idx as usize];
-            if slot.workers != 0 {
+            if slot.workers.any() {
                 out(Notice::Broadcast(
-                    slot.workers,
+                    slot.workers.mask(),
                     ChannelId {
                         slot: idx,
                         gen: slot.gen,
@@ -424,8 +498,8 @@ impl ChannelTable {
     /// (`<= 0` means `channel_timeout`).
     pub fn sign(&mut self, name: &str, expires: i32, out: &mut dyn FnMut(Notice)) -> Result<Signed, TooManyChannels> {
         let limits = self.limits;
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None => self.create(name, out)?,
         };
         let expires = if expires <= 0 {
@@ -435,10 +509,12 @@ impl ChannelTable {
         };
         let slot = &mut self.slots[idx as usize];
         slot.idle = expires;
-        let token = **slot.token.get_or_insert_with(|| Box::new(token::generate()));
-        let kept = slot.history.len().min(limits.buffer_size as usize) as i32;
+        let seq_next = slot.seq_next;
+        let extra = slot.extra();
+        let token = *extra.token.get_or_insert_with(token::generate);
+        let kept = extra.history.len().min(limits.buffer_size as usize) as i32;
         Ok(Signed {
-            seq: slot.seq_next.wrapping_sub(kept),
+            seq: seq_next.wrapping_sub(kept),
             token: String::from_utf8(token.to_vec()).expect("tokens are hex"),
             expires,
         })
@@ -447,18 +523,15 @@ impl ChannelTable {
     /// Closes a channel: its subscribers get a close message and the channel is
     /// freed. Returns the channel's next seq, or `None` if it does not exist.
     pub fn close(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Option<i32> {
-        let idx = *self.by_name.get(name)?;
+        let idx = self.find(name)?;
         let slot = &self.slots[idx as usize];
         let n = slot.seq_next;
-        if slot.workers != 0 {
-            out(Notice::Close(
-                slot.workers,
-                ChannelId {
-                    slot: idx,
-                    gen: slot.gen,
-                },
-                n,
-            ));
+        if slot.workers.any() {
+            let id = ChannelId {
+                slot: idx,
+                gen: slot.gen,
+            };
+            out(Notice::Close(slot.workers.mask(), id, n));
         }
         self.free_slot(idx, out);
         Some(n)
@@ -466,9 +539,14 @@ impl ChannelTable {
 
     /// Empties a channel's history. Returns its next seq, or `None` if it does not exist.
     pub fn clear(&mut self, name: &str) -> Option<i32> {
-        let idx = *self.by_name.get(name)?;
+        let idx = self.find(name)?;
         let slot = &mut self.slots[idx as usize];
-        slot.history.clear();
+        if let Some(e) = slot.extra.as_mut() {
+            e.history.clear();
+            if e.token.is_none() {
+                slot.extra = None;
+            }
+        }
         Some(slot.seq_next)
     }
 
@@ -476,21 +554,26 @@ impl ChannelTable {
     pub fn seq_next(&self, id: ChannelId) -> Option<i32> {
         self.slots
             .get(id.slot as usize)
-            .filter(|s| s.live && s.gen == id.gen)
+            .filter(|s| s.live() && s.gen == id.gen)
             .map(|s| s.seq_next)
     }
 
     /// One maintenance tick (reference §5.2): periodic presence, idle expiry.
+    ///
+    /// Every channel is announced online once every `channel_timeout`
+    /// ticks, as icomet does; the tick of each channel is spread by its slot
+    /// number, so that channels created together (a reconnect storm) are
+    /// not announced together, and a slot needs no counter of its own.
     pub fn tick(&mut self, out: &mut dyn FnMut(Notice)) {
-        let timeout = self.limits.channel_timeout;
+        let timeout = self.limits.channel_timeout.max(1);
+        self.ticks = self.ticks.wrapping_add(1);
+        let phase = self.ticks % timeout;
         for idx in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[idx as usize];
-            if !slot.live {
+            if !slot.live() {
                 continue;
             }
-            slot.presence_ticks += 1;
-            if slot.presence_ticks >= timeout {
-                slot.presence_ticks = 0;
+            if idx % timeout == phase {
                 out(Notice::Online(&slot.name));
             }
             if slot.subscribers == 0 {

@@ -33,6 +33,42 @@ pub enum State {
     Dead,
 }
 
+/// A connection's yes/no facts, in one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// The current request is HTTP/1.0 (close-delimited, no chunking).
+    pub const HTTP10: u8 = 1;
+    /// The connection stays open after the current response.
+    pub const KEEP_ALIVE: u8 = 2;
+    /// Counted in `Stats::subscribers_by_transport` (from subscribing until
+    /// its response ends or it closes).
+    pub const SUBSCRIBER: u8 = 4;
+    const KEEP_ALIVE_ONLY: Flags = Flags(Flags::KEEP_ALIVE);
+
+    /// Whether `bit` is set.
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Sets or clears `bit`.
+    pub fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    /// Clears `bit`, returning whether it was set.
+    pub fn take(&mut self, bit: u8) -> bool {
+        let was = self.has(bit);
+        self.set(bit, false);
+        was
+    }
+}
+
 /// What a connection holds only while it needs it.
 #[derive(Debug, Default)]
 pub(super) struct Extra {
@@ -45,11 +81,13 @@ pub(super) struct Extra {
     pub out_pos: usize,
     /// A waiting long poll's JSONP callback.
     pub cb: Option<Box<str>>,
+    /// Body bytes of the last request still to arrive and be skipped.
+    pub body_left: u32,
 }
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none()
+        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none() && self.body_left == 0
     }
 }
 
@@ -62,19 +100,16 @@ pub(super) struct Conn<S> {
     pub state: State,
     /// The transport of its subscriptions (meaningful while waiting).
     pub transport: Transport,
-    /// Counted in `Stats::subscribers_by_transport` (from subscribing until
-    /// its response ends or it closes).
-    pub subscriber: bool,
-    pub http10: bool,
-    pub keep_alive: bool,
+    /// HTTP/1.0, keep-alive, counted as a subscriber: one byte.
+    pub flags: Flags,
     /// Tick the connection's timer entry is armed for (0: none).
     pub timer_at: u32,
-    /// Tick by which the current request head must be complete (0: none).
-    pub head_deadline: u32,
-    /// Body bytes of the last request still to arrive and be skipped.
-    pub body_left: u32,
-    /// Tick of the last frame sent to the subscriber.
-    pub last_frame: u32,
+    /// While idle: the tick by which the current request head must be
+    /// complete (0: none). While waiting: the tick of the last frame sent.
+    /// One field for both keeps the record at 40 bytes; every change of
+    /// state sets it (`Front::add`, request framing, subscribing, ending a
+    /// response).
+    pub tick: u32,
     /// The noop counter (reference §2.8).
     pub noop: i32,
     /// Its first subscription, or [`NIL`].
@@ -91,13 +126,9 @@ impl<S> Conn<S> {
             gen,
             state: State::Idle,
             transport: Transport::LongPoll,
-            subscriber: false,
-            http10: false,
-            keep_alive: true,
+            flags: Flags::KEEP_ALIVE_ONLY,
             timer_at: 0,
-            head_deadline: 0,
-            body_left: 0,
-            last_frame: 0,
+            tick: 0,
             noop: 0,
             first_sub: NIL,
             ip_key: 0,
@@ -163,7 +194,7 @@ impl<S: Sock> Front<S> {
         *c = Conn::vacant(gen);
         c.sock = Some(sock);
         c.ip_key = ip_key;
-        c.head_deadline = deadline;
+        c.tick = deadline;
         self.open += 1;
         self.shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.arm(idx, deadline);
@@ -228,7 +259,7 @@ impl<S: Sock> Front<S> {
                 self.close_conn(idx);
             } else {
                 c.state = State::Closing;
-                c.keep_alive = false;
+                c.flags.set(Flags::KEEP_ALIVE, false);
             }
         }
     }
@@ -243,6 +274,7 @@ impl<S: Sock> Front<S> {
             if c.sock.is_some() && used < bytes.len() {
                 c.extra().inbuf.extend_from_slice(&bytes[used..]);
             }
+            c.shrink();
             return;
         }
         let queued = c.extra.as_ref().map_or(0, |e| e.inbuf.len());
@@ -286,11 +318,11 @@ impl<S: Sock> Front<S> {
             if c.sock.is_none() || c.state != State::Idle {
                 return pos;
             }
-            if c.body_left > 0 {
+            if let Some(e) = c.extra.as_mut().filter(|e| e.body_left > 0) {
                 // The rest of an earlier request's body: not a request head.
-                let n = (c.body_left as usize).min(input.len() - pos);
+                let n = (e.body_left as usize).min(input.len() - pos);
                 pos += n;
-                c.body_left -= n as u32;
+                e.body_left -= n as u32;
             }
             if pos == input.len() {
                 return pos;
@@ -298,8 +330,8 @@ impl<S: Sock> Front<S> {
             let rest = &input[pos..];
             match request::frame(rest) {
                 Err(HeadError::Partial) => {
-                    if c.head_deadline == 0 {
-                        c.head_deadline = head_deadline;
+                    if c.tick == 0 {
+                        c.tick = head_deadline;
                         self.arm(idx, head_deadline);
                     }
                     return pos;
@@ -324,10 +356,13 @@ impl<S: Sock> Front<S> {
                     return input.len();
                 }
                 Ok(framed) => {
-                    c.head_deadline = 0;
-                    c.http10 = framed.req.http10;
-                    c.keep_alive = framed.req.keep_alive;
-                    c.body_left = u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
+                    c.tick = 0;
+                    c.flags.set(Flags::HTTP10, framed.req.http10);
+                    c.flags.set(Flags::KEEP_ALIVE, framed.req.keep_alive);
+                    if framed.body_left > 0 {
+                        c.extra().body_left =
+                            u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
+                    }
                     // A chunked body consumes the rest (see `request::frame`).
                     pos += framed.consumed;
                     self.handle(idx, framed.req);
@@ -385,7 +420,7 @@ impl<S: Sock> Front<S> {
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
         let c = &mut self.conns[idx as usize];
-        c.keep_alive = false;
+        c.flags.set(Flags::KEEP_ALIVE, false);
         if let Some(e) = c.extra.as_mut() {
             e.inbuf = Vec::new();
         }
@@ -416,8 +451,10 @@ impl<S: Sock> Front<S> {
         }
         match c.state {
             State::Dead => self.close_conn(idx),
-            _ if c.keep_alive && !self.draining => {
+            _ if c.flags.has(Flags::KEEP_ALIVE) && !self.draining => {
+                // Between requests: no head deadline until one starts.
                 c.state = State::Idle;
+                c.tick = 0;
                 if c.has_input() {
                     self.process_queued(idx);
                 }
@@ -474,7 +511,7 @@ impl<S: Sock> Front<S> {
         let c = &mut self.conns[idx as usize];
         let Some(sock) = c.sock.take() else { return };
         drop(sock);
-        if c.subscriber {
+        if c.flags.has(Flags::SUBSCRIBER) {
             self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
         // 31 bits: epoll tokens with bit 63 set belong to the worker itself.

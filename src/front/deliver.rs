@@ -14,7 +14,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::conn::{send_to, State};
+use super::conn::{send_to, Flags, State};
 use super::subs::NIL;
 use super::subscribe::message_json;
 use super::transport::{ChunkHead, Frame, LAST_CHUNK};
@@ -101,7 +101,7 @@ impl<S: Sock> Front<S> {
     /// Delivers a message of one channel.
     pub fn deliver(&mut self, chan: ChannelId, m: &Message) {
         let Some(list) = self.subs.list(chan) else { return };
-        self.frames.set_message(&list.name, m);
+        self.frames.set_message(list.name(), m);
         self.fan_out(chan, Some(m.seq));
         self.frames.shrink();
     }
@@ -115,7 +115,7 @@ impl<S: Sock> Front<S> {
                 kind: Kind::Broadcast,
                 content: content.clone(),
             };
-            self.frames.set_message(&list.name, &m);
+            self.frames.set_message(list.name(), &m);
             self.fan_out(chan, Some(seq));
         }
         self.frames.shrink();
@@ -124,7 +124,7 @@ impl<S: Sock> Front<S> {
     /// Ends every subscription of a closed channel with its close message.
     pub fn close_channel(&mut self, chan: ChannelId, next_seq: i32) {
         let Some(list) = self.subs.list(chan) else { return };
-        self.frames.set_close(&list.name, next_seq);
+        self.frames.set_close(list.name(), next_seq);
         self.fan_out(chan, None);
     }
 
@@ -150,9 +150,9 @@ impl<S: Sock> Front<S> {
             }
             let idx = sub.conn;
             let c = &mut self.conns[idx as usize];
-            let (t, chunked) = (c.transport, !c.http10);
+            let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));
             let ends = closing || !t.is_streaming();
-            c.last_frame = now;
+            c.tick = now;
             // Only long polls have a callback, and a long poll always ends here.
             let cb = c.extra.as_mut().and_then(|e| e.cb.take());
             let ok = match cb {
@@ -191,11 +191,12 @@ impl<S: Sock> Front<S> {
             sent += u64::from(ok);
             if ends {
                 let c = &mut self.conns[idx as usize];
-                if std::mem::take(&mut c.subscriber) {
+                if c.flags.take(Flags::SUBSCRIBER) {
                     self.shared.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
                 }
                 if c.state == State::Waiting {
                     c.state = State::Idle;
+                    c.tick = 0;
                 }
                 let (_, empty) = self.subs.remove_of_conn(&mut c.first_sub, this);
                 removed += 1;

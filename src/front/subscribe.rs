@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::State;
+use super::conn::{Flags, State};
 use super::request::Request;
 use super::transport::{self, Frame};
 use super::{Front, Sock, Transport};
@@ -84,7 +84,7 @@ impl<S: Sock> Front<S> {
         if req.http10 {
             // Without chunking, only closing the connection ends the response
             // (icomet's bogus `Content-Length: 0` here is §11.7).
-            self.conns[idx as usize].keep_alive = false;
+            self.conns[idx as usize].flags.set(Flags::KEEP_ALIVE, false);
         }
         let result = self.shared.channels.subscribe(SubscribeReq {
             name: sp.cname,
@@ -93,7 +93,7 @@ impl<S: Sock> Front<S> {
             worker: self.worker,
             long_poll: !t.is_streaming(),
         });
-        let keep_alive = self.conns[idx as usize].keep_alive;
+        let keep_alive = self.conns[idx as usize].flags.has(Flags::KEEP_ALIVE);
         let mut out = Vec::with_capacity(512);
         t.head(&mut out, req.http10, keep_alive, result.is_ok(), &self.date);
         t.prologue(&mut out, chunked, result.is_ok(), self.settings.sse_retry_ms);
@@ -137,9 +137,9 @@ impl<S: Sock> Front<S> {
         let c = &mut self.conns[idx as usize];
         c.state = State::Waiting;
         c.transport = t;
-        c.subscriber = true;
+        c.flags.set(Flags::SUBSCRIBER, true);
         c.noop = sp.noop;
-        c.last_frame = now;
+        c.tick = now;
         if let Some(cb) = sp.cb {
             c.extra().cb = Some(cb.into());
         }
@@ -164,11 +164,12 @@ impl<S: Sock> Front<S> {
     /// it leaves its channels and its counters.
     pub(super) fn leave(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        if std::mem::take(&mut c.subscriber) {
+        if c.flags.take(Flags::SUBSCRIBER) {
             self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
         if c.state == State::Waiting {
             c.state = State::Idle;
+            c.tick = 0;
         }
         if let Some(e) = c.extra.as_mut() {
             e.cb = None;

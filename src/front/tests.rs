@@ -64,7 +64,7 @@ fn records_stay_small() {
     // idle subscriber costs in user space (with its channel's list entry
     // and the channel table's slot); keep them from growing unnoticed.
     assert!(
-        std::mem::size_of::<conn::Conn<crate::worker::sys::Socket>>() <= 56,
+        std::mem::size_of::<conn::Conn<crate::worker::sys::Socket>>() <= 40,
         "Conn is {} bytes",
         std::mem::size_of::<conn::Conn<crate::worker::sys::Socket>>()
     );
