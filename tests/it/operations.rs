@@ -144,7 +144,8 @@ fn a_full_server_refuses_at_once_and_serves_again_when_room_frees() {
     let front = server.front_addr();
     let mut held: Vec<Client> = (0..3).map(|i| sse(front, &format!("full{i}"))).collect();
 
-    // The request is (usually) there when the connection is accepted.
+    // A client that connects and writes at once (its request is at the
+    // server when the connection is accepted, or comes just after).
     let mut late = Client::connect(front);
     late.get("/sse?cname=late");
     expect_refusal(&mut late, "connection limit");
