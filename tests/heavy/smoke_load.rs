@@ -5,11 +5,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-const SUBSCRIBERS: usize = 40_000;
+use crate::support::binary::Binary;
+use crate::support::files::TempDir;
+use crate::support::json;
 
+const SUBSCRIBERS: u64 = 40_000;
+
+/// A child that is not comet (the C floor server); killed when dropped.
 struct Kill(std::process::Child);
 
 impl Drop for Kill {
@@ -19,48 +22,14 @@ impl Drop for Kill {
     }
 }
 
-fn json_number(line: &str, key: &str) -> i64 {
-    let pat = format!("\"{key}\":");
-    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
-    rest.split([',', '}'])
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} not a number"))
-}
-
 #[test]
 fn forty_thousand_subscribers_all_get_a_broadcast() {
-    let dir = std::env::temp_dir().join(format!("comet-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg = dir.join("comet.yaml");
-    std::fs::write(
-        &cfg,
+    let server = Binary::start(
         "log_level: info\nfront:\n  listen: 127.0.0.1:0\n  max_connections: 45000\nadmin:\n  listen: 127.0.0.1:0\n",
-    )
-    .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_comet"))
-        .arg("-c")
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start comet");
-    let stderr = server.stderr.take().expect("stderr");
-    let server = Kill(server);
-    // The server logs its bound addresses; everything else it logs is echoed.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("server: {line}");
-            if let Some(rest) = line.split("listening: front ").nth(1) {
-                let _ = tx.send(rest.to_string());
-            }
-        }
-    });
-    let addrs = rx.recv_timeout(Duration::from_secs(30)).expect("server listening");
-    let (front, admin) = addrs.split_once(", admin ").expect("both addresses");
-    let line = run_load(
-        front.trim(),
-        admin.trim(),
+    );
+    let summary = run_load(
+        &server.front().to_string(),
+        &server.admin().to_string(),
         SUBSCRIBERS,
         &[
             // The pacing tools/c1000k uses, at its tightest: each thread
@@ -70,15 +39,14 @@ fn forty_thousand_subscribers_all_get_a_broadcast() {
             "1",
         ],
     );
-    drop(server);
-    assert_everyone_got_it(&line, SUBSCRIBERS, 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop();
+    assert_everyone_got_it(&summary, SUBSCRIBERS, 1);
 }
 
 /// Runs comet-load against `front`/`admin`: `n` SSE subscribers over 100
 /// channels, one broadcast, unless `extra` (given last, so it wins) says
-/// otherwise. Returns its JSON line; panics if there is none.
-fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
+/// otherwise. Returns its JSON summary; panics if there is none.
+fn run_load(front: &str, admin: &str, n: u64, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_comet-load"))
         .args(["--front", front, "--admin", admin])
         .args(["--connections", &n.to_string(), "--rate", "10000", "--channels", "100"])
@@ -101,23 +69,28 @@ fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
     let line = stdout
         .lines()
         .rev()
-        .find(|l| l.starts_with("{\"comet_load\":"))
-        .expect("JSON summary line")
-        .to_string();
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary line in {stdout:?}"));
+    let summary = json(line);
+    assert_eq!(summary["comet_load"], 1, "{line}");
     assert!(out.status.success(), "comet-load failed: {line}");
-    line
+    summary
 }
 
 /// Every subscriber connected, and got each of `messages` exactly once.
-fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
-    let n = subscribers as i64;
-    assert_eq!(json_number(line, "established"), n, "{line}");
-    assert_eq!(json_number(line, "ready"), n, "{line}");
-    assert_eq!(json_number(line, "connect_errors"), 0, "{line}");
-    assert_eq!(json_number(line, "error_total"), 0, "{line}");
-    assert_eq!(json_number(line, "deliveries"), n * messages, "{line}");
-    assert_eq!(json_number(line, "missing"), 0, "{line}");
-    assert_eq!(json_number(line, "duplicates"), 0, "{line}");
+fn assert_everyone_got_it(summary: &serde_json::Value, n: u64, messages: u64) {
+    let count = |key: &str| {
+        summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not a count in {summary}"))
+    };
+    assert_eq!(count("established"), n, "{summary}");
+    assert_eq!(count("ready"), n, "{summary}");
+    assert_eq!(count("connect_errors"), 0, "{summary}");
+    assert_eq!(count("error_total"), 0, "{summary}");
+    assert_eq!(count("deliveries"), n * messages, "{summary}");
+    assert_eq!(count("missing"), 0, "{summary}");
+    assert_eq!(count("duplicates"), 0, "{summary}");
 }
 
 /// tools/bench/sse_floor.c, the bare server c1000k's figures are compared
@@ -125,9 +98,8 @@ fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
 /// comparison measures a server that does less than the protocol asks.
 #[test]
 fn the_c1000k_floor_passes_the_same_checks() {
-    let dir = std::env::temp_dir().join(format!("comet-floor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let bin = dir.join("sse_floor");
+    let dir = TempDir::new("floor");
+    let bin = dir.path().join("sse_floor");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench/sse_floor.c");
     let built = Command::new("cc")
         .args(["-O2", "-pthread", "-o"])
@@ -151,12 +123,12 @@ fn the_c1000k_floor_passes_the_same_checks() {
     let admin = rest.split(',').next().expect(&first);
     // Reader threads sleep between partial batches (comet-load --help):
     // every delivery must still arrive.
-    let line = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
-    assert_everyone_got_it(&line, 3_000, 1);
+    let summary = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
+    assert_everyone_got_it(&summary, 3_000, 1);
     // Pipelined /push (comet-load sends a window of them at once) to more
     // channels than the floor's frame table has slots: one message in
     // flight at a time, and no subscriber framed with another's channel.
-    let line = run_load(
+    let summary = run_load(
         front,
         admin,
         6_000,
@@ -172,6 +144,5 @@ fn the_c1000k_floor_passes_the_same_checks() {
         ],
     );
     drop(floor);
-    assert_everyone_got_it(&line, 6_000, 2);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_everyone_got_it(&summary, 6_000, 2);
 }

@@ -203,7 +203,7 @@ fn post_chunked_body_overrides_query() {
     let r = s
         .connect()
         .request("POST /sign HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=ch");
-    assert!(r.body().starts_with(r#"{"type":"sign","cname":"ch","seq":1,"#), "{r:?}");
+    assert_eq!(sign_fields(r.body(), None, "ch").0, 1, "{r:?}");
 }
 
 #[test]
@@ -331,17 +331,30 @@ fn channel_limit_gives_429_too_many_channels() {
     s.get("/push?cname=a&content=y").assert("HTTP/1.1 200 OK", JS, OK);
 }
 
-/// Splits a sign reply into (seq, token, expires, sub_timeout).
-fn sign_fields(body: &str, prefix: &str) -> (i32, String, i32, i32) {
-    let rest = body
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("{body:?} does not start with {prefix:?}"));
-    let (seq, rest) = rest.split_once(",\"token\":\"").expect("token");
-    let (token, rest) = rest.split_once("\",\"expires\":").expect("expires");
-    let (expires, rest) = rest.split_once(",\"sub_timeout\":").expect("sub_timeout");
-    let (sub_timeout, _) = rest.split_once('}').expect("close brace");
-    let n = |s: &str| s.parse::<i32>().expect("number");
-    (n(seq), token.to_string(), n(expires), n(sub_timeout))
+/// Reads a sign reply for `cname` (`{...}\n`, or `cb({...});\n` with a
+/// callback) with serde_json; checks that it is exactly the bytes icomet
+/// writes (its members in icomet's order) and returns (seq, token, expires,
+/// sub_timeout).
+fn sign_fields(body: &str, cb: Option<&str>, cname: &str) -> (i64, String, i64, i64) {
+    let inner = match cb {
+        Some(cb) => body
+            .strip_prefix(&format!("{cb}("))
+            .and_then(|b| b.strip_suffix(");\n")),
+        None => body.strip_suffix('\n'),
+    };
+    let inner = inner.unwrap_or_else(|| panic!("{body:?} is not a sign reply with callback {cb:?}"));
+    let v = support::json(inner);
+    assert_eq!(v["type"], "sign", "{body:?}");
+    assert_eq!(v["cname"], cname, "{body:?}");
+    let n = |key: &str| v[key].as_i64().unwrap_or_else(|| panic!("{key} in {body:?}"));
+    let (seq, expires, sub_timeout) = (n("seq"), n("expires"), n("sub_timeout"));
+    let token = v["token"].as_str().expect("a token").to_string();
+    let exact = format!(
+        "{{\"type\":\"sign\",\"cname\":{},\"seq\":{seq},\"token\":\"{token}\",\"expires\":{expires},\"sub_timeout\":{sub_timeout}}}",
+        serde_json::to_string(cname).expect("a JSON string")
+    );
+    assert_eq!(inner, exact);
+    (seq, token, expires, sub_timeout)
 }
 
 #[test]
@@ -352,8 +365,7 @@ fn sign_returns_the_same_token_and_its_fields() {
     }));
     let r = s.get("/sign?cname=s1&expires=100&cb=s1");
     r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
-    assert!(r.body().ends_with("});\n"), "{r:?}");
-    let (seq, token, expires, sub_timeout) = sign_fields(r.body(), "s1({\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    let (seq, token, expires, sub_timeout) = sign_fields(r.body(), Some("s1"), "s1");
     assert_eq!((seq, expires, sub_timeout), (1, 100, 7));
     assert_eq!(token.len(), 32);
     assert!(
@@ -363,8 +375,8 @@ fn sign_returns_the_same_token_and_its_fields() {
     s.get("/push?cname=s1&content=a").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/push?cname=s1&content=b").assert("HTTP/1.1 200 OK", JS, OK);
     let r = s.get("/sign?cname=s1");
-    assert!(r.body().ends_with("}\n") && !r.body().contains('('), "{r:?}");
-    let (seq, again, expires, _) = sign_fields(r.body(), "{\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
+    let (seq, again, expires, _) = sign_fields(r.body(), None, "s1");
     assert_eq!(again, token, "re-signing keeps the token");
     assert_eq!(
         (seq, expires),
@@ -373,11 +385,7 @@ fn sign_returns_the_same_token_and_its_fields() {
     );
     // Empty cb wraps too; the name is JSON-escaped.
     let r = s.get("/sign?cname=q%22x&cb=");
-    assert!(
-        r.body()
-            .starts_with("({\"type\":\"sign\",\"cname\":\"q\\\"x\",\"seq\":1,"),
-        "{r:?}"
-    );
+    assert_eq!(sign_fields(r.body(), Some(""), "q\"x").0, 1);
 }
 
 #[test]
@@ -504,10 +512,7 @@ fn lenient_query_keeps_what_it_can() {
         vec![r#"{"type":"data","cname":"q5","seq":1,"content":"{\"a\":1}"}"#]
     );
     let r = s.get("/sign?CNAME=q5");
-    assert!(
-        r.body().starts_with("{\"type\":\"sign\",\"cname\":\"q5\",\"seq\":1,"),
-        "{r:?}"
-    );
+    assert_eq!(sign_fields(r.body(), None, "q5").0, 1, "{r:?}");
     s.get("/check?cname=q5")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"q5\": 1}\n");
     assert!(!s.channels().exists(""), "nothing went to the channel \"\"");

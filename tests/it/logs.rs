@@ -2,7 +2,10 @@
 //! log at debug level (without the admin key), and `RUST_LOG` over
 //! `log_level`.
 
-use crate::support::{request, Comet};
+use std::net::SocketAddr;
+
+use crate::support::binary::Binary;
+use crate::support::{json, Client};
 
 const KEY: &str = "s3cret-admin-key";
 
@@ -13,6 +16,19 @@ fn yaml(level: &str, format: &str) -> String {
          front: {{listen: \"127.0.0.1:0\", max_connections: 100}}\n\
          admin: {{listen: \"127.0.0.1:0\", threads: 1, allow: [], deny: [], key: {KEY}}}\n"
     )
+}
+
+/// Sends `raw` (a whole request) on a fresh connection; the status code.
+fn request(addr: SocketAddr, raw: &str) -> u16 {
+    Client::connect(addr).request(raw).code()
+}
+
+/// `line` parsed as JSON, which must be an object.
+fn object(line: &str) -> serde_json::Map<String, serde_json::Value> {
+    match json(line) {
+        serde_json::Value::Object(o) => o,
+        other => panic!("not an object: {other}"),
+    }
 }
 
 /// `s` is RFC 3339 in UTC with milliseconds: `2026-11-21T09:05:03.042Z`.
@@ -38,26 +54,24 @@ fn is_rfc3339_millis(s: &str) -> bool {
 
 #[test]
 fn json_format_prints_only_json_lines_with_every_member() {
-    let mut comet = Comet::start(&yaml("debug", "json"), None);
+    let comet = Binary::start(&yaml("debug", "json"));
     let admin = comet.admin();
-    let (status, _) = request(
+    let status = request(
         admin,
         &format!("GET /info?cname=a&key={KEY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(status, 200);
-    let (status, _) = request(
+    let status = request(
         admin,
         &format!("GET /check?cname=b HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(status, 200);
-    comet.line_with("/check?cname=b");
+    comet.wait_log("/check?cname=b");
     let lines = comet.stop();
     assert!(lines.len() >= 4, "{lines:#?}");
     let mut access = Vec::new();
     for line in &lines {
-        let v: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-        let o = v.as_object().unwrap_or_else(|| panic!("not an object: {line}"));
+        let o = object(line);
         let mut members: Vec<&str> = o.keys().map(String::as_str).collect();
         members.sort_unstable();
         assert_eq!(members, ["fields", "level", "message", "target", "time"], "{line}");
@@ -74,7 +88,7 @@ fn json_format_prints_only_json_lines_with_every_member() {
         assert!(o["fields"].is_object(), "{line}");
         assert!(!line.contains(KEY), "the admin key reached the log: {line}");
         if o["target"] == "comet::admin::access" {
-            access.push(v.clone());
+            access.push(serde_json::Value::Object(o));
         }
     }
     assert_eq!(access.len(), 2, "one access line per request: {access:#?}");
@@ -92,17 +106,17 @@ fn json_format_prints_only_json_lines_with_every_member() {
 
 #[test]
 fn text_format_access_line_at_debug_has_no_key() {
-    let mut comet = Comet::start(&yaml("debug", "text"), None);
+    let comet = Binary::start(&yaml("debug", "text"));
     let admin = comet.admin();
     let head = format!("GET /info?KEY={KEY}&cname=x HTTP/1.1\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head).0, 200);
+    assert_eq!(request(admin, &head), 200);
     // A wrong key is logged with its status, and masked as well.
     let head = "GET /info?key=wrong-guess HTTP/1.1\r\nConnection: close\r\n\r\n";
-    assert_eq!(request(admin, head).0, 401);
-    let line = comet.line_with("GET /info?KEY=***&cname=x 200 ");
+    assert_eq!(request(admin, head), 401);
+    let line = comet.wait_log("GET /info?KEY=***&cname=x 200 ");
     assert!(line.contains(" DEBUG comet::admin::access]"), "{line}");
     assert!(line.contains("ms 127.0.0.1:"), "{line}");
-    let line = comet.line_with("GET /info?key=*** 401 ");
+    let line = comet.wait_log("GET /info?key=*** 401 ");
     assert!(!line.contains("wrong-guess"), "{line}");
     for line in comet.stop() {
         assert!(!line.contains(KEY), "the admin key reached the log: {line}");
@@ -112,28 +126,35 @@ fn text_format_access_line_at_debug_has_no_key() {
 
 #[test]
 fn no_access_lines_at_info() {
-    let comet = Comet::start(&yaml("info", "json"), None);
+    let comet = Binary::start(&yaml("info", "json"));
     let admin = comet.admin();
     let head = format!("GET /info HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head).0, 200);
-    let lines = comet.stop();
-    assert!(
-        lines.iter().any(|l| l.contains("\"message\":\"stopped\"")),
+    assert_eq!(request(admin, &head), 200);
+    let lines: Vec<_> = comet.stop().iter().map(|l| object(l)).collect();
+    assert_eq!(
+        lines.iter().filter(|o| o["message"] == "stopped").count(),
+        1,
         "{lines:#?}"
     );
-    assert!(!lines.iter().any(|l| l.contains("comet::admin::access")), "{lines:#?}");
+    assert!(
+        lines.iter().all(|o| o["target"] != "comet::admin::access"),
+        "{lines:#?}"
+    );
 }
 
 #[test]
 fn rust_log_overrides_log_level() {
     // log_level error would hide the startup line; RUST_LOG shows it, and
     // selects the access log alone at debug.
-    let mut comet = Comet::start(&yaml("error", "json"), Some("info,comet::admin::access=debug"));
+    let comet = Binary::launch(&yaml("error", "json"))
+        .env("RUST_LOG", Some("info,comet::admin::access=debug"))
+        .start();
     let admin = comet.admin();
     let head = format!("GET /info HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n");
-    assert_eq!(request(admin, &head).0, 200);
-    let line = comet.line_with("comet::admin::access");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-    assert_eq!(v["fields"]["path"], "/info");
+    assert_eq!(request(admin, &head), 200);
+    let line = comet.wait_log("comet::admin::access");
+    let o = object(&line);
+    assert_eq!(o["target"], "comet::admin::access", "{line}");
+    assert_eq!(o["fields"]["path"], "/info", "{line}");
     comet.stop();
 }

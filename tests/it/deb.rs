@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{repo, without_comet_env, TempDir};
+use crate::support::binary::hermetic;
+use crate::support::files::{repo, TempDir};
 
 fn run(cmd: &mut Command) -> Output {
     let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -154,5 +155,5 @@ fn deb_package_holds_the_server_config_unit_and_sysctl() {
         .arg("--check-config")
         .arg("-c")
         .arg(root.join("etc/comet/comet.yaml"));
-    assert_eq!(text(&run(without_comet_env(&mut check))), "config OK\n");
+    assert_eq!(text(&run(hermetic(&mut check))), "config OK\n");
 }

@@ -1,21 +1,18 @@
 //! The deployment files under `deploy/` that need no browser: the systemd
 //! unit (checked by `systemd-analyze` where it exists), the sysctl drop-in,
-//! and the Grafana dashboard against a real `/metrics` answer. The nginx
-//! recipe is `nginx`, the Debian package `deb`.
+//! the Grafana dashboard against a real `/metrics` answer, and the nginx
+//! recipe's timeouts. The Debian package is `deb`; nginx with Chromium is
+//! the heavy tier's `nginx`.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 
 use comet::config::Config;
 
-use crate::support::{eventually, get, repo, Comet, TempDir, WAIT};
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
+use crate::support::binary::Binary;
+use crate::support::files::{read_repo as read, TempDir};
+use crate::support::{eventually, get, json, Client};
 
 /// Whether `systemd-analyze` can run here; prints why a test is skipped.
 fn systemd_analyze(test: &str) -> bool {
@@ -304,27 +301,24 @@ fn grafana_dashboard_queries_only_metrics_comet_exports() {
 
     // A real /metrics answer after a delivery and some admin requests, so
     // that metrics which appear only once used are there.
-    let comet = Comet::start(
+    let comet = Binary::start(
         "workers: 1\nfront: {listen: \"127.0.0.1:0\", max_connections: 100}\n\
          admin: {listen: \"127.0.0.1:0\", threads: 1}\n",
-        Some("info"),
     );
-    let mut sub = TcpStream::connect(comet.front()).expect("connect");
-    sub.set_read_timeout(Some(WAIT)).expect("timeout");
-    sub.write_all(b"GET /sub?cname=dash&seq=1 HTTP/1.1\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    let mut sub = Client::connect(comet.front());
+    sub.send(b"GET /sub?cname=dash&seq=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
     eventually("a subscriber", || {
-        get(comet.admin(), "/info?cname=dash")
-            .1
-            .ends_with("\"subscribers\": 1}\n")
+        json(&get(comet.admin(), "/info?cname=dash").2) == serde_json::json!({"cname": "dash", "subscribers": 1})
     });
-    assert_eq!(get(comet.admin(), "/push?cname=dash&content=x").0, 200);
-    let mut reply = String::new();
-    sub.read_to_string(&mut reply).expect("the long poll ends");
-    assert!(reply.contains("\"content\":\"x\""), "{reply}");
-    let (status, text) = get(comet.admin(), "/metrics");
-    assert_eq!(status, 200);
-    let text = text.split_once("\r\n\r\n").expect("a head and a body").1.to_string();
+    assert_eq!(get(comet.admin(), "/push?cname=dash&content=x").0, "HTTP/1.1 200 OK");
+    let reply = sub.read_response(false);
+    assert_eq!(reply.code(), 200, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"type": "data", "cname": "dash", "seq": 1, "content": "x"})
+    );
+    let (status, _, text) = get(comet.admin(), "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
     comet.stop();
     let exported: BTreeSet<&str> = text
         .lines()
@@ -336,7 +330,7 @@ fn grafana_dashboard_queries_only_metrics_comet_exports() {
         if exported.contains(name.as_str()) {
             assert!(
                 !pending,
-                "{name} is in /metrics now: remove it from PENDING in tests/ops/deploy.rs"
+                "{name} is in /metrics now: remove it from PENDING in tests/it/deploy.rs"
             );
         } else {
             assert!(
@@ -351,4 +345,28 @@ fn grafana_dashboard_queries_only_metrics_comet_exports() {
             "PENDING lists {name}, which the dashboard does not use"
         );
     }
+}
+
+#[test]
+fn nginx_read_timeouts_outlast_the_polling_timeout() {
+    // comet writes to an idle subscriber every front.polling_timeout seconds;
+    // a proxy that gives up sooner cuts healthy subscriptions.
+    let shipped = read("deploy/nginx/comet.conf");
+    let polling = u64::from(Config::default().front.polling_timeout);
+    let mut timeouts = 0;
+    for line in shipped.lines().map(str::trim) {
+        for directive in ["proxy_read_timeout ", "proxy_send_timeout ", "send_timeout "] {
+            if let Some(value) = line.strip_prefix(directive) {
+                let secs: u64 = value
+                    .trim_end_matches(';')
+                    .trim_end_matches('s')
+                    .parse()
+                    .expect("seconds");
+                assert!(secs > 2 * polling, "{line}: should be well above {polling} s");
+                timeouts += 1;
+            }
+        }
+    }
+    assert_eq!(timeouts, 6, "three timeouts in each of the two proxied locations");
+    assert!(shipped.contains("proxy_buffering off;") && shipped.contains("proxy_request_buffering off;"));
 }

@@ -6,7 +6,7 @@
 //!
 //! A missing nginx, chromium, openssl or node fails this test with what to
 //! install; it never skips. `./tools/test` installs them when missing. Run it
-//! alone with `cargo test --test ops nginx -- --nocapture`.
+//! alone with `cargo test --test heavy nginx -- --nocapture`.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,17 +14,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{repo, Comet, TempDir, WAIT};
+use crate::node;
+use crate::support::binary::Binary;
+use crate::support::files::{read_repo, TempDir};
+use crate::support::WAIT;
 
 /// The node test takes some 20 s; this only stops a hung browser.
 const NODE_LIMIT: Duration = Duration::from_secs(300);
 
 fn nginx_bin() -> PathBuf {
     std::env::var_os("COMET_NGINX").map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from)
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("COMET_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// A loopback port nobody listened on a moment ago.
@@ -110,7 +109,7 @@ impl Drop for Nginx {
 /// Starts nginx on fresh loopback ports (again with new ports if another
 /// process took one in between); returns it with its https and http ports.
 fn start_nginx(dir: &Path, front: SocketAddr) -> (Nginx, u16, u16) {
-    let shipped = std::fs::read_to_string(repo().join("deploy/nginx/comet.conf")).expect("read the nginx config");
+    let shipped = read_repo("deploy/nginx/comet.conf");
     std::fs::write(dir.join("nginx.conf"), main_conf(dir)).expect("write nginx.conf");
     let mut last_error = String::new();
     for _ in 0..5 {
@@ -194,68 +193,9 @@ fn make_certificate(dir: &Path) {
     );
 }
 
-/// Runs the node test with these origins; returns its TAP output.
-fn run_node(https: u16, plain: u16, admin: SocketAddr) -> String {
-    let dir = repo().join("tests/browser");
-    let mut child = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-reporter=tap", "deploy/"])
-        .current_dir(&dir)
-        .env("COMET_CHROMIUM", chromium())
-        .env("COMET_DEPLOY_URL", format!("https://127.0.0.1:{https}"))
-        .env("COMET_DEPLOY_HTTP", format!("http://127.0.0.1:{plain}"))
-        .env("COMET_DEPLOY_ADMIN", format!("http://{admin}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node ({e}): run ./tools/test, which installs it"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        out
-    });
-    let deadline = Instant::now() + NODE_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the node test ran longer than {NODE_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = reader.join().expect("reader thread");
-    println!("{output}");
-    assert!(
-        status.success(),
-        "the node test failed ({status}); see its output above"
-    );
-    output
-}
-
-/// A count from node's test summary (`# pass 12`).
-fn summary(output: &str, key: &str) -> Option<u32> {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("# {key} "))?.trim().parse().ok())
-}
-
 /// Fails early, saying what to install, when a tool is missing.
 fn check_tools() {
-    let browser_dir = repo().join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run ./tools/test, or npm ci in {}",
-        browser_dir.display()
-    );
-    assert!(
-        chromium().exists(),
-        "{} is missing: run ./tools/test (it installs chromium)",
-        chromium().display()
-    );
+    node::check_tools();
     assert!(
         nginx_bin().exists(),
         "{} is missing: run ./tools/test (it installs nginx) or apt-get install -y nginx",
@@ -268,16 +208,22 @@ fn nginx_recipe_serves_chromium_over_http2() {
     check_tools();
     let dir = TempDir::new("nginx");
     make_certificate(dir.path());
-    let comet = Comet::start(
+    let comet = Binary::start(
         "workers: 1\nfront:\n  listen: \"127.0.0.1:0\"\n  max_connections: 2000\n\
          admin:\n  listen: \"127.0.0.1:0\"\n  threads: 1\n",
-        Some("info"),
     );
     let (nginx, https, plain) = start_nginx(dir.path(), comet.front());
-    let output = run_node(https, plain, comet.admin());
-    assert_eq!(summary(&output, "fail"), Some(0), "node reported failures");
+    let output = node::run(
+        &["deploy/"],
+        &[
+            ("COMET_DEPLOY_URL", format!("https://127.0.0.1:{https}")),
+            ("COMET_DEPLOY_HTTP", format!("http://127.0.0.1:{plain}")),
+            ("COMET_DEPLOY_ADMIN", format!("http://{}", comet.admin())),
+        ],
+        NODE_LIMIT,
+    );
     assert!(
-        summary(&output, "pass").is_some_and(|n| n >= 6),
+        node::summary(&output, "pass").is_some_and(|n| n >= 6),
         "node ran too few tests"
     );
 
@@ -304,28 +250,6 @@ fn nginx_recipe_serves_chromium_over_http2() {
             "{path} not all over HTTP/2:\n{text}"
         );
     }
-}
-
-#[test]
-fn nginx_read_timeouts_outlast_the_polling_timeout() {
-    // comet writes to an idle subscriber every front.polling_timeout seconds;
-    // a proxy that gives up sooner cuts healthy subscriptions.
-    let shipped = std::fs::read_to_string(repo().join("deploy/nginx/comet.conf")).expect("read");
-    let polling = u64::from(comet::config::Config::default().front.polling_timeout);
-    let mut timeouts = 0;
-    for line in shipped.lines().map(str::trim) {
-        for directive in ["proxy_read_timeout ", "proxy_send_timeout ", "send_timeout "] {
-            if let Some(value) = line.strip_prefix(directive) {
-                let secs: u64 = value
-                    .trim_end_matches(';')
-                    .trim_end_matches('s')
-                    .parse()
-                    .expect("seconds");
-                assert!(secs > 2 * polling, "{line}: should be well above {polling} s");
-                timeouts += 1;
-            }
-        }
-    }
-    assert_eq!(timeouts, 6, "three timeouts in each of the two proxied locations");
-    assert!(shipped.contains("proxy_buffering off;") && shipped.contains("proxy_request_buffering off;"));
+    // comet served all of it and stops cleanly.
+    comet.stop();
 }
