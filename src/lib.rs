@@ -29,8 +29,10 @@
 //! | [`per_ip`] | connections per client address | sockets |
 //! | [`logging`] | text or JSON log lines, switchable at run time | what is logged |
 //! | [`malloc`] | glibc allocator settings | everything else |
+//! | [`auth`] | JWT subscribe tokens: the key, verification, the refusal reasons | sockets, channels |
 //! | [`fuzzing`] | the fuzz targets' property checks (no server, no sockets) | — |
 pub mod admin;
+pub mod auth;
 pub mod channel;
 pub mod channels;
 pub mod config;
