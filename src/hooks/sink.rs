@@ -72,9 +72,17 @@ pub struct EventSink {
     publish: bool,
 }
 
+/// The events waiting, oldest first.
+struct Queue {
+    events: VecDeque<HookEvent>,
+    /// When the oldest waiting event was pushed (for events left behind by
+    /// a partial drain: when they were left).
+    first_at: Option<Instant>,
+}
+
 /// What the pushers and the task share.
 struct Shared {
-    queue: Mutex<VecDeque<HookEvent>>,
+    queue: Mutex<Queue>,
     /// Wakes the task: on the first event of an empty queue, and when the
     /// queue reaches a full batch.
     wake: Notify,
@@ -110,7 +118,10 @@ impl EventSink {
         }
         let uri = parse_url(&config.events_url, "events_url")?;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::with_capacity(config.events_queue_max)),
+            queue: Mutex::new(Queue {
+                events: VecDeque::with_capacity(config.events_queue_max),
+                first_at: None,
+            }),
             wake: Notify::new(),
             queue_max: config.events_queue_max,
             batch_max: config.events_batch_max,
@@ -148,12 +159,15 @@ impl EventSink {
         let shared = &*self.shared;
         let len = {
             let mut queue = lock(&shared.queue);
-            if queue.len() >= shared.queue_max {
-                queue.pop_front();
+            if queue.events.len() >= shared.queue_max {
+                queue.events.pop_front();
                 shared.counters.dropped_overflow.fetch_add(1, Ordering::Relaxed);
             }
-            queue.push_back(event);
-            queue.len()
+            if queue.events.is_empty() {
+                queue.first_at = Some(Instant::now());
+            }
+            queue.events.push_back(event);
+            queue.events.len()
         };
         if len == 1 || len == shared.batch_max {
             shared.wake.notify_one();
@@ -172,7 +186,7 @@ impl EventSink {
             dropped_shutdown: get(&c.dropped_shutdown),
             failures: get(&c.failures),
             retries: get(&c.retries),
-            queued: lock(&self.shared.queue).len() as u64,
+            queued: lock(&self.shared.queue).events.len() as u64,
         }
     }
 
@@ -198,14 +212,19 @@ impl Sender {
     async fn run(mut self) {
         let shared = Arc::clone(&self.shared);
         let mut backoff = self.retry_initial;
+        // Whether a POST just finished: events that came meanwhile go at once.
+        let mut backlog = false;
         loop {
-            if !self.wait_for_batch().await {
+            if !self.wait_for_batch(backlog).await {
                 return;
             }
+            backlog = true;
             let batch: Vec<HookEvent> = {
                 let mut queue = lock(&shared.queue);
-                let n = queue.len().min(shared.batch_max);
-                queue.drain(..n).collect()
+                let n = queue.events.len().min(shared.batch_max);
+                let batch = queue.events.drain(..n).collect();
+                queue.first_at = (!queue.events.is_empty()).then(Instant::now);
+                batch
             };
             if batch.is_empty() {
                 continue;
@@ -224,7 +243,15 @@ impl Sender {
                     Some(d) => self.timeout.min(d.saturating_duration_since(Instant::now())),
                     None => self.timeout,
                 };
-                match self.client.post(body.clone(), timeout).await {
+                let answer = tokio::select! {
+                    answer = self.client.post(body.clone(), timeout) => answer,
+                    () = past_deadline(self.stop.clone()) => {
+                        let left = lock(&shared.queue).events.len() as u64;
+                        counters.dropped_shutdown.fetch_add(count + left, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                match answer {
                     Ok(status) if status.is_success() => {
                         counters.sent.fetch_add(count, Ordering::Relaxed);
                         counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +276,7 @@ impl Sender {
                 }
                 if !self.pause(backoff).await {
                     // Shutdown deadline passed with this batch unsent.
-                    let left = lock(&shared.queue).len() as u64;
+                    let left = lock(&shared.queue).events.len() as u64;
                     counters.dropped_shutdown.fetch_add(count + left, Ordering::Relaxed);
                     return;
                 }
@@ -273,16 +300,19 @@ impl Sender {
     }
 
     /// Waits until a batch should go: `batch_max` events queued, or
-    /// `batch_wait` after the first one arrived; at once when events piled
-    /// up during the previous send (they have waited already) or when
+    /// `batch_wait` after the oldest waiting event was pushed; at once when
+    /// `backlog` (events that queued up while the previous POST was in
+    /// flight have waited enough: the application sets the pace) or when
     /// shutting down. False when the task should end (shutting down and
     /// nothing queued, or past the deadline).
-    async fn wait_for_batch(&mut self) -> bool {
+    async fn wait_for_batch(&mut self, mut backlog: bool) -> bool {
         let shared = Arc::clone(&self.shared);
-        let mut waited = false;
         // Wait for a first event.
-        loop {
-            let queued = lock(&shared.queue).len();
+        let first_at = loop {
+            let (queued, first_at) = {
+                let queue = lock(&shared.queue);
+                (queue.events.len(), queue.first_at)
+            };
             if let Some(deadline) = self.deadline() {
                 if queued == 0 {
                     return false;
@@ -296,21 +326,22 @@ impl Sender {
                 }
                 return true;
             }
-            if queued > 0 {
-                break;
+            if queued > 0 && backlog {
+                return true;
             }
-            waited = true;
+            if queued > 0 {
+                break first_at.unwrap_or_else(Instant::now);
+            }
+            // What arrives from now on did not wait through a POST.
+            backlog = false;
             tokio::select! {
                 () = shared.wake.notified() => {}
                 () = self.stop_changed() => {}
             }
-        }
-        if !waited {
-            return true;
-        }
+        };
         // Gather more until the batch is full or its time is up.
-        let until = Instant::now() + self.batch_wait;
-        while lock(&shared.queue).len() < shared.batch_max && self.deadline().is_none() {
+        let until = first_at + self.batch_wait;
+        while lock(&shared.queue).events.len() < shared.batch_max && self.deadline().is_none() {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => break,
                 () = shared.wake.notified() => {}
@@ -337,8 +368,27 @@ impl Sender {
     }
 }
 
+/// Completes once a shutdown deadline is set and has passed, or at once
+/// when every [`EventSink`] is gone.
+async fn past_deadline(mut stop: watch::Receiver<Option<Instant>>) {
+    loop {
+        let deadline = *stop.borrow_and_update();
+        match deadline {
+            Some(deadline) => {
+                tokio::time::sleep_until(deadline).await;
+                return;
+            }
+            None => {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Locks the queue; a panic while it was held leaves a valid queue, so
 /// poisoning is ignored.
-fn lock(queue: &Mutex<VecDeque<HookEvent>>) -> MutexGuard<'_, VecDeque<HookEvent>> {
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
