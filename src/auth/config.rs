@@ -16,6 +16,9 @@ pub const SECTION: &str = "front.jwt";
 /// minutes are a problem to fix, not to tolerate.
 pub const MAX_LEEWAY_SECS: u32 = 300;
 
+/// Longest accepted `front.jwt.cache_secs` (one day).
+pub const MAX_CACHE_SECS: u32 = 86_400;
+
 /// Shortest accepted HS256 secret in bytes: RFC 7518 section 3.2 requires a
 /// key at least as long as the hash output (256 bits).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
@@ -51,7 +54,8 @@ impl JwtAlgorithm {
 /// How subscribe tokens are verified when `front.auth` is `jwt`.
 ///
 /// Defaults (also the documented values): `algorithm: HS256`, `secret: ""`,
-/// `public_key_file: ""`, `leeway_secs: 5`, `audience: ""`, `issuer: ""`.
+/// `public_key_file: ""`, `leeway_secs: 5`, `audience: ""`, `issuer: ""`,
+/// `cache_max: 10000`, `cache_secs: 300`.
 /// The defaults do not validate: HS256 needs a secret.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,6 +75,14 @@ pub struct JwtConfig {
     pub audience: String,
     /// When not empty, the token's `iss` claim must equal this value.
     pub issuer: String,
+    /// Most (token, channel) pairs whose verification is remembered, so a
+    /// long-poll re-poll or a reconnect with the same token skips the
+    /// signature check (which costs 50-170 us for RS256/ES256); 0 turns the
+    /// cache off. About 130 bytes per entry.
+    pub cache_max: usize,
+    /// Seconds a remembered verification is reused (never past the token's
+    /// own `exp` and leeway).
+    pub cache_secs: u32,
 }
 
 impl Default for JwtConfig {
@@ -82,6 +94,8 @@ impl Default for JwtConfig {
             leeway_secs: 5,
             audience: String::new(),
             issuer: String::new(),
+            cache_max: 10_000,
+            cache_secs: 300,
         }
     }
 }
@@ -132,6 +146,15 @@ impl JwtConfig {
                     format!("must be empty when {SECTION}.algorithm is {alg} (it uses {SECTION}.public_key_file)"),
                 ));
             }
+        }
+        if self.cache_max > 0 && !(1..=MAX_CACHE_SECS).contains(&self.cache_secs) {
+            return Err(invalid(
+                "cache_secs",
+                format!(
+                    "must be between 1 and {MAX_CACHE_SECS} when {SECTION}.cache_max is set (got {})",
+                    self.cache_secs
+                ),
+            ));
         }
         if self.leeway_secs > MAX_LEEWAY_SECS {
             return Err(invalid(

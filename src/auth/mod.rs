@@ -18,7 +18,9 @@ pub mod config;
 mod tests;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -30,6 +32,7 @@ pub use claims::channel_allowed;
 pub use config::{JwtAlgorithm, JwtConfig};
 
 use crate::config::ConfigError;
+use crate::ttl_cache::{KeyHasher, TtlCache};
 use claims::{Claims, Expect};
 
 /// Longest token looked at; longer ones are refused as malformed before any
@@ -132,10 +135,24 @@ pub enum JwtSetupError {
     },
 }
 
-/// Verifies subscribe tokens with the configured key. Cheap to share
-/// (`Send + Sync`, no interior mutability): one per server, or one per worker.
+/// A remembered verification: the grant and the times to check again.
+#[derive(Clone)]
+struct Verified {
+    grant: Grant,
+    exp: f64,
+    nbf: Option<f64>,
+}
+
+/// Verifies subscribe tokens with the configured key. `Send + Sync`: one
+/// per server, shared by the workers (the cache, when on, sits behind a
+/// mutex held for a lookup or an insert).
 pub struct JwtVerifier {
     key: DecodingKey,
+    /// Verifications remembered per (token, cname), when configured.
+    cache: Option<Mutex<TtlCache<Verified>>>,
+    keys: KeyHasher,
+    /// Verifications answered from the cache.
+    cache_hits: AtomicU64,
     validation: Validation,
     algorithm: JwtAlgorithm,
     leeway: u64,
@@ -181,8 +198,17 @@ impl JwtVerifier {
         validation.validate_aud = false;
         validation.leeway = 0;
         let non_empty = |s: &str| (!s.is_empty()).then(|| Box::from(s));
+        let cache = (config.cache_max > 0).then(|| {
+            Mutex::new(TtlCache::new(
+                config.cache_max,
+                Duration::from_secs(u64::from(config.cache_secs)),
+            ))
+        });
         Ok(JwtVerifier {
             key,
+            cache,
+            keys: KeyHasher::new(),
+            cache_hits: AtomicU64::new(0),
             validation,
             algorithm,
             leeway: u64::from(config.leeway_secs),
@@ -196,6 +222,11 @@ impl JwtVerifier {
         self.algorithm
     }
 
+    /// Verifications answered from the cache so far (for `/metrics`).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+
     /// Verifies `token` for a subscription to `cname` now (the system clock).
     pub fn verify(&self, token: &str, cname: &str) -> Result<Grant, JwtError> {
         self.verify_at(token, cname, unix_now())
@@ -204,8 +235,29 @@ impl JwtVerifier {
     /// Verifies `token` for a subscription to `cname` at `now` (seconds since
     /// the epoch): the signature with the configured algorithm and key, then
     /// `exp`/`nbf` with the leeway, `iss` and `aud` when configured, and the
-    /// channel grant ([`channel_allowed`]).
+    /// channel grant ([`channel_allowed`]). With the cache on, a (token,
+    /// cname) pair verified in the last `cache_secs` only has its time rules
+    /// checked again; refusals are never remembered. Cache keys are a keyed
+    /// 128-bit hash of the pair (see `ttl_cache`).
     pub fn verify_at(&self, token: &str, cname: &str, now: u64) -> Result<Grant, JwtError> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token, cname, now).map(|v| v.grant);
+        };
+        let key = self.keys.key(token, cname);
+        let hit = lock(cache).get(key, Instant::now());
+        if let Some(v) = hit {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            // Verified before: only the time rules can have changed.
+            claims::check_time(Some(v.exp), v.nbf, now, self.leeway)?;
+            return Ok(v.grant);
+        }
+        let v = self.verify_uncached(token, cname, now)?;
+        lock(cache).insert(key, v.clone(), Instant::now());
+        Ok(v.grant)
+    }
+
+    /// The whole verification, without the cache.
+    fn verify_uncached(&self, token: &str, cname: &str, now: u64) -> Result<Verified, JwtError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(JwtError::Malformed("longer than 8192 bytes"));
         }
@@ -222,10 +274,16 @@ impl JwtVerifier {
             issuer: self.issuer.as_deref(),
         };
         claims.check(cname, now, &expect)?;
-        Ok(Grant {
-            sub: claims.sub.map(String::into_boxed_str),
-            // check() refused a token without exp; an f64 cast saturates.
-            expires_at: claims.exp.map_or(0, |exp| exp as u64),
+        // check() refused a token without exp.
+        let exp = claims.exp.unwrap_or(0.0);
+        Ok(Verified {
+            grant: Grant {
+                sub: claims.sub.map(String::into_boxed_str),
+                // Fractions dropped; an f64 cast saturates.
+                expires_at: exp as u64,
+            },
+            exp,
+            nbf: claims.nbf,
         })
     }
 
@@ -284,6 +342,12 @@ fn load_public_key(config: &JwtConfig) -> Result<DecodingKey, JwtSetupError> {
     // simply "not valid" with a usable key.
     jsonwebtoken::crypto::verify("", b"probe", &key, library_algorithm(algorithm)).map_err(|e| bad(e.to_string()))?;
     Ok(key)
+}
+
+/// Locks the cache; a panic while it was held leaves it usable (at worst an
+/// entry is missing), so poisoning is ignored.
+fn lock(cache: &Mutex<TtlCache<Verified>>) -> MutexGuard<'_, TtlCache<Verified>> {
+    cache.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The library's name for the configured algorithm.

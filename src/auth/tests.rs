@@ -487,6 +487,49 @@ fn config_parses_from_yaml_with_defaults() {
     assert!(e.to_string().contains("unknown field `leeway`"), "{e}");
 }
 
+#[test]
+fn cache_skips_the_signature_but_not_the_clock() {
+    let v = hs256();
+    let t = mint_hs(&json!({"sub": "u", "cname": "room1", "exp": NOW + 60, "nbf": NOW - 10}));
+    assert!(v.verify_at(&t, "room1", NOW).is_ok());
+    assert_eq!(v.cache_hits(), 0);
+    assert_eq!(v.verify_at(&t, "room1", NOW + 1).map(|g| g.sub), Ok(Some("u".into())));
+    assert_eq!(v.cache_hits(), 1);
+    // Another channel is another key, and is refused on its own merits.
+    assert_eq!(v.verify_at(&t, "room2", NOW), Err(JwtError::ChannelNotAllowed));
+    assert_eq!(v.cache_hits(), 1);
+    // From the cache, time still runs out, and nbf still holds.
+    assert_eq!(v.verify_at(&t, "room1", NOW + 65), Err(JwtError::Expired));
+    assert_eq!(v.verify_at(&t, "room1", NOW - 20), Err(JwtError::NotYetValid));
+    assert_eq!(v.cache_hits(), 3);
+    // Refusals are not remembered.
+    for _ in 0..3 {
+        assert_eq!(
+            v.verify_at(FIXED_OTHER_SECRET, "room1", NOW),
+            Err(JwtError::BadSignature)
+        );
+    }
+    assert_eq!(v.cache_hits(), 3);
+    // With the cache off nothing is remembered.
+    let off = JwtVerifier::new(&JwtConfig {
+        secret: SECRET.to_string(),
+        cache_max: 0,
+        ..JwtConfig::default()
+    })
+    .expect("config");
+    for _ in 0..3 {
+        assert!(off.verify_at(&t, "room1", NOW).is_ok());
+    }
+    assert_eq!(off.cache_hits(), 0);
+    // A cached pair keeps working for ES256 too.
+    let e = with_key(JwtAlgorithm::ES256, "es256-public.pem");
+    let es = mint_pem(Algorithm::ES256, "es256-private.pem", &room1(NOW + 60));
+    for _ in 0..3 {
+        assert!(e.verify_at(&es, "room1", NOW).is_ok());
+    }
+    assert_eq!(e.cache_hits(), 2);
+}
+
 /// Verification cost per token, release build:
 /// `cargo test --release --lib auth::tests::bench_verify -- --ignored --nocapture`.
 #[test]
@@ -494,22 +537,37 @@ fn config_parses_from_yaml_with_defaults() {
 fn bench_verify() {
     let now = unix_now();
     let claims = json!({"sub": "user42", "channels": ["chat.*"], "exp": now + 3600});
-    let cases = [
-        ("HS256", hs256(), mint_hs(&claims)),
+    let config = |algorithm, cache_max| {
+        let public = match algorithm {
+            JwtAlgorithm::HS256 => String::new(),
+            JwtAlgorithm::RS256 => data("rs256-public.pem").to_string_lossy().into_owned(),
+            JwtAlgorithm::ES256 => data("es256-public.pem").to_string_lossy().into_owned(),
+        };
+        JwtVerifier::new(&JwtConfig {
+            algorithm,
+            secret: if public.is_empty() {
+                SECRET.to_string()
+            } else {
+                String::new()
+            },
+            public_key_file: public,
+            cache_max,
+            ..JwtConfig::default()
+        })
+        .expect("config")
+    };
+    let tokens = [
+        (JwtAlgorithm::HS256, mint_hs(&claims)),
         (
-            "ES256",
-            with_key(JwtAlgorithm::ES256, "es256-public.pem"),
+            JwtAlgorithm::ES256,
             mint_pem(Algorithm::ES256, "es256-private.pem", &claims),
         ),
         (
-            "RS256",
-            with_key(JwtAlgorithm::RS256, "rs256-public.pem"),
+            JwtAlgorithm::RS256,
             mint_pem(Algorithm::RS256, "rs256-private.pem", &claims),
         ),
     ];
-    for (name, v, token) in &cases {
-        let n: u32 = if *name == "HS256" { 200_000 } else { 5_000 };
-        // Warm up, then time n verifications.
+    let time = |v: &JwtVerifier, token: &str, n: u32| {
         for _ in 0..n / 10 {
             assert!(v.verify_at(token, "chat.1", now).is_ok());
         }
@@ -517,17 +575,24 @@ fn bench_verify() {
         for _ in 0..n {
             assert!(v.verify_at(std::hint::black_box(token), "chat.1", now).is_ok());
         }
-        let ns = start.elapsed().as_nanos() / u128::from(n);
+        start.elapsed().as_nanos() / u128::from(n)
+    };
+    for (alg, token) in &tokens {
+        let n = if *alg == JwtAlgorithm::HS256 { 200_000 } else { 5_000 };
+        let uncached = time(&config(*alg, 0), token, n);
+        let cached = time(&config(*alg, 10_000), token, 200_000);
         println!(
-            "{name}: {ns} ns/op over {n} verifications (token {} bytes)",
+            "{}: {uncached} ns/op verified ({n} runs), {cached} ns/op from the cache (token {} bytes)",
+            alg.name(),
             token.len()
         );
     }
-    let v = hs256();
-    let bad = FIXED_OTHER_SECRET;
+    let v = config(JwtAlgorithm::HS256, 0);
     let start = std::time::Instant::now();
     for _ in 0..100_000 {
-        assert!(v.verify_at(std::hint::black_box(bad), "room1", NOW).is_err());
+        assert!(v
+            .verify_at(std::hint::black_box(FIXED_OTHER_SECRET), "room1", NOW)
+            .is_err());
     }
     println!(
         "HS256 refused (bad signature): {} ns/op",
