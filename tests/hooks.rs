@@ -179,7 +179,7 @@ fn authorizer(url: String, change: impl FnOnce(&mut HooksConfig)) -> Authorizer 
         ..HooksConfig::default()
     };
     change(&mut c);
-    Authorizer::new(&c, Handle::current()).expect("valid hooks config")
+    Authorizer::new(&c, &Handle::current()).expect("valid hooks config")
 }
 
 /// A port nothing listens on (bound, then released).
@@ -592,7 +592,7 @@ async fn a_batch_the_application_rejects_is_dropped_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_refuse_to_start_without_their_url() {
-    let e = Authorizer::new(&HooksConfig::default(), Handle::current())
+    let e = Authorizer::new(&HooksConfig::default(), &Handle::current())
         .err()
         .expect("no URL");
     assert_eq!(
@@ -603,4 +603,48 @@ async fn hooks_refuse_to_start_without_their_url() {
         .err()
         .expect("no URL");
     assert_eq!(e.to_string(), "hooks.events_url must be set to build the event hook");
+}
+
+/// The workers run their own current-thread runtimes: a check awaited there
+/// is served by the hooks' runtime, which owns the connections.
+#[test]
+fn checks_and_pushes_from_other_runtimes_and_threads() {
+    let hooks = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("hooks runtime");
+    let app = hooks.block_on(App::start(|_, _| Answer::Status(200)));
+    let c = HooksConfig {
+        authorize_url: app.url(),
+        events_url: app.url(),
+        events_batch_ms: 10,
+        ..HooksConfig::default()
+    };
+    let a = Authorizer::new(&c, hooks.handle()).expect("authorizer");
+    let s = EventSink::new(&c, hooks.handle()).expect("sink");
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let (a, s) = (a.clone(), s.clone());
+            std::thread::spawn(move || {
+                let worker = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("worker runtime");
+                let verdict = worker.block_on(a.check(request("c", &format!("w{w}"))));
+                s.push(event(w));
+                verdict
+            })
+        })
+        .collect();
+    for w in workers {
+        assert_eq!(w.join().expect("worker thread"), Verdict::Allow);
+    }
+    hooks.block_on(async {
+        wait_for("both events", || s.stats().sent == 2).await;
+    });
+    assert_eq!(a.stats().requests, 2);
+    let batches = s.stats().batches;
+    assert!((1..=2).contains(&batches));
+    assert_eq!(app.count() as u64, 2 + batches, "two checks and the batches");
 }

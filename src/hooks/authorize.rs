@@ -132,7 +132,7 @@ struct Inner {
 impl Authorizer {
     /// Builds the hook from `config.authorize_url` (which must not be
     /// empty) and the other `authorize_*` keys. Requests run on `runtime`.
-    pub fn new(config: &HooksConfig, runtime: Handle) -> Result<Authorizer, ConfigError> {
+    pub fn new(config: &HooksConfig, runtime: &Handle) -> Result<Authorizer, ConfigError> {
         config.validate()?;
         if config.authorize_url.is_empty() {
             return Err(ConfigError::Invalid {
@@ -150,7 +150,7 @@ impl Authorizer {
         Ok(Authorizer {
             inner: Arc::new(Inner {
                 client: HookClient::new(uri, config.authorize_concurrency),
-                runtime,
+                runtime: runtime.clone(),
                 timeout: Duration::from_millis(config.authorize_timeout_ms),
                 on_error: config.authorize_on_error.into(),
                 slots: Semaphore::new(config.authorize_concurrency),
