@@ -3,7 +3,9 @@
 //!
 //! [`JwtVerifier::verify`] runs once per subscribe request, never per
 //! delivery; it keeps nothing per subscriber beyond the small [`Grant`] it
-//! returns. The signature is checked by the `jsonwebtoken` crate (its
+//! returns, and a bounded cache of recent verifications
+//! (`front.jwt.cache_max`) so that a re-poll with the same token skips the
+//! signature. The signature is checked by the `jsonwebtoken` crate (its
 //! pure-Rust `rust_crypto` backend) with the one configured algorithm; this
 //! module adds the claim rules of [`claims`] (time with leeway, audience,
 //! issuer, the channel grant) and sorts every refusal into a [`JwtError`]
@@ -240,6 +242,9 @@ impl JwtVerifier {
     /// checked again; refusals are never remembered. Cache keys are a keyed
     /// 128-bit hash of the pair (see `ttl_cache`).
     pub fn verify_at(&self, token: &str, cname: &str, now: u64) -> Result<Grant, JwtError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(JwtError::Malformed("longer than 8192 bytes"));
+        }
         let Some(cache) = &self.cache else {
             return self.verify_uncached(token, cname, now).map(|v| v.grant);
         };
@@ -258,9 +263,6 @@ impl JwtVerifier {
 
     /// The whole verification, without the cache.
     fn verify_uncached(&self, token: &str, cname: &str, now: u64) -> Result<Verified, JwtError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(JwtError::Malformed("longer than 8192 bytes"));
-        }
         if token.bytes().filter(|&b| b == b'.').count() != 2 {
             return Err(JwtError::Malformed("not three dot-separated parts"));
         }

@@ -43,7 +43,7 @@ fn build(cache_max: usize) -> JwtVerifier {
 /// token (both as lossy UTF-8). Properties: verification never panics and
 /// refuses with a listed reason and a one-line message; whatever it accepts
 /// carries a header naming HS256 and exactly the HMAC of its first two
-/// parts under [`SECRET`] (recomputed here by the crate's signing side),
+/// parts under `SECRET` (recomputed here by the crate's signing side),
 /// and claims that grant the channel and are in time by the documented
 /// rules (re-read here with serde_json); a token minted here for the
 /// channel is accepted (by `cname`, by `channels` exact and by a prefix
