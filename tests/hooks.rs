@@ -648,3 +648,38 @@ fn checks_and_pushes_from_other_runtimes_and_threads() {
     assert!((1..=2).contains(&batches));
     assert_eq!(app.count() as u64, 2 + batches, "two checks and the batches");
 }
+
+/// Cost of `EventSink::push` while the application never answers (the
+/// queue full, every push dropping the oldest), from one and from two
+/// threads: `cargo test --release --test hooks bench_push -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run by hand in release"]
+async fn bench_push() {
+    let app = App::start(|_, _| Answer::Never).await;
+    let s = sink(app.url(), |c| {
+        c.events_queue_max = 100_000;
+        c.events_timeout_ms = 600_000;
+    });
+    const N: usize = 1_000_000;
+    for threads in [1usize, 2] {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N / threads {
+                        s.push(event(i));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("pusher");
+        }
+        let ns = start.elapsed().as_nanos() / N as u128;
+        println!(
+            "push from {threads} thread(s): {ns} ns/event (event built included), {:?}",
+            s.stats()
+        );
+    }
+}
