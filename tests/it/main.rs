@@ -13,6 +13,7 @@ mod admin;
 mod cli;
 mod front;
 mod fuzz_corpus;
+mod hooks;
 mod malloc;
 mod operations;
 mod presence;

@@ -651,7 +651,7 @@ fn checks_and_pushes_from_other_runtimes_and_threads() {
 
 /// Cost of `EventSink::push` while the application never answers (the
 /// queue full, every push dropping the oldest), from one and from two
-/// threads: `cargo test --release --test hooks bench_push -- --ignored --nocapture`.
+/// threads: `cargo test --release --test it hooks::bench_push -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run by hand in release"]
 async fn bench_push() {
