@@ -29,8 +29,12 @@
 //! | [`per_ip`] | connections per client address | sockets |
 //! | [`logging`] | text or JSON log lines, switchable at run time | what is logged |
 //! | [`malloc`] | glibc allocator settings | everything else |
+//! | [`auth`] | JWT subscribe tokens: the key, verification, the refusal reasons | sockets, channels |
+//! | [`hooks`] | calls to the application: authorize hook, event hook, long-poll presence rule | subscriber sockets, channel slots, workers |
+//! | [`ttl_cache`] | a bounded cache of entries living a fixed time, keyed by a 128-bit hash | locking, clocks |
 //! | [`fuzzing`] | the fuzz targets' property checks (no server, no sockets) | — |
 pub mod admin;
+pub mod auth;
 pub mod channel;
 pub mod channels;
 pub mod config;
@@ -38,6 +42,7 @@ pub mod encode;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod intake;
 pub mod logging;
 pub mod mailbox;
@@ -48,5 +53,6 @@ pub mod per_ip;
 pub mod presence;
 pub mod server;
 pub mod shared;
+pub mod ttl_cache;
 pub(crate) mod worker;
 pub mod ws;

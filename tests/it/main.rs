@@ -16,6 +16,7 @@ mod deb;
 mod deploy;
 mod front;
 mod fuzz_corpus;
+mod hooks;
 mod logs;
 mod malloc;
 mod operations;
