@@ -33,7 +33,8 @@ async fn concurrent_publishers_get_one_order_seen_identically_by_every_node() {
         n.wait_resyncs(2).await;
         n.cluster.subscriptions().join("race");
         n.wait_events("confirmation", |ev| {
-            ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { cname } if &**cname == "race"))
+            ev.iter()
+                .any(|e| matches!(e, ClusterEvent::Confirmed { cname } if &**cname == "race"))
         })
         .await;
     }
@@ -55,7 +56,11 @@ async fn concurrent_publishers_get_one_order_seen_identically_by_every_node() {
         all.extend(t.await.expect("publisher task"));
     }
     let seqs: HashSet<i32> = all.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=1000).collect::<HashSet<i32>>(), "every seq given exactly once");
+    assert_eq!(
+        seqs,
+        (1..=1000).collect::<HashSet<i32>>(),
+        "every seq given exactly once"
+    );
     let epochs: HashSet<_> = all.iter().map(|(_, e)| *e).collect();
     assert_eq!(epochs.len(), 1, "one epoch for the whole channel life");
 
@@ -66,7 +71,10 @@ async fn concurrent_publishers_get_one_order_seen_identically_by_every_node() {
         .await;
     assert!(!first.is_empty());
     let reference = nodes[0].messages("race");
-    assert_eq!(reference.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (1..=1000).collect::<Vec<_>>());
+    assert_eq!(
+        reference.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=1000).collect::<Vec<_>>()
+    );
     for n in &nodes[1..] {
         n.wait_events("1000 messages", |ev| {
             ev.iter().filter(|e| matches!(e, ClusterEvent::Message { .. })).count() >= 1000
@@ -205,7 +213,10 @@ async fn batch_publish_equals_single_publishes() {
         node.cluster.subscriptions().join(format!("b-{ch}"));
     }
     node.wait_events("8 confirmations", |ev| {
-        ev.iter().filter(|e| matches!(e, ClusterEvent::Confirmed { .. })).count() >= 8
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 8
     })
     .await;
     let st = node.cluster.store();
@@ -219,7 +230,13 @@ async fn batch_publish_equals_single_publishes() {
         .zip(&traffic)
         .map(|(n, (_, c))| (n.as_str(), c.as_str()))
         .collect();
-    let batch: Vec<i32> = st.publish_batch(&items).await.expect("batch").iter().map(|p| p.seq).collect();
+    let batch: Vec<i32> = st
+        .publish_batch(&items)
+        .await
+        .expect("batch")
+        .iter()
+        .map(|p| p.seq)
+        .collect();
     assert_eq!(batch, singles, "same seqs per message");
     node.wait_events("all messages twice", |ev| {
         ev.iter().filter(|e| matches!(e, ClusterEvent::Message { .. })).count() >= 2 * traffic.len()
@@ -230,12 +247,20 @@ async fn batch_publish_equals_single_publishes() {
         let b = st.history(&format!("b-{ch}"), None).await.expect("history");
         assert_eq!(a.top_seq, b.top_seq, "{ch}");
         assert_eq!(seqs_and_kinds(&a), seqs_and_kinds(&b), "history of {ch}");
-        assert_eq!(node.messages(&format!("s-{ch}")), node.messages(&format!("b-{ch}")), "delivery of {ch}");
+        assert_eq!(
+            node.messages(&format!("s-{ch}")),
+            node.messages(&format!("b-{ch}")),
+            "delivery of {ch}"
+        );
     }
     let big = node.messages("b-big");
     assert_eq!(big.len(), 23);
     assert_eq!(big[22], (23, "big22".to_string()));
-    assert_eq!(st.history("b-big", None).await.expect("history").entries.len(), 13, "23 pushes leave 13 (trim at 15 to 10, then 3 more)");
+    assert_eq!(
+        st.history("b-big", None).await.expect("history").entries.len(),
+        13,
+        "23 pushes leave 13 (trim at 15 to 10, then 3 more)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +277,11 @@ async fn sign_creates_once_and_reports_the_oldest_seq() {
     for i in 0..3 {
         st.publish("s", &format!("{i}")).await.expect("publish");
     }
-    assert_eq!(st.sign("s", 0).await.expect("sign").seq, 1, "3 in history, next 4: oldest 1");
+    assert_eq!(
+        st.sign("s", 0).await.expect("sign").seq,
+        1,
+        "3 in history, next 4: oldest 1"
+    );
     for i in 0..12 {
         st.publish("s", &format!("{i}")).await.expect("publish");
     }
@@ -262,7 +291,9 @@ async fn sign_creates_once_and_reports_the_oldest_seq() {
     assert_eq!((p.seq, p.epoch, p.created), (16, a.epoch, false));
     // One presence event for the creation, none for re-signing.
     let ev = node
-        .wait_events("presence", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Presence { .. })))
+        .wait_events("presence", |ev| {
+            ev.iter().any(|e| matches!(e, ClusterEvent::Presence { .. }))
+        })
         .await;
     let presence: Vec<_> = ev
         .iter()
@@ -285,8 +316,10 @@ async fn close_frees_everywhere_and_the_next_life_has_a_new_epoch() {
     let node = Node::start(&config(&redis, "n"), PARAMS);
     node.wait_resyncs(2).await;
     node.cluster.subscriptions().join("c");
-    node.wait_events("confirmed", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. })))
-        .await;
+    node.wait_events("confirmed", |ev| {
+        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+    })
+    .await;
     let st = node.cluster.store();
     assert_eq!(st.close("c").await.expect("close"), None, "no such channel");
     let first = st.publish("c", "a").await.expect("publish");
@@ -297,7 +330,9 @@ async fn close_frees_everywhere_and_the_next_life_has_a_new_epoch() {
     let h = st.history("c", None).await.expect("history");
     assert_eq!((h.epoch, h.top_seq, h.entries.len()), (None, 0, 0));
     let ev = node
-        .wait_events("close control", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Control { .. })))
+        .wait_events("close control", |ev| {
+            ev.iter().any(|e| matches!(e, ClusterEvent::Control { .. }))
+        })
         .await;
     let ctl: Vec<_> = ev
         .iter()
@@ -328,8 +363,10 @@ async fn clear_empties_history_and_keeps_the_seq() {
     let node = Node::start(&config(&redis, "n"), PARAMS);
     node.wait_resyncs(2).await;
     node.cluster.subscriptions().join("k");
-    node.wait_events("confirmed", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. })))
-        .await;
+    node.wait_events("confirmed", |ev| {
+        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+    })
+    .await;
     let st = node.cluster.store();
     assert_eq!(st.clear("k").await.expect("clear"), None);
     let p = st.publish("k", "a").await.expect("publish");
@@ -338,10 +375,16 @@ async fn clear_empties_history_and_keeps_the_seq() {
     assert_eq!(st.clear("k").await.expect("clear"), Some(4));
     let h = st.history("k", None).await.expect("history");
     assert_eq!((h.epoch, h.top_seq, h.entries.len()), (Some(p.epoch), 3, 0));
-    assert_eq!(st.sign("k", 0).await.expect("sign").seq, 4, "empty history: the next seq");
+    assert_eq!(
+        st.sign("k", 0).await.expect("sign").seq,
+        4,
+        "empty history: the next seq"
+    );
     assert_eq!(st.publish("k", "d").await.expect("publish").seq, 4);
     let ev = node
-        .wait_events("clear control", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Control { .. })))
+        .wait_events("clear control", |ev| {
+            ev.iter().any(|e| matches!(e, ClusterEvent::Control { .. }))
+        })
         .await;
     assert!(ev.iter().any(|e| matches!(
         e,
@@ -390,8 +433,15 @@ async fn registry_totals_and_the_reaper() {
     assert_eq!(st.channel_count().await.expect("count"), 0);
     let exists: i64 = redis.cmd(&["EXISTS", "comet:{r1}:m", "comet:{r1}:h", "comet:{r2}:m"]);
     assert_eq!(exists, 0, "meta and history deleted");
-    let reaped = a.cluster.maintenance_stats().reaped.load(std::sync::atomic::Ordering::Relaxed)
-        + b.cluster.maintenance_stats().reaped.load(std::sync::atomic::Ordering::Relaxed);
+    let reaped = a
+        .cluster
+        .maintenance_stats()
+        .reaped
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + b.cluster
+            .maintenance_stats()
+            .reaped
+            .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(reaped, 2, "freed exactly once");
     // A stopped node drops out of the totals once stale.
     b.cluster.shutdown().await;
@@ -438,7 +488,10 @@ async fn broadcast_gives_every_existing_channel_its_next_seq() {
     node.cluster.subscriptions().join("bc0");
     node.cluster.subscriptions().join("bc1");
     node.wait_events("2 confirmations", |ev| {
-        ev.iter().filter(|e| matches!(e, ClusterEvent::Confirmed { .. })).count() >= 2
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 2
     })
     .await;
     assert_eq!(st.broadcast("hello \\\"all\\\"").await.expect("broadcast"), 600);
@@ -447,11 +500,22 @@ async fn broadcast_gives_every_existing_channel_its_next_seq() {
         let want = if i % 3 == 0 { 2 } else { 1 };
         assert_eq!(h.top_seq, want, "{n}");
         let last = h.entries.last().expect("broadcast stored");
-        assert_eq!((last.seq, last.kind, last.content.as_str()), (want, Kind::Broadcast, "hello \\\"all\\\""));
+        assert_eq!(
+            (last.seq, last.kind, last.content.as_str()),
+            (want, Kind::Broadcast, "hello \\\"all\\\"")
+        );
     }
     node.wait_events("both broadcasts", |ev| {
         ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Message { kind: Kind::Broadcast, .. }))
+            .filter(|e| {
+                matches!(
+                    e,
+                    ClusterEvent::Message {
+                        kind: Kind::Broadcast,
+                        ..
+                    }
+                )
+            })
             .count()
             >= 2
     })
@@ -459,7 +523,11 @@ async fn broadcast_gives_every_existing_channel_its_next_seq() {
     // bc0's "before" went out before the node joined it.
     assert_eq!(node.messages("bc0"), vec![(2, "hello \\\"all\\\"".into())]);
     assert_eq!(node.messages("bc1"), vec![(1, "hello \\\"all\\\"".into())]);
-    assert_eq!(st.check(&["bc599", "bc600"]).await.expect("check"), vec![true, false], "none created");
+    assert_eq!(
+        st.check(&["bc599", "bc600"]).await.expect("check"),
+        vec![true, false],
+        "none created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,7 +549,12 @@ async fn survey_sums_subscribers_over_live_nodes() {
     .await;
     let s = nodes[1].cluster.subscriptions().survey("room").await.expect("survey");
     assert_eq!((s.subscribers, s.answered, s.expected), (5, 3, 3));
-    let s = nodes[2].cluster.subscriptions().survey("elsewhere").await.expect("survey");
+    let s = nodes[2]
+        .cluster
+        .subscriptions()
+        .survey("elsewhere")
+        .await
+        .expect("survey");
     assert_eq!((s.subscribers, s.answered), (0, 3));
 }
 
@@ -500,7 +573,11 @@ async fn bad_input_is_refused_and_bad_bytes_in_redis_are_dropped() {
         .await
         .expect_err("refused");
     assert_eq!(e.to_string(), "message 2: content contains an unescaped '\"'");
-    assert_eq!(st.history("in", None).await.expect("history").top_seq, 0, "nothing published");
+    assert_eq!(
+        st.history("in", None).await.expect("history").top_seq,
+        0,
+        "nothing published"
+    );
     assert!(matches!(st.broadcast("x\"").await, Err(ClusterError::BadInput(_))));
 
     // Garbage written into Redis by someone else: history skips it, PUB/SUB
@@ -510,8 +587,10 @@ async fn bad_input_is_refused_and_bad_bytes_in_redis_are_dropped() {
     let h = st.history("in", None).await.expect("history");
     assert_eq!((h.entries.len(), h.malformed), (1, 1));
     node.cluster.subscriptions().join("in");
-    node.wait_events("confirmed", |ev| ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. })))
-        .await;
+    node.wait_events("confirmed", |ev| {
+        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+    })
+    .await;
     let _: i64 = redis.cmd(&["PUBLISH", "comet:{in}", "0123456789abcdef 9 d \"broken"]);
     let _: i64 = redis.cmd(&["PUBLISH", "comet:psub", "x"]);
     st.publish("in", "after").await.expect("publish");

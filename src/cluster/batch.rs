@@ -107,8 +107,12 @@ impl Store {
                 let store = self.clone();
                 let call = next;
                 set.spawn(async move {
-                    let v: ClusterResult<Value> =
-                        bounded(&store.inner.stats, store.inner.call_timeout, inv.invoke_async(&mut conn)).await;
+                    let v: ClusterResult<Value> = bounded(
+                        &store.inner.stats,
+                        store.inner.call_timeout,
+                        inv.invoke_async(&mut conn),
+                    )
+                    .await;
                     (call, v.and_then(|v| parse_groups(v, n_groups)))
                 });
                 next += 1;

@@ -115,7 +115,9 @@ impl Default for ClusterConfig {
 
 /// Whether `s` may be a node id or prefix: ASCII letters, digits, `_`, `.`, `-`.
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn invalid(key: &str, rule: impl Into<String>) -> ConfigError {
@@ -158,7 +160,10 @@ impl ClusterConfig {
         if !is_name(&self.prefix) || self.prefix.len() > MAX_PREFIX_BYTES {
             return Err(invalid(
                 "prefix",
-                format!("must be 1 to {MAX_PREFIX_BYTES} of [A-Za-z0-9_.-] (got {:?})", self.prefix),
+                format!(
+                    "must be 1 to {MAX_PREFIX_BYTES} of [A-Za-z0-9_.-] (got {:?})",
+                    self.prefix
+                ),
             ));
         }
         if !self.node_id.is_empty() && (!is_name(&self.node_id) || self.node_id.len() > MAX_NODE_ID_BYTES) {
@@ -208,7 +213,10 @@ impl ClusterConfig {
         if !(1..=MAX_SUBSCRIBE_BATCH).contains(&self.subscribe_batch) {
             return Err(invalid(
                 "subscribe_batch",
-                format!("must be between 1 and {MAX_SUBSCRIBE_BATCH} (got {})", self.subscribe_batch),
+                format!(
+                    "must be between 1 and {MAX_SUBSCRIBE_BATCH} (got {})",
+                    self.subscribe_batch
+                ),
             ));
         }
         if !(1..=256).contains(&self.subscribe_concurrency) {
@@ -296,25 +304,62 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_key() {
-        let cases: Vec<(Box<dyn Fn(&mut ClusterConfig)>, &str)> = vec![
-            (Box::new(|c| c.redis = "http://x".into()), "cluster.redis must be a redis:// URL"),
-            (Box::new(|c| c.redis = "redis://h:notaport/0".into()), "cluster.redis is not a valid Redis URL"),
-            (Box::new(|c| c.hmac_secret = "short".into()), "cluster.hmac_secret must be at least 16 bytes"),
-            (Box::new(|c| c.hmac_secret_previous = "short".into()), "cluster.hmac_secret_previous must be empty"),
-            (Box::new(|c| c.prefix = "".into()), "cluster.prefix must be 1 to 64"),
-            (Box::new(|c| c.prefix = "a b".into()), "cluster.prefix must be 1 to 64"),
-            (Box::new(|c| c.prefix = "a{b}".into()), "cluster.prefix must be 1 to 64"),
-            (Box::new(|c| c.node_id = "a:b".into()), "cluster.node_id must be empty (random)"),
-            (Box::new(|c| c.node_id = "x".repeat(65)), "cluster.node_id must be empty (random)"),
-            (Box::new(|c| c.call_timeout_ms = 0), "cluster.call_timeout_ms must be > 0"),
-            (Box::new(|c| c.probe_timeout_ms = 0), "cluster.probe_timeout_ms must be > 0"),
-            (Box::new(|c| c.reconnect_max_ms = 10), "cluster.reconnect_max_ms must be >= cluster.reconnect_min_ms (100)"),
-            (Box::new(|c| c.node_stale_ms = 2000), "cluster.node_stale_ms must be > cluster.node_report_interval_ms (2000)"),
-            (Box::new(|c| c.subscribe_batch = 513), "cluster.subscribe_batch must be between 1 and 512 (got 513)"),
-            (Box::new(|c| c.subscribe_batch = 0), "cluster.subscribe_batch must be between 1 and 512 (got 0)"),
-            (Box::new(|c| c.subscribe_concurrency = 0), "cluster.subscribe_concurrency must be between 1 and 256"),
-            (Box::new(|c| c.data_connections = 0), "cluster.data_connections must be between 1 and 64"),
-            (Box::new(|c| c.publish_batch_messages = 0), "cluster.publish_batch_messages must be between 1"),
+        type Change = fn(&mut ClusterConfig);
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                (|c| c.redis = "http://x".into()),
+                "cluster.redis must be a redis:// URL",
+            ),
+            (
+                (|c| c.redis = "redis://h:notaport/0".into()),
+                "cluster.redis is not a valid Redis URL",
+            ),
+            (
+                (|c| c.hmac_secret = "short".into()),
+                "cluster.hmac_secret must be at least 16 bytes",
+            ),
+            (
+                (|c| c.hmac_secret_previous = "short".into()),
+                "cluster.hmac_secret_previous must be empty",
+            ),
+            ((|c| c.prefix = "".into()), "cluster.prefix must be 1 to 64"),
+            ((|c| c.prefix = "a b".into()), "cluster.prefix must be 1 to 64"),
+            ((|c| c.prefix = "a{b}".into()), "cluster.prefix must be 1 to 64"),
+            ((|c| c.node_id = "a:b".into()), "cluster.node_id must be empty (random)"),
+            (
+                (|c| c.node_id = "x".repeat(65)),
+                "cluster.node_id must be empty (random)",
+            ),
+            ((|c| c.call_timeout_ms = 0), "cluster.call_timeout_ms must be > 0"),
+            ((|c| c.probe_timeout_ms = 0), "cluster.probe_timeout_ms must be > 0"),
+            (
+                (|c| c.reconnect_max_ms = 10),
+                "cluster.reconnect_max_ms must be >= cluster.reconnect_min_ms (100)",
+            ),
+            (
+                (|c| c.node_stale_ms = 2000),
+                "cluster.node_stale_ms must be > cluster.node_report_interval_ms (2000)",
+            ),
+            (
+                (|c| c.subscribe_batch = 513),
+                "cluster.subscribe_batch must be between 1 and 512 (got 513)",
+            ),
+            (
+                (|c| c.subscribe_batch = 0),
+                "cluster.subscribe_batch must be between 1 and 512 (got 0)",
+            ),
+            (
+                (|c| c.subscribe_concurrency = 0),
+                "cluster.subscribe_concurrency must be between 1 and 256",
+            ),
+            (
+                (|c| c.data_connections = 0),
+                "cluster.data_connections must be between 1 and 64",
+            ),
+            (
+                (|c| c.publish_batch_messages = 0),
+                "cluster.publish_batch_messages must be between 1",
+            ),
         ];
         for (change, want) in cases {
             let mut c = enabled();

@@ -246,7 +246,10 @@ impl Store {
                     .arg(k.channel_prefix())
                     .arg(content);
                 for name in &page {
-                    inv.key(k.meta_raw(name)).key(k.hist_raw(name)).arg(name.as_slice()).arg(e.as_str());
+                    inv.key(k.meta_raw(name))
+                        .key(k.hist_raw(name))
+                        .arg(name.as_slice())
+                        .arg(e.as_str());
                 }
                 if set.len() >= BROADCAST_IN_FLIGHT {
                     reached += self.join_broadcast(&mut set).await.map_err(|e| fail(reached, e))?;
@@ -254,7 +257,12 @@ impl Store {
                 let mut conn = self.inner.bulk.clone();
                 let store = self.clone();
                 set.spawn(async move {
-                    bounded(&store.inner.stats, store.inner.call_timeout, inv.invoke_async(&mut conn)).await
+                    bounded(
+                        &store.inner.stats,
+                        store.inner.call_timeout,
+                        inv.invoke_async(&mut conn),
+                    )
+                    .await
                 });
             }
             if last {

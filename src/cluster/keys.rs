@@ -134,7 +134,15 @@ mod tests {
     #[test]
     fn service_names_are_never_channel_names() {
         let k = Keys::new("comet");
-        for s in [k.online(), k.nodes(), k.reaper(), k.psub(), k.ctl(), k.reply("n"), k.probe("n", "c")] {
+        for s in [
+            k.online(),
+            k.nodes(),
+            k.reaper(),
+            k.psub(),
+            k.ctl(),
+            k.reply("n"),
+            k.probe("n", "c"),
+        ] {
             assert_eq!(k.cname_of(s.as_bytes()), None, "{s}");
         }
     }

@@ -323,7 +323,9 @@ mod tests {
         };
         assert_eq!(
             sub("comet:{room}"),
-            Routed::Events(vec![ClusterEvent::Confirmed { cname: Arc::from("room") }])
+            Routed::Events(vec![ClusterEvent::Confirmed {
+                cname: Arc::from("room")
+            }])
         );
         assert_eq!(sub("comet:psub"), Routed::Alive);
         assert_eq!(route(&routes(), PushKind::Disconnection, vec![]), Routed::Disconnected);

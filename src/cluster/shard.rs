@@ -234,7 +234,11 @@ impl Shard {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let far = Instant::now() + Duration::from_secs(86400 * 365);
         loop {
-            let flush_at = match (self.ready, self.queued_since) {
+            // Armed only while a batch could be sent: with every slot in
+            // flight a past deadline would wake the loop in a busy spin; the
+            // next completion wakes it instead.
+            let room = self.inflight.len() < self.ctx.settings.concurrency;
+            let flush_at = match (self.ready && room, self.queued_since) {
                 (true, Some(t)) => t + self.ctx.settings.linger,
                 _ => far,
             };
@@ -351,7 +355,11 @@ impl Shard {
     fn take(&mut self, op: Op) -> Vec<Arc<str>> {
         let limit = self.ctx.settings.batch;
         let mut out = Vec::with_capacity(limit.min(64));
-        let q = if op == Op::Sub { &mut self.sub_q } else { &mut self.unsub_q };
+        let q = if op == Op::Sub {
+            &mut self.sub_q
+        } else {
+            &mut self.unsub_q
+        };
         while out.len() < limit {
             let Some(name) = q.pop_front() else { break };
             let Some(e) = self.entries.get_mut(&name) else { continue };
@@ -459,7 +467,10 @@ impl Shard {
                     deadline: None,
                 };
                 match self.down_since.take() {
-                    Some(t) if stats.connects.load(Ordering::Relaxed) > 1 || stats.connect_failures.load(Ordering::Relaxed) > 0 => {
+                    Some(t)
+                        if stats.connects.load(Ordering::Relaxed) > 1
+                            || stats.connect_failures.load(Ordering::Relaxed) > 0 =>
+                    {
                         log::info!(
                             "cluster: {} connected to Redis again after {} ms; resubscribing {n} channels",
                             self.id,
@@ -511,7 +522,11 @@ impl Shard {
         self.shared.stats.resyncs.fetch_add(1, Ordering::Relaxed);
         let elapsed = start.elapsed();
         if n > 0 {
-            log::info!("cluster: {} subscribed {n} channels in {} ms", self.id, elapsed.as_millis());
+            log::info!(
+                "cluster: {} subscribed {n} channels in {} ms",
+                self.id,
+                elapsed.as_millis()
+            );
         }
         let event = ClusterEvent::Resynced {
             conn: self.id,

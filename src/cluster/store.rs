@@ -255,7 +255,10 @@ impl Store {
             }
         }
         if malformed > 0 {
-            self.inner.stats.malformed.fetch_add(malformed as u64, Ordering::Relaxed);
+            self.inner
+                .stats
+                .malformed
+                .fetch_add(malformed as u64, Ordering::Relaxed);
         }
         Ok(History {
             epoch: Some(epoch),
@@ -294,7 +297,10 @@ impl Store {
         let v: Value = self.bounded(inv.invoke_async(&mut c)).await?;
         let items = array(v, "sign")?;
         let [s, e, created] = items.as_slice() else {
-            return Err(ClusterError::Reply(format!("sign: expected 3 items, got {}", items.len())));
+            return Err(ClusterError::Reply(format!(
+                "sign: expected 3 items, got {}",
+                items.len()
+            )));
         };
         Ok(Signed {
             seq: seq(s, "sign seq")?,

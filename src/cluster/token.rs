@@ -112,8 +112,18 @@ mod tests {
     fn rotation_accepts_both_keys() {
         let old = token(b"old-key-16-bytes", "c");
         let new = token(b"new-key-16-bytes", "c");
-        assert!(verify_rotating(b"new-key-16-bytes", Some(b"old-key-16-bytes"), "c", &old));
-        assert!(verify_rotating(b"new-key-16-bytes", Some(b"old-key-16-bytes"), "c", &new));
+        assert!(verify_rotating(
+            b"new-key-16-bytes",
+            Some(b"old-key-16-bytes"),
+            "c",
+            &old
+        ));
+        assert!(verify_rotating(
+            b"new-key-16-bytes",
+            Some(b"old-key-16-bytes"),
+            "c",
+            &new
+        ));
         assert!(!verify_rotating(b"new-key-16-bytes", None, "c", &old));
         assert!(!verify_rotating(b"new-key-16-bytes", Some(b""), "c", &old));
     }

@@ -283,7 +283,10 @@ fn decode_multi(body: &Bytes) -> Result<Vec<Escaped>, WireError> {
             .and_then(|t| t.parse().ok())
             .ok_or(WireError::BadLength)?;
         let start = at + colon + 1;
-        let end = start.checked_add(len).filter(|&e| e <= body.len()).ok_or(WireError::BadLength)?;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= body.len())
+            .ok_or(WireError::BadLength)?;
         out.push(Escaped::new(body.slice(start..end))?);
         at = end;
     }
@@ -431,7 +434,10 @@ mod tests {
     fn exact_bytes_of_each_kind() {
         assert_eq!(encode_payload(&e(), 7, Kind::Data, "x y"), b"0123456789abcdef 7 d x y");
         assert_eq!(encode_payload(&e(), -1, Kind::Broadcast, ""), b"0123456789abcdef -1 b ");
-        assert_eq!(encode_multi(&e(), 3, &["ab", "", "c:d"]), b"0123456789abcdef 3 m 2:ab0:3:c:d");
+        assert_eq!(
+            encode_multi(&e(), 3, &["ab", "", "c:d"]),
+            b"0123456789abcdef 3 m 2:ab0:3:c:d"
+        );
         assert_eq!(encode_control(Some(&e()), Control::Close, 9), b"0123456789abcdef 9 c");
         assert_eq!(encode_control(None, Control::Free, 1), b"- 1 f");
         assert_eq!(encode_control(None, Control::Clear, 4), b"- 4 x");
@@ -444,7 +450,14 @@ mod tests {
         let b = Bytes::from(encode_multi(&e(), 2147483646, &list));
         let p = decode_payload(&b).expect("decodes");
         assert_eq!(contents(&p), list.to_vec());
-        assert!(matches!(p, Payload::Messages { first_seq: 2147483646, kind: Kind::Data, .. }));
+        assert!(matches!(
+            p,
+            Payload::Messages {
+                first_seq: 2147483646,
+                kind: Kind::Data,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -494,13 +507,24 @@ mod tests {
             (b"0123456789abcdef 1 m x:ab", WireError::BadLength),
             (b"0123456789abcdef 1 m 99999999999999999999:ab", WireError::BadLength),
             (b"0123456789abcdef 1 m 2:ab3", WireError::BadLength),
-            (b"0123456789abcdef 1 d a\"b", WireError::BadContent("content contains an unescaped '\"'")),
-            (b"0123456789abcdef 1 d a\nb", WireError::BadContent("content contains a raw control character")),
+            (
+                b"0123456789abcdef 1 d a\"b",
+                WireError::BadContent("content contains an unescaped '\"'"),
+            ),
+            (
+                b"0123456789abcdef 1 d a\nb",
+                WireError::BadContent("content contains a raw control character"),
+            ),
             (b"0123456789abcdef 1 d \xff", WireError::BadContent("not UTF-8")),
         ];
         for (input, want) in cases {
             let got = decode_payload(&Bytes::copy_from_slice(input));
-            assert_eq!(got.as_ref().err(), Some(want), "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                got.as_ref().err(),
+                Some(want),
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

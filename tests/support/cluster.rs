@@ -118,9 +118,9 @@ impl Node {
         self.events()
             .iter()
             .filter_map(|e| match e {
-                ClusterEvent::Message { cname: c, seq, content, .. } if &**c == cname => {
-                    Some((*seq, content.as_str().to_string()))
-                }
+                ClusterEvent::Message {
+                    cname: c, seq, content, ..
+                } if &**c == cname => Some((*seq, content.as_str().to_string())),
                 _ => None,
             })
             .collect()

@@ -172,7 +172,8 @@ impl RedisServer {
             .get_connection_with_timeout(Duration::from_secs(5))
             .expect("connect to the test Redis");
         c.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
-        c.set_write_timeout(Some(Duration::from_secs(5))).expect("write timeout");
+        c.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
         c
     }
 

@@ -1,0 +1,482 @@
+//! The subscription manager and fault handling of cluster mode against a real
+//! redis-server: batched confirmation, leave, join/leave races, Redis killed
+//! and restarted (with and without data), SIGSTOPped, and pub/sub clients
+//! killed. Counts, not times; every wait has a deadline.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use comet::cluster::{ClusterError, ClusterEvent, ConnId, LostReason};
+use support::cluster::{config, eventually, Node, PARAMS};
+use support::redis::{RedisOptions, RedisServer};
+
+fn confirmed_after(ev: &[ClusterEvent], from: usize) -> HashSet<String> {
+    ev[from..]
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Confirmed { cname } => Some(cname.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscribe_calls(redis: &RedisServer) -> u64 {
+    let info: String = redis.cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_subscribe:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_channels_confirmed_one_by_one_in_batches() {
+    let redis = RedisServer::start();
+    let node = Node::start(&config(&redis, "n"), PARAMS);
+    node.wait_resyncs(2).await;
+    let before = subscribe_calls(&redis);
+    let names: Vec<String> = (0..10_000).map(|i| format!("ch{i}")).collect();
+    for n in &names {
+        node.cluster.subscriptions().join(n.as_str());
+    }
+    let ev = node
+        .wait_events("10,000 confirmations", |ev| {
+            ev.iter()
+                .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+                .count()
+                >= 10_000
+        })
+        .await;
+    let got = confirmed_after(&ev, 0);
+    assert_eq!(
+        got,
+        names.iter().cloned().collect::<HashSet<_>>(),
+        "each channel confirmed"
+    );
+    let calls = subscribe_calls(&redis) - before;
+    assert!(
+        calls >= 10_000_u64.div_ceil(512),
+        "at most 512 per SUBSCRIBE: {calls} calls"
+    );
+    let numsub: i64 = redis.cmd(&["PUBSUB", "NUMPAT"]);
+    assert_eq!(numsub, 0);
+    let channels: Vec<String> = redis.cmd(&["PUBSUB", "CHANNELS", "comet:{ch*"]);
+    assert_eq!(channels.len(), 10_000);
+    let c = node.cluster.subscriptions().counters();
+    let (_, data) = c
+        .iter()
+        .find(|(id, _)| *id == ConnId::Data(0))
+        .expect("data connection");
+    assert_eq!((data.joined, data.live, data.confirmed), (10_000, 10_000, 10_000));
+    // Messages flow on all of them.
+    node.cluster.store().publish("ch9999", "last").await.expect("publish");
+    node.wait_events("the message", |ev| {
+        ev.iter().any(|e| matches!(e, ClusterEvent::Message { .. }))
+    })
+    .await;
+    assert_eq!(node.messages("ch9999"), vec![(1, "last".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_unsubscribes_and_races_settle_on_the_last_word() {
+    let redis = RedisServer::start();
+    let node = Node::start(&config(&redis, "n"), PARAMS);
+    node.wait_resyncs(2).await;
+    let subs = node.cluster.subscriptions();
+    for i in 0..100 {
+        subs.join(format!("l{i}"));
+    }
+    node.wait_events("100 confirmations", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 100
+    })
+    .await;
+    for i in 0..50 {
+        subs.leave(format!("l{i}"));
+    }
+    // Races: joined and left over and over without waiting; the last word wins.
+    for round in 0..20 {
+        for i in 0..20 {
+            let name = format!("r{i}");
+            subs.join(name.as_str());
+            if round % 2 == 0 || i % 2 == 0 {
+                subs.leave(name.as_str());
+            }
+        }
+    }
+    // Final: r odd joined (last round is odd and leaves only even i).
+    let want: HashSet<String> = (50..100)
+        .map(|i| format!("comet:{{l{i}}}"))
+        .chain((0..20).filter(|i| i % 2 == 1).map(|i| format!("comet:{{r{i}}}")))
+        .collect();
+    eventually("Redis holds exactly the wanted subscriptions", || async {
+        let mut got: Vec<String> = redis.cmd(&["PUBSUB", "CHANNELS", "comet:{*"]);
+        got.sort();
+        let got: HashSet<String> = got.into_iter().collect();
+        (got == want).then_some(())
+    })
+    .await;
+    let c = subs.counters();
+    let (_, data) = c
+        .iter()
+        .find(|(id, _)| *id == ConnId::Data(0))
+        .expect("data connection");
+    assert_eq!((data.joined, data.live), (60, 60));
+    // A message to a left channel does not arrive; one sent after it to a kept
+    // channel does, so the first would have arrived before it.
+    let st = node.cluster.store();
+    st.publish("l0", "left").await.expect("publish");
+    st.publish("l99", "kept").await.expect("publish");
+    node.wait_events("kept message", |ev| {
+        ev.iter().any(|e| matches!(e, ClusterEvent::Message { .. }))
+    })
+    .await;
+    assert_eq!(node.messages("l0"), vec![]);
+    assert_eq!(node.messages("l99"), vec![(1, "kept".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_then_restarted_fails_fast_then_resubscribes_everything() {
+    let mut redis = RedisServer::start();
+    let mut cfg = config(&redis, "n");
+    cfg.call_timeout_ms = 300;
+    cfg.reconnect_max_ms = 500;
+    let node = Node::start(&cfg, PARAMS);
+    node.wait_resyncs(2).await;
+    for i in 0..1000 {
+        node.cluster.subscriptions().join(format!("k{i}"));
+    }
+    node.wait_events("1000 confirmations", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 1000
+    })
+    .await;
+    let st = node.cluster.store();
+    st.publish("k1", "before").await.expect("publish");
+    redis.kill();
+    // Every call fails, each within its bound (plus scheduling slack).
+    for _ in 0..5 {
+        let t = Instant::now();
+        let e = st.publish("k1", "during").await.expect_err("Redis is down");
+        assert!(e.is_unavailable(), "{e}");
+        assert!(
+            t.elapsed() < Duration::from_millis(300 + 1000),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+    let ev = node
+        .wait_events("Lost of the data connection", |ev| {
+            ev.iter().any(|e| {
+                matches!(
+                    e,
+                    ClusterEvent::Lost {
+                        conn: ConnId::Data(0),
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    let lost_at = ev
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                ClusterEvent::Lost {
+                    conn: ConnId::Data(0),
+                    ..
+                }
+            )
+        })
+        .expect("lost");
+    assert!(matches!(
+        ev[lost_at],
+        ClusterEvent::Lost {
+            channels: 1000,
+            reason: LostReason::Disconnected,
+            ..
+        }
+    ));
+    redis.restart(false);
+    let ev = node
+        .wait_events("resync of 1000 channels", |ev| {
+            ev[lost_at..].iter().any(|e| {
+                matches!(
+                    e,
+                    ClusterEvent::Resynced {
+                        conn: ConnId::Data(0),
+                        channels: 1000,
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    assert_eq!(confirmed_after(&ev, lost_at).len(), 1000, "every channel reconfirmed");
+    // Calls recover by themselves.
+    let p = eventually("publishing works again", || async {
+        st.publish("k1", "after").await.ok()
+    })
+    .await;
+    assert!(p.created, "Redis lost everything: a new epoch");
+    node.wait_events("the new message", |ev| {
+        ev[lost_at..].iter().any(|e| matches!(e, ClusterEvent::Message { .. }))
+    })
+    .await;
+    let c = node.cluster.subscriptions().counters();
+    let (_, data) = c
+        .iter()
+        .find(|(id, _)| *id == ConnId::Data(0))
+        .expect("data connection");
+    assert_eq!((data.lost, data.live, data.resyncs), (1, 1000, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_without_data_gives_a_new_epoch_with_aof_the_same_one() {
+    // Without persistence: the next publish starts a new life at seq 1.
+    let mut redis = RedisServer::start();
+    let node = Node::start(&config(&redis, "n"), PARAMS);
+    let st = node.cluster.store();
+    let a = st.publish("e", "1").await.expect("publish");
+    st.publish("e", "2").await.expect("publish");
+    redis.restart(false);
+    let b = eventually("publish after restart", || async { st.publish("e", "3").await.ok() }).await;
+    assert_eq!((b.seq, b.created), (1, true));
+    assert_ne!(b.epoch, a.epoch, "the node sees a reset");
+
+    // With AOF: seq, epoch and history survive a kill -9.
+    let mut durable = RedisServer::start_with(RedisOptions {
+        aof: true,
+        ..RedisOptions::default()
+    });
+    let node = Node::start(&config(&durable, "n"), PARAMS);
+    let st = node.cluster.store();
+    let a = st.publish("e", "1").await.expect("publish");
+    st.publish("e", "2").await.expect("publish");
+    durable.restart(true);
+    let b = eventually("publish after restart", || async { st.publish("e", "3").await.ok() }).await;
+    assert_eq!((b.seq, b.created, b.epoch), (3, false, a.epoch));
+    let h = st.history("e", None).await.expect("history");
+    assert_eq!(h.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstopped_redis_times_out_and_the_probe_replaces_the_connection() {
+    let mut redis = RedisServer::start();
+    let mut cfg = config(&redis, "n");
+    cfg.call_timeout_ms = 300;
+    cfg.connect_timeout_ms = 300;
+    cfg.probe_interval_ms = 200;
+    cfg.probe_timeout_ms = 300;
+    cfg.reconnect_max_ms = 300;
+    let node = Node::start(&cfg, PARAMS);
+    node.wait_resyncs(2).await;
+    for i in 0..100 {
+        node.cluster.subscriptions().join(format!("s{i}"));
+    }
+    node.wait_events("100 confirmations", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 100
+    })
+    .await;
+    let st = node.cluster.store();
+    redis.pause();
+    let t = Instant::now();
+    let e = st.publish("s1", "hung").await.expect_err("Redis is stopped");
+    assert!(matches!(e, ClusterError::Timeout(_)), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(300 + 1000),
+        "took {:?}",
+        t.elapsed()
+    );
+    let ev = node
+        .wait_events("the probe declaring the data connection hung", |ev| {
+            ev.iter().any(|e| {
+                matches!(
+                    e,
+                    ClusterEvent::Lost {
+                        conn: ConnId::Data(0),
+                        reason: LostReason::Hung,
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    let lost_at = ev.len();
+    redis.resume();
+    node.wait_events("resync after SIGCONT", |ev| {
+        ev[lost_at..].iter().any(|e| {
+            matches!(
+                e,
+                ClusterEvent::Resynced {
+                    conn: ConnId::Data(0),
+                    channels: 100,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
+    let p = eventually("publishing works again", || async {
+        st.publish("s2", "back").await.ok()
+    })
+    .await;
+    node.wait_events("the message after resume", |ev| {
+        ev[lost_at..]
+            .iter()
+            .any(|e| matches!(e, ClusterEvent::Message { cname, seq, .. } if &**cname == "s2" && *seq == p.seq))
+    })
+    .await;
+    let c = node.cluster.subscriptions().counters();
+    let (_, data) = c
+        .iter()
+        .find(|(id, _)| *id == ConnId::Data(0))
+        .expect("data connection");
+    assert!(data.hung >= 1 && data.probes >= 1, "{data:?}");
+    assert_eq!(data.live, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_pubsub_clients_resubscribe_by_themselves() {
+    let redis = RedisServer::start();
+    let node = Node::start(&config(&redis, "n"), PARAMS);
+    node.wait_resyncs(2).await;
+    for i in 0..300 {
+        node.cluster.subscriptions().join(format!("p{i}"));
+    }
+    node.wait_events("300 confirmations", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 300
+    })
+    .await;
+    let mark = node.events().len();
+    let killed: i64 = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, 2, "the data and the control connection");
+    node.wait_events("both connections resynced", |ev| {
+        let r: Vec<_> = ev[mark..]
+            .iter()
+            .filter_map(|e| match e {
+                ClusterEvent::Resynced { conn, channels, .. } => Some((*conn, *channels)),
+                _ => None,
+            })
+            .collect();
+        r.contains(&(ConnId::Data(0), 300)) && r.iter().any(|(c, _)| *c == ConnId::Control)
+    })
+    .await;
+    let ev = node.events();
+    assert_eq!(confirmed_after(&ev, mark).len(), 300);
+    let lost: Vec<_> = ev[mark..]
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::Lost { .. }))
+        .collect();
+    assert_eq!(lost.len(), 2, "one Lost per connection: {lost:?}");
+    // Presence flows again on the control connection.
+    node.cluster.store().sign("fresh", 0).await.expect("sign");
+    node.wait_events("presence after reconnect", |ev| {
+        ev[mark..]
+            .iter()
+            .any(|e| matches!(e, ClusterEvent::Presence { online: true, cname } if cname == "fresh"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_redis_is_down_connects_when_it_appears() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let mut cfg = config(&redis, "n");
+    cfg.reconnect_max_ms = 300;
+    let node = Node::start(&cfg, PARAMS);
+    node.cluster.subscriptions().join("early");
+    let e = node.cluster.store().publish("early", "x").await.expect_err("down");
+    assert!(e.is_unavailable());
+    redis.restart(false);
+    node.wait_events("confirmation", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, ClusterEvent::Confirmed { cname } if &**cname == "early"))
+    })
+    .await;
+    let ev = node.events();
+    assert!(
+        !ev.iter().any(|e| matches!(e, ClusterEvent::Lost { .. })),
+        "never up, never lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hundred_thousand_channels_resubscribed_after_a_restart() {
+    const N: usize = 100_000;
+    let mut redis = RedisServer::start();
+    let mut cfg = config(&redis, "n");
+    cfg.reconnect_max_ms = 200;
+    let node = Node::start(&cfg, PARAMS);
+    node.wait_resyncs(2).await;
+    let t = Instant::now();
+    for i in 0..N {
+        node.cluster.subscriptions().join(format!("c{i}"));
+    }
+    node.wait_events("first subscription of all", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, ClusterEvent::Resynced { channels: N, .. }))
+            || ev
+                .iter()
+                .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+                .count()
+                >= N
+    })
+    .await;
+    eprintln!("subscribed {N} channels in {} ms", t.elapsed().as_millis());
+    let mark = node.events().len();
+    redis.restart(false);
+    let ev = node
+        .wait_events("resync of every channel", |ev| {
+            ev[mark..].iter().any(|e| {
+                matches!(
+                    e,
+                    ClusterEvent::Resynced {
+                        conn: ConnId::Data(0),
+                        channels: N,
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    let elapsed = ev[mark..]
+        .iter()
+        .find_map(|e| match e {
+            ClusterEvent::Resynced {
+                conn: ConnId::Data(0),
+                elapsed,
+                ..
+            } => Some(*elapsed),
+            _ => None,
+        })
+        .expect("resynced");
+    eprintln!(
+        "resubscribed {N} channels in {} ms after the restart",
+        elapsed.as_millis()
+    );
+    assert_eq!(confirmed_after(&ev, mark).len(), N);
+    let channels: i64 = {
+        let info: String = redis.cmd(&["INFO", "stats"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("pubsub_channels:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("pubsub_channels")
+    };
+    // Every data channel plus the service channels of both connections.
+    assert_eq!(channels as usize, N + 5);
+}
