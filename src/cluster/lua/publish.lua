@@ -2,8 +2,9 @@
 -- atomically (Redis runs a script alone). Per channel: the epoch is created
 -- if absent (meta and history reset), seq = HINCRBY (wrapping i32), history
 -- appended and trimmed icomet's way (at 1.5 x size, back to size), the index
--- touched (ZADD GT; "1 <cname>" on psub when the member is new), and ONE
--- PUBLISH carrying every message of the channel ("d" for one, "m" for many).
+-- touched (one ZADD GT per call; "1 <cname>" on psub for each new member),
+-- and ONE PUBLISH carrying every message of the channel ("d" for one, "m"
+-- for many).
 -- No TTLs: the index and the reaper own expiry (a freed channel's keys are
 -- deleted by reap.lua), so nothing is refreshed per message.
 --
@@ -17,6 +18,9 @@ local t = redis.call('TIME')
 local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
 local psub, cpre = ARGV[3], ARGV[4]
 local out = {}
+-- The index is touched once per call: which names are new (ZMSCORE), then
+-- one ZADD GT for all of them; "1 <cname>" for each new one.
+local names, zargs = {}, {'GT'}
 local a, k = 5, 2
 while a <= #ARGV do
   local cname, n = ARGV[a], tonumber(ARGV[a + 2])
@@ -67,9 +71,9 @@ while a <= #ARGV do
     if #batch > 0 then redis.call('RPUSH', hist, unpack(batch)) end
     if len >= n and had + n > len then redis.call('LTRIM', hist, -len, -1) end
   end
-  if redis.call('ZADD', KEYS[1], 'GT', expiry, cname) == 1 then
-    redis.call('PUBLISH', psub, '1 ' .. cname)
-  end
+  names[#names + 1] = cname
+  zargs[#zargs + 1] = expiry
+  zargs[#zargs + 1] = cname
   local payload
   if n == 1 then
     payload = e .. ' ' .. first .. ' d ' .. ARGV[c0]
@@ -89,5 +93,10 @@ while a <= #ARGV do
   out[#out + 1] = created
   a = c0 + n
   k = k + 2
+end
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
+redis.call('ZADD', KEYS[1], unpack(zargs))
+for i = 1, #names do
+  if not scores[i] then redis.call('PUBLISH', psub, '1 ' .. names[i]) end
 end
 return out
