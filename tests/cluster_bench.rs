@@ -37,7 +37,10 @@ fn evalsha_usec_per_call(redis: &RedisServer) -> String {
 }
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string()
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A node whose sink only counts, except `Resynced` events, which it keeps.
@@ -51,13 +54,22 @@ fn lean(redis: &RedisServer, node: &str, params: ChannelParams) -> Lean {
     let messages = Arc::new(AtomicU64::new(0));
     let resynced = Arc::new(Mutex::new(Vec::new()));
     let (m, r) = (messages.clone(), resynced.clone());
-    let cluster = Cluster::start(&config(redis, node), params, Arc::new(Counts::default()), move |e| match e {
-        ClusterEvent::Message { .. } => {
-            m.fetch_add(1, Ordering::Relaxed);
-        }
-        ClusterEvent::Resynced { conn, channels, elapsed } => r.lock().expect("lock").push((conn, channels, elapsed)),
-        _ => {}
-    })
+    let cluster = Cluster::start(
+        &config(redis, node),
+        params,
+        Arc::new(Counts::default()),
+        move |e| match e {
+            ClusterEvent::Message { .. } => {
+                m.fetch_add(1, Ordering::Relaxed);
+            }
+            ClusterEvent::Resynced {
+                conn,
+                channels,
+                elapsed,
+            } => r.lock().expect("lock").push((conn, channels, elapsed)),
+            _ => {}
+        },
+    )
     .expect("cluster");
     Lean {
         cluster,

@@ -8,6 +8,7 @@
 //! parsing and encoding code: it starts no server and opens no sockets.
 
 mod admin;
+mod cluster_wire;
 mod config;
 mod front;
 pub mod json;
@@ -15,6 +16,7 @@ mod params;
 mod ws;
 
 pub use admin::admin_params;
+pub use cluster_wire::cluster_wire;
 pub use config::config;
 pub use front::front_request;
 pub use params::params;
@@ -24,12 +26,13 @@ pub use ws::ws_frames;
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target: its name (the directory under `fuzz/corpus/`) and its check.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("front_request", front_request),
     ("params", params),
     ("admin_params", admin_params),
     ("config", config),
     ("ws_frames", ws_frames),
+    ("cluster_wire", cluster_wire),
 ];
 
 /// Cuts `input` into pieces whose lengths come from `seed`, as reads from a
