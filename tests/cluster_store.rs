@@ -458,6 +458,43 @@ async fn registry_totals_and_the_reaper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_held_by_a_node_outlives_its_timeout_until_released() {
+    let redis = RedisServer::start();
+    let short = ChannelParams {
+        history_size: 10,
+        channel_timeout_secs: 1,
+    };
+    let mut cfg = config(&redis, "holder");
+    cfg.index_refresh_interval_ms = 100;
+    let node = Node::start(&cfg, short);
+    node.counts.held.lock().expect("lock").push(("held".into(), 1));
+    node.wait_resyncs(2).await;
+    let st = node.cluster.store();
+    st.publish("held", "x").await.expect("publish");
+    st.publish("idle", "x").await.expect("publish");
+    node.wait_events("idle freed", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, ClusterEvent::Presence { online: false, cname } if cname == "idle"))
+    })
+    .await;
+    // Both were published at once with a 1 s timeout; only the held one is left.
+    assert_eq!(st.check(&["held", "idle"]).await.expect("check"), vec![true, false]);
+    node.counts.held.lock().expect("lock").clear();
+    node.wait_events("held freed once released", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, ClusterEvent::Presence { online: false, cname } if cname == "held"))
+    })
+    .await;
+    assert_eq!(st.check(&["held"]).await.expect("check"), vec![false]);
+    let refreshed = node
+        .cluster
+        .maintenance_stats()
+        .refreshed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refreshed > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_raises_but_never_re_adds() {
     let redis = RedisServer::start();
     let st = store(&redis, "n", PARAMS);

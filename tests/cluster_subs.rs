@@ -64,11 +64,10 @@ async fn ten_thousand_channels_confirmed_one_by_one_in_batches() {
     assert_eq!(numsub, 0);
     let channels: Vec<String> = redis.cmd(&["PUBSUB", "CHANNELS", "comet:{ch*"]);
     assert_eq!(channels.len(), 10_000);
-    let c = node.cluster.subscriptions().counters();
-    let (_, data) = c
-        .iter()
-        .find(|(id, _)| *id == ConnId::Data(0))
-        .expect("data connection");
+    // Counters move when a whole batch is done, just after its last confirmation.
+    let data = node
+        .wait_counters(ConnId::Data(0), "10,000 live", |c| c.live == 10_000)
+        .await;
     assert_eq!((data.joined, data.live, data.confirmed), (10_000, 10_000, 10_000));
     // Messages flow on all of them.
     node.cluster.store().publish("ch9999", "last").await.expect("publish");
@@ -120,11 +119,7 @@ async fn leave_unsubscribes_and_races_settle_on_the_last_word() {
         (got == want).then_some(())
     })
     .await;
-    let c = subs.counters();
-    let (_, data) = c
-        .iter()
-        .find(|(id, _)| *id == ConnId::Data(0))
-        .expect("data connection");
+    let data = node.wait_counters(ConnId::Data(0), "60 live", |c| c.live == 60).await;
     assert_eq!((data.joined, data.live), (60, 60));
     // A message to a left channel does not arrive; one sent after it to a kept
     // channel does, so the first would have arrived before it.
@@ -427,7 +422,8 @@ async fn one_hundred_thousand_channels_resubscribed_after_a_restart() {
     for i in 0..N {
         node.cluster.subscriptions().join(format!("c{i}"));
     }
-    node.wait_events("first subscription of all", |ev| {
+    const SCALE_WAIT: Duration = Duration::from_secs(180);
+    node.wait_events_within(SCALE_WAIT, "first subscription of all", |ev| {
         ev.iter()
             .any(|e| matches!(e, ClusterEvent::Resynced { channels: N, .. }))
             || ev
@@ -441,7 +437,7 @@ async fn one_hundred_thousand_channels_resubscribed_after_a_restart() {
     let mark = node.events().len();
     redis.restart(false);
     let ev = node
-        .wait_events("resync of every channel", |ev| {
+        .wait_events_within(SCALE_WAIT, "resync of every channel", |ev| {
             ev[mark..].iter().any(|e| {
                 matches!(
                     e,
@@ -479,4 +475,77 @@ async fn one_hundred_thousand_channels_resubscribed_after_a_restart() {
     };
     // Every data channel plus the service channels of both connections.
     assert_eq!(channels as usize, N + 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_spread_over_several_data_connections() {
+    let redis = RedisServer::start();
+    let mut cfg = config(&redis, "n");
+    cfg.data_connections = 3;
+    let node = Node::start(&cfg, PARAMS);
+    node.wait_resyncs(4).await;
+    let subs = node.cluster.subscriptions();
+    for i in 0..300 {
+        subs.join(format!("m{i}"));
+    }
+    node.wait_events("300 confirmations", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+            .count()
+            >= 300
+    })
+    .await;
+    let mut per_conn = Vec::new();
+    for n in 0..3 {
+        let c = node
+            .wait_counters(ConnId::Data(n), "its channels live", |c| c.live == c.joined)
+            .await;
+        per_conn.push(c.live);
+    }
+    assert_eq!(per_conn.len(), 3);
+    assert_eq!(per_conn.iter().sum::<u64>(), 300);
+    assert!(per_conn.iter().all(|&n| n > 50), "spread by hash: {per_conn:?}");
+    // Every channel's connection is the one its hash names, and stays so.
+    assert_eq!(subs.conn_of("m7"), subs.conn_of("m7"));
+    let mark = node.events().len();
+    let killed: i64 = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert_eq!(killed, 4);
+    let ev = node
+        .wait_events("three data resyncs", |ev| {
+            ev[mark..]
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ClusterEvent::Resynced {
+                            conn: ConnId::Data(_),
+                            ..
+                        }
+                    )
+                })
+                .count()
+                == 3
+        })
+        .await;
+    let lost: usize = ev[mark..]
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Lost {
+                conn: ConnId::Data(_),
+                channels,
+                ..
+            } => Some(*channels),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(lost, 300, "each connection reports its own channels");
+    assert_eq!(confirmed_after(&ev, mark).len(), 300);
+    let st = node.cluster.store();
+    for i in [0, 1, 2, 3, 4] {
+        st.publish(&format!("m{i}"), "x").await.expect("publish");
+    }
+    node.wait_events("5 messages", |ev| {
+        ev.iter().filter(|e| matches!(e, ClusterEvent::Message { .. })).count() >= 5
+    })
+    .await;
 }

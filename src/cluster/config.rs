@@ -79,6 +79,9 @@ pub struct ClusterConfig {
     pub node_stale_ms: u64,
     /// How often the elected reaper expires idle channels. Default 1000.
     pub reaper_interval_ms: u64,
+    /// How often a node raises the index expiry of the channels it holds to
+    /// now + their local idle time + twice this interval. Default 10000.
+    pub index_refresh_interval_ms: u64,
     /// How long `/info?cname=` waits for the other nodes' answers. Default 300.
     pub survey_timeout_ms: u64,
     /// Most messages in one publish script call; a batch is split into calls of
@@ -107,6 +110,7 @@ impl Default for ClusterConfig {
             node_report_interval_ms: 2000,
             node_stale_ms: 6000,
             reaper_interval_ms: 1000,
+            index_refresh_interval_ms: 10_000,
             survey_timeout_ms: 300,
             publish_batch_messages: 1000,
         }
@@ -189,6 +193,7 @@ impl ClusterConfig {
             ("probe_timeout_ms", self.probe_timeout_ms),
             ("node_report_interval_ms", self.node_report_interval_ms),
             ("reaper_interval_ms", self.reaper_interval_ms),
+            ("index_refresh_interval_ms", self.index_refresh_interval_ms),
             ("survey_timeout_ms", self.survey_timeout_ms),
         ] {
             if value == 0 {

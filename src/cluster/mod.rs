@@ -52,4 +52,13 @@ pub trait LocalCounts: Send + Sync + 'static {
     fn subscribers_of(&self, cname: &str) -> u64;
     /// (subscribers, channels) on this node.
     fn totals(&self) -> (u64, u64);
+    /// Calls `visit(cname, idle_secs_left)` for every channel this node holds,
+    /// `idle_secs_left` being how long it would live here without news (at
+    /// least `channel_timeout` while it has subscribers). Every
+    /// `cluster.index_refresh_interval_ms` these raise the channels' expiry in
+    /// the index (never lower it), so the reaper frees a channel only when no
+    /// node holds it. The default holds nothing.
+    fn held_channels(&self, visit: &mut dyn FnMut(&str, u32)) {
+        let _ = visit;
+    }
 }

@@ -1,9 +1,10 @@
 //! [`Cluster`]: one node's whole Redis layer, started and stopped as a unit:
 //! the command [`Store`], the PUB/SUB [`Subscriptions`], the token keys, and a
 //! maintenance task that writes this node's counts to the registry every
-//! `cluster.node_report_interval_ms` and takes its turn as reaper every
-//! `cluster.reaper_interval_ms`. Failures of maintenance are logged once per
-//! outage and counted, never fatal.
+//! `cluster.node_report_interval_ms`, raises the index expiry of the channels
+//! it holds every `cluster.index_refresh_interval_ms`, and takes its turn as
+//! reaper every `cluster.reaper_interval_ms`. Failures of maintenance are
+//! logged once per outage and counted, never fatal.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub struct MaintenanceStats {
     pub reap_errors: AtomicU64,
     /// Channels this node freed as reaper.
     pub reaped: AtomicU64,
+    /// Index refresh rounds that failed.
+    pub refresh_errors: AtomicU64,
+    /// Index entries this node raised.
+    pub refreshed: AtomicU64,
 }
 
 /// One node's Redis layer.
@@ -70,8 +75,11 @@ impl Cluster {
         let maintenance = tokio::spawn(maintain(
             store.clone(),
             local,
-            Duration::from_millis(cfg.node_report_interval_ms),
-            Duration::from_millis(cfg.reaper_interval_ms),
+            Periods {
+                report: Duration::from_millis(cfg.node_report_interval_ms),
+                reap: Duration::from_millis(cfg.reaper_interval_ms),
+                refresh: Duration::from_millis(cfg.index_refresh_interval_ms),
+            },
             stats.clone(),
             stopped,
         ));
@@ -149,20 +157,44 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// The periods of the maintenance task.
+struct Periods {
+    report: Duration,
+    reap: Duration,
+    refresh: Duration,
+}
+
+/// One index refresh round: the channels this node holds, with their local
+/// idle time plus two refresh periods of slack.
+async fn refresh(store: &Store, local: &dyn LocalCounts, period: Duration) -> ClusterResult<u64> {
+    let slack = u32::try_from(period.as_secs().saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let mut held: Vec<(String, u32)> = Vec::new();
+    local.held_channels(&mut |cname, secs| held.push((cname.to_string(), secs.saturating_add(slack))));
+    let mut raised = 0;
+    for chunk in held.chunks(1000) {
+        let page: Vec<(&str, u32)> = chunk.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+        raised += store.refresh(&page).await?;
+    }
+    Ok(raised)
+}
+
 async fn maintain(
     store: Store,
     local: Arc<dyn LocalCounts>,
-    report_every: Duration,
-    reap_every: Duration,
+    periods: Periods,
     stats: Arc<MaintenanceStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut report = tokio::time::interval(report_every);
-    let mut reap = tokio::time::interval(reap_every);
-    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let lock_ms = (reap_every.as_millis() as u64).saturating_mul(3);
-    let (mut report_down, mut reap_down) = (false, false);
+    let mut report = tokio::time::interval(periods.report);
+    let mut reap = tokio::time::interval(periods.reap);
+    let mut index = tokio::time::interval(periods.refresh);
+    for i in [&mut report, &mut reap, &mut index] {
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    }
+    let lock_ms = (periods.reap.as_millis() as u64).saturating_mul(3);
+    let (mut report_down, mut reap_down, mut refresh_down) = (false, false, false);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -179,6 +211,21 @@ async fn maintain(
                         if !report_down {
                             report_down = true;
                             log::warn!("cluster: cannot write the node registry: {e}");
+                        }
+                    }
+                }
+            }
+            _ = index.tick() => {
+                match refresh(&store, &*local, periods.refresh).await {
+                    Ok(n) => {
+                        refresh_down = false;
+                        stats.refreshed.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        stats.refresh_errors.fetch_add(1, Ordering::Relaxed);
+                        if !refresh_down {
+                            refresh_down = true;
+                            log::warn!("cluster: index refresh failed: {e}");
                         }
                     }
                 }

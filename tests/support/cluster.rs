@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use comet::cluster::{ChannelParams, Cluster, ClusterConfig, ClusterEvent, LocalCounts};
+use comet::cluster::{ChannelParams, Cluster, ClusterConfig, ClusterEvent, ConnCounters, ConnId, LocalCounts};
 
 use super::redis::RedisServer;
 
@@ -40,6 +40,8 @@ pub const PARAMS: ChannelParams = ChannelParams {
 pub struct Counts {
     pub per_channel: Mutex<HashMap<String, u64>>,
     pub totals: Mutex<(u64, u64)>,
+    /// Channels held, with their local idle seconds left.
+    pub held: Mutex<Vec<(String, u32)>>,
 }
 
 impl LocalCounts for Counts {
@@ -48,6 +50,11 @@ impl LocalCounts for Counts {
     }
     fn totals(&self) -> (u64, u64) {
         *self.totals.lock().expect("lock")
+    }
+    fn held_channels(&self, visit: &mut dyn FnMut(&str, u32)) {
+        for (c, s) in self.held.lock().expect("lock").iter() {
+            visit(c, *s);
+        }
     }
 }
 
@@ -82,8 +89,18 @@ impl Node {
     }
 
     /// Waits until `cond` holds over the events, returning them.
-    pub async fn wait_events(&self, what: &str, mut cond: impl FnMut(&[ClusterEvent]) -> bool) -> Vec<ClusterEvent> {
-        let deadline = Instant::now() + WAIT;
+    pub async fn wait_events(&self, what: &str, cond: impl FnMut(&[ClusterEvent]) -> bool) -> Vec<ClusterEvent> {
+        self.wait_events_within(WAIT, what, cond).await
+    }
+
+    /// [`Node::wait_events`] with its own deadline (scale tests).
+    pub async fn wait_events_within(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut cond: impl FnMut(&[ClusterEvent]) -> bool,
+    ) -> Vec<ClusterEvent> {
+        let deadline = Instant::now() + limit;
         loop {
             {
                 let ev = self.events.lock().expect("events lock");
@@ -94,6 +111,28 @@ impl Node {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Waits until the counters of `conn` satisfy `cond`.
+    pub async fn wait_counters(
+        &self,
+        conn: ConnId,
+        what: &str,
+        mut cond: impl FnMut(&ConnCounters) -> bool,
+    ) -> ConnCounters {
+        eventually(what, || {
+            let c = self
+                .cluster
+                .subscriptions()
+                .counters()
+                .into_iter()
+                .find(|(id, _)| *id == conn)
+                .map(|(_, c)| c)
+                .expect("connection exists");
+            let ok = cond(&c);
+            async move { ok.then_some(c) }
+        })
+        .await
     }
 
     /// Number of `Resynced` events so far.
