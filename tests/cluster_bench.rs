@@ -36,6 +36,25 @@ fn evalsha_usec_per_call(redis: &RedisServer) -> String {
         .to_string()
 }
 
+fn rss_bytes() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb * 1024.0)
+}
+
+/// CPU seconds (user + system) this process has used.
+fn own_cpu() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass; nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -183,9 +202,12 @@ async fn resubscribe(n: usize) {
     let node = lean(&redis, "n", PARAMS);
     node.wait_resync(0, 0).await;
     let m0 = field(&redis, "memory", "used_memory");
+    // The names as the node's channel table would hold them (shared Arc<str>).
+    let names: Vec<Arc<str>> = (0..n).map(|i| Arc::from(format!("channel-{i}").as_str())).collect();
+    let rss0 = rss_bytes();
     let t = Instant::now();
-    for i in 0..n {
-        node.cluster.subscriptions().join(format!("channel-{i}"));
+    for name in &names {
+        node.cluster.subscriptions().join(name.clone());
     }
     node.wait_resync(0, 0).await;
     let deadline = Instant::now() + WAIT * 6;
@@ -201,10 +223,14 @@ async fn resubscribe(n: usize) {
     }
     let first = t.elapsed();
     let per_sub = (field(&redis, "memory", "used_memory") - m0) / n as f64;
+    let client_per_sub = (rss_bytes() - rss0) / n as f64;
+    let c0 = own_cpu();
     redis.restart(false);
     let again = node.wait_resync(1, n).await;
+    let client_cpu = own_cpu() - c0;
+    let redis_cpu = cpu(&redis);
     println!(
-        "resubscribe: {n} channels (names like channel-123456) first subscribed in {} ms, resubscribed after a Redis restart in {} ms; Redis memory {per_sub:.0} B per subscription; load {}",
+        "resubscribe: {n} channels (names like channel-123456) first subscribed in {} ms, resubscribed after a Redis restart in {} ms (CPU: client {client_cpu:.2} s, Redis {redis_cpu:.2} s); Redis memory {per_sub:.0} B per subscription; client RSS {client_per_sub:.0} B per subscription (manager state plus the redis crate's own set of subscribed names); load {}",
         first.as_millis(),
         again.as_millis(),
         load()

@@ -63,6 +63,7 @@ impl Cluster {
         local: Arc<dyn LocalCounts>,
         on_event: impl FnMut(ClusterEvent) + Send + 'static,
     ) -> ClusterResult<Cluster> {
+        super::store::in_runtime()?;
         let node = if cfg.node_id.is_empty() {
             Epoch::random().as_str().to_string()
         } else {
@@ -254,6 +255,36 @@ async fn maintain(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl LocalCounts for Nothing {
+        fn subscribers_of(&self, _: &str) -> u64 {
+            0
+        }
+        fn totals(&self) -> (u64, u64) {
+            (0, 0)
+        }
+    }
+
+    #[test]
+    fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+        let cfg = ClusterConfig {
+            redis: "redis://127.0.0.1:1/0".into(),
+            hmac_secret: "0123456789abcdef".into(),
+            ..ClusterConfig::default()
+        };
+        let params = ChannelParams {
+            history_size: 10,
+            channel_timeout_secs: 30,
+        };
+        let e = Cluster::start(&cfg, params, Arc::new(Nothing), |_| {})
+            .err()
+            .expect("refused");
+        assert_eq!(e.to_string(), "cluster mode must be started inside a tokio runtime");
+        assert!(Store::new(&cfg, "n", params).is_err());
+    }
+
     #[test]
     fn passwords_are_not_logged() {
         assert_eq!(super::redacted("redis://:pw@h:1/0"), "redis://***@h:1/0");

@@ -105,6 +105,13 @@ pub(super) struct Inner {
     pub(super) stats: StoreStats,
 }
 
+/// Refuses to start outside a tokio runtime (the connections need one).
+pub(crate) fn in_runtime() -> ClusterResult<()> {
+    tokio::runtime::Handle::try_current()
+        .map(|_| ())
+        .map_err(|_| ClusterError::BadInput("cluster mode must be started inside a tokio runtime".into()))
+}
+
 /// A RESP3 client for `cfg.redis`.
 pub(crate) fn client(cfg: &ClusterConfig) -> ClusterResult<redis::Client> {
     let info = cfg
@@ -133,6 +140,7 @@ impl Store {
     /// Redis is down; its calls fail until Redis is reachable). Must be called
     /// inside a tokio runtime. `node` is this node's id.
     pub fn new(cfg: &ClusterConfig, node: &str, params: ChannelParams) -> ClusterResult<Store> {
+        in_runtime()?;
         let client = client(cfg)?;
         Ok(Store {
             inner: Arc::new(Inner {
