@@ -9,4 +9,6 @@ mod support;
 
 mod autobahn;
 mod browser;
+mod cluster_bench;
+mod cluster_scale;
 mod smoke_load;

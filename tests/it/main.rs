@@ -11,6 +11,10 @@ mod support;
 
 mod admin;
 mod cli;
+mod cluster_faults;
+mod cluster_index;
+mod cluster_store;
+mod cluster_subs;
 mod front;
 mod fuzz_corpus;
 mod malloc;

@@ -2,6 +2,8 @@
 //! talk raw HTTP with a deadline on every read.
 
 pub mod binary;
+pub mod cluster;
+pub mod redis;
 pub mod ws_scaffold;
 
 use std::io::{Read, Write};

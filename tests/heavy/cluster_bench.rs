@@ -2,22 +2,20 @@
 //! machine. Ignored by default (they measure, they do not check); run with
 //!
 //! ```text
-//! cargo test --release --test cluster_bench -- --ignored --nocapture --test-threads=1
+//! cargo test --release --test heavy cluster_bench -- --ignored --nocapture --test-threads=1
 //! ```
 //!
 //! Each prints one line per figure with the Redis-side cost (INFO
 //! commandstats and INFO cpu deltas). Client and Redis share the machine's
 //! cores; note what else ran (`uptime`) next to any figure you quote.
 
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{config, Counts, PARAMS, WAIT};
+use crate::support::redis::RedisServer;
 use comet::cluster::{ChannelParams, Cluster, ClusterEvent, ConnId, Store};
-use support::cluster::{config, Counts, PARAMS, WAIT};
-use support::redis::RedisServer;
 
 fn field(redis: &RedisServer, section: &str, name: &str) -> f64 {
     redis.info_field(section, name).parse().unwrap_or(0.0)

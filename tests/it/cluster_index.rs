@@ -1,15 +1,13 @@
 //! The cluster-wide index against a real redis-server: the node registry and
 //! its totals, the reaper, index refresh by the nodes holding a channel,
 //! broadcast over every channel, and surveys for `/info?cname=`. Every test
-//! starts its own Redis (tests/support/redis.rs).
-
-mod support;
+//! starts its own Redis (tests/it/support/redis.rs).
 
 use std::collections::HashSet;
 
+use crate::support::cluster::{config, eventually, Node, PARAMS};
+use crate::support::redis::RedisServer;
 use comet::cluster::{ChannelParams, ClusterEvent, Kind, Store};
-use support::cluster::{config, eventually, Node, PARAMS};
-use support::redis::RedisServer;
 
 fn store(redis: &RedisServer, node: &str, params: ChannelParams) -> Store {
     Store::new(&config(redis, node), node, params).expect("store")

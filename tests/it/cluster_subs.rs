@@ -1,17 +1,15 @@
 //! The subscription manager of cluster mode against a real redis-server:
 //! batched, per-channel confirmation of 10,000 channels, leave and
-//! join/leave races, several data connections, and 100,000 channels
-//! resubscribed after a restart. Faults are in cluster_faults.rs. Counts,
-//! not times; every wait has a deadline.
-
-mod support;
+//! join/leave races, and several data connections. Faults are in
+//! cluster_faults.rs; 100,000 channels resubscribed after a restart is in the
+//! heavy tier (tests/heavy/cluster_scale.rs). Counts, not times; every wait
+//! has a deadline.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
+use crate::support::cluster::{config, eventually, Node, PARAMS};
+use crate::support::redis::RedisServer;
 use comet::cluster::{ClusterEvent, ConnId};
-use support::cluster::{config, eventually, Node, PARAMS};
-use support::redis::RedisServer;
 
 fn confirmed_after(ev: &[ClusterEvent], from: usize) -> HashSet<String> {
     ev[from..]
@@ -133,73 +131,6 @@ async fn leave_unsubscribes_and_races_settle_on_the_last_word() {
     .await;
     assert_eq!(node.messages("l0"), vec![]);
     assert_eq!(node.messages("l99"), vec![(1, "kept".to_string())]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_hundred_thousand_channels_resubscribed_after_a_restart() {
-    const N: usize = 100_000;
-    let mut redis = RedisServer::start();
-    let mut cfg = config(&redis, "n");
-    cfg.reconnect_max_ms = 200;
-    let node = Node::start(&cfg, PARAMS);
-    node.wait_resyncs(2).await;
-    let t = Instant::now();
-    for i in 0..N {
-        node.cluster.subscriptions().join(format!("c{i}"));
-    }
-    const SCALE_WAIT: Duration = Duration::from_secs(180);
-    node.wait_events_within(SCALE_WAIT, "first subscription of all", |ev| {
-        ev.iter()
-            .any(|e| matches!(e, ClusterEvent::Resynced { channels: N, .. }))
-            || ev
-                .iter()
-                .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-                .count()
-                >= N
-    })
-    .await;
-    eprintln!("subscribed {N} channels in {} ms", t.elapsed().as_millis());
-    let mark = node.events().len();
-    redis.restart(false);
-    let ev = node
-        .wait_events_within(SCALE_WAIT, "resync of every channel", |ev| {
-            ev[mark..].iter().any(|e| {
-                matches!(
-                    e,
-                    ClusterEvent::Resynced {
-                        conn: ConnId::Data(0),
-                        channels: N,
-                        ..
-                    }
-                )
-            })
-        })
-        .await;
-    let elapsed = ev[mark..]
-        .iter()
-        .find_map(|e| match e {
-            ClusterEvent::Resynced {
-                conn: ConnId::Data(0),
-                elapsed,
-                ..
-            } => Some(*elapsed),
-            _ => None,
-        })
-        .expect("resynced");
-    eprintln!(
-        "resubscribed {N} channels in {} ms after the restart",
-        elapsed.as_millis()
-    );
-    assert_eq!(confirmed_after(&ev, mark).len(), N);
-    let channels: i64 = {
-        let info: String = redis.cmd(&["INFO", "stats"]);
-        info.lines()
-            .find_map(|l| l.strip_prefix("pubsub_channels:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("pubsub_channels")
-    };
-    // Every data channel plus the service channels of both connections.
-    assert_eq!(channels as usize, N + 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Cluster-mode fixtures: a test node (a `Cluster` whose events are
 //! recorded), fixed local counts, and polling with a deadline.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::future::Future;

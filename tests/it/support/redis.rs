@@ -7,6 +7,7 @@
 //! emptied), `pause()`/`resume()` are SIGSTOP/SIGCONT. Dropping it kills it
 //! and removes its directory. A missing binary is a failure that says to run
 //! ./tools/test (CI installs redis-server, so a skip would hide a broken CI).
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -2,16 +2,14 @@
 //! and epoch under concurrent publishers, history and its trim, wrapping
 //! seqs, batch = singles, sign/close/clear, tokens across nodes, and refusal
 //! of bad input and of bad bytes found in Redis. Every test starts its own
-//! Redis (tests/support/redis.rs). The index, registry, reaper, broadcast
+//! Redis (tests/it/support/redis.rs). The index, registry, reaper, broadcast
 //! and surveys are in cluster_index.rs.
-
-mod support;
 
 use std::collections::HashSet;
 
+use crate::support::cluster::{config, Node, PARAMS};
+use crate::support::redis::RedisServer;
 use comet::cluster::{ChannelParams, ClusterError, ClusterEvent, Control, Kind, Store};
-use support::cluster::{config, Node, PARAMS};
-use support::redis::RedisServer;
 
 fn store(redis: &RedisServer, node: &str, params: ChannelParams) -> Store {
     Store::new(&config(redis, node), node, params).expect("store")

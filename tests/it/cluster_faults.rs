@@ -5,14 +5,12 @@
 //! every channel must be confirmed again. Counts, not times; every wait has a
 //! deadline.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{config, eventually, Node, PARAMS};
+use crate::support::redis::{RedisOptions, RedisServer};
 use comet::cluster::{ClusterError, ClusterEvent, ConnId, LostReason};
-use support::cluster::{config, eventually, Node, PARAMS};
-use support::redis::{RedisOptions, RedisServer};
 
 fn confirmed_after(ev: &[ClusterEvent], from: usize) -> HashSet<String> {
     ev[from..]
