@@ -14,7 +14,8 @@
 //! Map: `config` (the `cluster` section), `wire` (bytes in Redis), `keys`
 //! (names), `lua/` + `scripts` (the atomic operations), `store`/`batch`/`index`
 //! (typed calls), `shard`/`subs`/`push`/`events`/`survey` (PUB/SUB), `token`
-//! (stateless `/sign`), `node` ([`Cluster`], the whole set plus maintenance).
+//! (stateless `/sign`), `node` ([`Cluster`], the whole set plus maintenance),
+//! `intake` (admin commands through Redis, for `Intake::apply`).
 //! Design and traps: `shared/reference/scaleout-research.md`.
 
 mod batch;
@@ -22,6 +23,7 @@ pub mod config;
 mod error;
 mod events;
 mod index;
+pub mod intake;
 pub mod keys;
 mod node;
 mod push;

@@ -13,6 +13,7 @@ mod admin;
 mod cli;
 mod cluster_faults;
 mod cluster_index;
+mod cluster_intake;
 mod cluster_store;
 mod cluster_subs;
 mod front;
