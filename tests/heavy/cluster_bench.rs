@@ -132,7 +132,7 @@ async fn single_publish_rate() {
         }
         const TOTAL: usize = 200_000;
         const TASKS: usize = 64;
-        let (c0, t) = (cpu(&redis), Instant::now());
+        let (c0, own0, t) = (cpu(&redis), own_cpu(), Instant::now());
         let mut set = tokio::task::JoinSet::new();
         for k in 0..TASKS {
             let st = st.clone();
@@ -154,9 +154,10 @@ async fn single_publish_rate() {
             }
         }
         println!(
-            "single publish ({label}): {n} publishes, 64 concurrent callers on one connection, 10k channels: {:.0}/s; redis cpu {:.2}s; {}; delivered {}; load {}",
+            "single publish ({label}): {n} publishes, 64 concurrent callers on one connection, 10k channels: {:.0}/s; redis cpu {:.2}s, client cpu {:.2}s; {}; delivered {}; load {}",
             n / secs,
             cpu(&redis) - c0,
+            own_cpu() - own0,
             evalsha_usec_per_call(&redis),
             node.messages.load(Ordering::Relaxed),
             load()
