@@ -46,6 +46,10 @@ pub const NOT_CONFIG: &[(&str, &str)] = &[
     ("COMET_BENCH_FRONT", "tools/bench, storm, soak: front port"),
     ("COMET_BENCH_ADMIN", "tools/bench, storm, soak: admin port"),
     ("COMET_NGINX", "tests/ops/nginx.rs, tools/test: the nginx binary"),
+    (
+        "COMET_REDIS_SERVER",
+        "tests/it/support/redis.rs, tools/test: redis-server",
+    ),
     ("COMET_DEPLOY_URL", "tests/ops/nginx.rs: nginx's https origin"),
     ("COMET_DEPLOY_HTTP", "tests/ops/nginx.rs: nginx's http origin"),
     ("COMET_DEPLOY_ADMIN", "tests/ops/nginx.rs: comet's admin origin"),
