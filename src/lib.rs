@@ -19,6 +19,7 @@
 //! | [`intake`] | the seam between admin commands and the channels | sockets, framing |
 //! | [`channels`] | the table's lock and the fan-out of its notices | sockets, framing |
 //! | [`channel`] | the table: names, slots, seqs, history, tokens, expiry (sync, no I/O) | threads, I/O, JSON |
+//! | [`cluster`] | cluster mode's Redis side: seq, epoch and history scripts, PUB/SUB subscriptions, the channel index, `/sign` tokens | workers, sockets, the channel table |
 //! | [`mailbox`] | cross-thread commands to workers, eventfd wake-ups | the table |
 //! | [`presence`] | `/psub` listeners and their bounded queues | the table |
 //! | [`front`] | the front protocol: request parsing, transports and framing, subscriptions, delivery, timers (sans-IO, generic over the socket) | descriptors, epoll, threads |
@@ -37,6 +38,7 @@ pub mod admin;
 pub mod auth;
 pub mod channel;
 pub mod channels;
+pub mod cluster;
 pub mod config;
 pub mod encode;
 pub mod front;

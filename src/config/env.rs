@@ -49,6 +49,10 @@ pub const NOT_CONFIG: &[(&str, &str)] = &[
     ("COMET_DEPLOY_URL", "tests/heavy/nginx.rs: nginx's https origin"),
     ("COMET_DEPLOY_HTTP", "tests/heavy/nginx.rs: nginx's http origin"),
     ("COMET_DEPLOY_ADMIN", "tests/heavy/nginx.rs: comet's admin origin"),
+    (
+        "COMET_REDIS_SERVER",
+        "tests/it/support/redis.rs, tools/test: redis-server",
+    ),
 ];
 
 /// One configuration key and the variable that sets it.

@@ -10,6 +10,8 @@ mod support;
 
 mod autobahn;
 mod browser;
+mod cluster_bench;
+mod cluster_scale;
 mod nginx;
 mod node;
 mod smoke_load;

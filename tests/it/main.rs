@@ -12,6 +12,11 @@ mod support;
 
 mod admin;
 mod cli;
+mod cluster_faults;
+mod cluster_index;
+mod cluster_intake;
+mod cluster_store;
+mod cluster_subs;
 mod deb;
 mod deploy;
 mod front;

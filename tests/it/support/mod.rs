@@ -8,7 +8,9 @@
 //! thing that must stay silent and assert that it is what comes next.
 
 pub mod binary;
+pub mod cluster;
 pub mod files;
+pub mod redis;
 pub mod ws_scaffold;
 
 use std::io::{Read, Write};
