@@ -39,6 +39,12 @@ pub struct Stats {
     pub head_timeouts: AtomicU64,
     /// Failed `accept` calls (descriptors or kernel memory exhausted).
     pub accept_errors: AtomicU64,
+    /// WebSocket upgrades refused before the upgrade (400, 403, 405, 426).
+    pub ws_refused_upgrades: AtomicU64,
+    /// WebSocket connections closed for a protocol error (1002, 1007, 1009).
+    pub ws_protocol_errors: AtomicU64,
+    /// WebSocket connections closed for sending too many frames (1008).
+    pub ws_flood_closes: AtomicU64,
 }
 
 /// The figures at one moment.
@@ -245,7 +251,7 @@ mod tests {
         Snapshot {
             uptime_secs: 7,
             connections: 10,
-            by_transport: [1, 2, 3, 0],
+            by_transport: [1, 2, 3, 0, 0],
             channels: 4,
             subscribers: 6,
             published: 11,
@@ -266,7 +272,7 @@ mod tests {
             sample().to_json(),
             concat!(
                 r#"{"uptime_secs":7,"connections":10,"#,
-                r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0},"#,
+                r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0,"ws":0},"#,
                 r#""channels":4,"subscribers":6,"published":11,"delivered":22,"#,
                 r#""slow_consumer_drops":1,"refused_connections":5,"accepted_connections":15,"#,
                 r#""presence_drops":0,"rss_bytes":4096,"workers_dead":0}"#

@@ -58,6 +58,11 @@ fn shipped_yaml_sets_every_key() {
         "socket_recv_buffer_bytes",
         "descriptor_tables",
         "sse_retry_ms",
+        "allowed_origins",
+        "max_channels_per_connection",
+        "ws_max_message_bytes",
+        "ws_max_frames_per_sec",
+        "ws_echo",
     ];
     let admin = ["listen", "allow", "deny", "max_body_bytes", "threads", "key"];
     for (section, keys) in [("front", &front[..]), ("admin", &admin[..])] {
@@ -282,7 +287,9 @@ fn every_key_prints_and_loads_back() {
         polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
         header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \
         socket_send_buffer_bytes: 16\n  socket_recv_buffer_bytes: 17\n  \
-        descriptor_tables: always\n  sse_retry_ms: 18\n\
+        descriptor_tables: always\n  sse_retry_ms: 18\n  \
+        allowed_origins: [\"https://a.example\"]\n  max_channels_per_connection: 3\n  \
+        ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  ws_echo: true\n\
         admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
         max_body_bytes: 19\n  threads: 3\n  key: k3y\n";
     let c = check(yaml).expect("valid");

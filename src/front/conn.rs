@@ -16,6 +16,11 @@ use super::subs::NIL;
 use super::{Front, Sock, Token, Transport, READ_BUF};
 use crate::params::{self, Params};
 use crate::shared::Shared;
+use crate::ws::WsState;
+
+/// Ticks a closing connection may take to read its last response before
+/// its socket is released anyway.
+pub(super) const CLOSE_LINGER_TICKS: u32 = 10;
 
 /// Most pieces one `send` takes.
 pub(super) const MAX_PARTS: usize = 8;
@@ -45,6 +50,12 @@ impl Flags {
     /// Counted in `Stats::subscribers_by_transport` (from subscribing until
     /// its response ends or it closes).
     pub const SUBSCRIBER: u8 = 4;
+    /// A `/ws_echo` WebSocket (conformance testing).
+    pub const WS_ECHO: u8 = 8;
+    /// A WebSocket that sent its close frame and waits for the client's.
+    pub const WS_CLOSING: u8 = 16;
+    /// Dropped because its output queue overflowed (a slow consumer).
+    pub const SLOW: u8 = 32;
     const KEEP_ALIVE_ONLY: Flags = Flags(Flags::KEEP_ALIVE);
 
     /// Whether `bit` is set.
@@ -83,11 +94,17 @@ pub(super) struct Extra {
     pub cb: Option<Box<str>>,
     /// Body bytes of the last request still to arrive and be skipped.
     pub body_left: u32,
+    /// A WebSocket's decoder state while a message is in progress.
+    pub ws: WsState,
+    /// Frames a WebSocket client sent in tick `frames_tick` (flood control).
+    pub frames: u32,
+    /// The tick `frames` counts.
+    pub frames_tick: u32,
 }
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none() && self.body_left == 0
+        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none() && self.body_left == 0 && self.ws.is_idle()
     }
 }
 
@@ -154,6 +171,11 @@ impl<S> Conn<S> {
 
     fn has_output(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| e.out_pos < e.out.len())
+    }
+
+    /// An upgraded connection: it speaks WebSocket until it closes.
+    pub fn is_websocket(&self) -> bool {
+        self.transport == Transport::Ws && self.state != State::Idle
     }
 }
 
@@ -250,12 +272,12 @@ impl<S: Sock> Front<S> {
                     break;
                 }
             };
-            self.take_input(idx, &rbuf[..n]);
+            self.take_input(idx, &mut rbuf[..n]);
         }
         self.rbuf = rbuf;
         let c = &mut self.conns[idx as usize];
         if eof && c.sock.is_some() {
-            if c.state == State::Waiting || !c.has_output() {
+            if c.state == State::Waiting || c.is_websocket() || !c.has_output() {
                 self.close_conn(idx);
             } else {
                 c.state = State::Closing;
@@ -266,11 +288,20 @@ impl<S: Sock> Front<S> {
 
     /// Uses one read's bytes: answers the requests in them when the
     /// connection is idle, else keeps them for when it is.
-    fn take_input(&mut self, idx: u32, bytes: &[u8]) {
+    fn take_input(&mut self, idx: u32, bytes: &mut [u8]) {
         let c = &mut self.conns[idx as usize];
+        if c.is_websocket() {
+            self.ws_input(idx, bytes);
+            return;
+        }
         if c.state == State::Idle && !c.has_input() {
             let used = self.process(idx, bytes);
             let c = &mut self.conns[idx as usize];
+            if c.is_websocket() && used < bytes.len() {
+                // Frames that came in the same read as the upgrade.
+                self.ws_input(idx, &mut bytes[used..]);
+                return;
+            }
             if c.sock.is_some() && used < bytes.len() {
                 c.extra().inbuf.extend_from_slice(&bytes[used..]);
             }
@@ -296,8 +327,20 @@ impl<S: Sock> Front<S> {
         };
         let input = std::mem::take(&mut extra.inbuf);
         self.conns[idx as usize].extra = Some(extra);
+        let mut input = input;
         let used = self.process(idx, &input);
         let c = &mut self.conns[idx as usize];
+        if c.is_websocket() && used < input.len() {
+            // Frames queued behind the upgrade request.
+            let later = c
+                .extra
+                .as_mut()
+                .map(|e| std::mem::take(&mut e.inbuf))
+                .unwrap_or_default();
+            input.extend_from_slice(&later);
+            self.ws_input(idx, &mut input[used..]);
+            return;
+        }
         if c.sock.is_some() && used < input.len() {
             // Anything that arrived meanwhile is behind what is left here.
             let e = c.extra();
@@ -410,6 +453,11 @@ impl<S: Sock> Front<S> {
                 self.reply(idx, reply, b"");
             }
             Route::Subscribe(t) => self.subscribe(idx, req, t),
+            Route::WsEcho if self.settings.ws_echo => self.ws_echo(idx, req),
+            Route::WsEcho => {
+                let page = respond::not_found_page(&req.target);
+                self.reply_and_close_typed(idx, req.http10, "404 Not Found", "text/html", page.as_bytes());
+            }
         }
     }
 
@@ -463,7 +511,13 @@ impl<S: Sock> Front<S> {
                 c.state = State::Closing;
                 if !c.has_output() {
                     self.close_conn(idx);
+                    return;
                 }
+                // A client that stops reading its last response is
+                // released after a while all the same.
+                let at = self.now + CLOSE_LINGER_TICKS;
+                c.tick = at;
+                self.arm(idx, at);
             }
         }
     }
@@ -499,10 +553,16 @@ impl<S: Sock> Front<S> {
         }
         e.out = Vec::new();
         e.out_pos = 0;
-        c.shrink();
         if c.state == State::Closing {
-            self.close_conn(idx);
+            if c.flags.has(Flags::WS_CLOSING) {
+                // The close frame is out: half-close and wait for the client's.
+                sock.shutdown_write();
+            } else {
+                self.close_conn(idx);
+                return;
+            }
         }
+        c.shrink();
     }
 
     /// Closes a connection and forgets its subscriptions. Never reshapes
@@ -570,9 +630,15 @@ pub(super) fn send_to<S: Sock>(c: &mut Conn<S>, parts: &[&[u8]], max_queued: usi
             return true;
         }
     }
+    // The rest of a frame the socket took in part is always queued (a frame
+    // must never be cut: a WebSocket's close, or the next response, follows
+    // it); a frame that finds the queue already holding bytes is refused
+    // when it would pass the bound. The queue thus holds at most
+    // `max_queued` plus one frame.
     let queued = c.extra.as_ref().map_or(0, |e| e.out.len() - e.out_pos);
-    if queued + total - written > max_queued {
+    if queued > 0 && queued + total - written > max_queued {
         c.state = State::Dead;
+        c.flags.set(Flags::SLOW, true);
         shared.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
         log::debug!("dropping a slow consumer ({queued} bytes queued)");
         return false;

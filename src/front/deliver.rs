@@ -22,6 +22,7 @@ use super::{Front, Sock, Transport};
 use crate::channel::{ChannelId, Kind, Message};
 use crate::encode;
 use crate::mailbox::Command;
+use crate::ws::CloseCode;
 
 /// The frames of the event being delivered, built on first use per variant.
 #[derive(Debug, Default)]
@@ -189,7 +190,15 @@ impl<S: Sock> Front<S> {
                 }
             };
             sent += u64::from(ok);
-            if ends {
+            if ends && t.upgrades() {
+                // A WebSocket loses this channel only; it closes (1000)
+                // below if that was its last.
+                let c = &mut self.conns[idx as usize];
+                let (_, empty) = self.subs.remove_of_conn(&mut c.first_sub, this);
+                removed += 1;
+                list_empty = empty;
+                ended.push((idx, ok));
+            } else if ends {
                 let c = &mut self.conns[idx as usize];
                 if c.flags.take(Flags::SUBSCRIBER) {
                     self.shared.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
@@ -211,10 +220,14 @@ impl<S: Sock> Front<S> {
         }
         self.shared.stats.delivered.fetch_add(sent, Ordering::Relaxed);
         for (idx, ok) in ended {
-            if ok {
-                self.end_response(idx);
-            } else {
-                self.close_conn(idx);
+            let c = &self.conns[idx as usize];
+            match (c.is_websocket(), ok) {
+                (true, false) if c.flags.has(Flags::SLOW) => {
+                    self.ws_close(idx, CloseCode::TRY_AGAIN_LATER, "slow consumer");
+                }
+                (true, true) => self.ws_channel_closed(idx),
+                (false, true) => self.end_response(idx),
+                (_, false) => self.close_conn(idx),
             }
         }
     }

@@ -22,6 +22,7 @@ mod subscribe;
 mod timers;
 pub mod transport;
 mod wheel;
+mod ws;
 
 use std::sync::Arc;
 
@@ -54,6 +55,16 @@ pub struct Settings {
     pub max_cname: usize,
     /// The SSE `retry:` hint (`front.sse_retry_ms`).
     pub sse_retry_ms: u32,
+    /// Browser origins allowed to open a WebSocket (`front.allowed_origins`).
+    pub origins: crate::ws::AllowedOrigins,
+    /// Most channels on one WebSocket (`front.max_channels_per_connection`).
+    pub max_channels_per_connection: u32,
+    /// Largest client message on `/ws` (`front.ws_max_message_bytes`).
+    pub ws_max_message: usize,
+    /// Most client frames per second on a WebSocket (`front.ws_max_frames_per_sec`).
+    pub ws_max_frames_per_sec: u32,
+    /// Whether `/ws_echo` is served (`front.ws_echo`).
+    pub ws_echo: bool,
 }
 
 impl Settings {
@@ -66,6 +77,13 @@ impl Settings {
             max_queued: f.max_queued_bytes,
             max_cname: f.max_cname_bytes,
             sse_retry_ms: f.sse_retry_ms,
+            // Validated with the config: an invalid list never gets here.
+            origins: crate::ws::AllowedOrigins::only(f.allowed_origins.iter().map(String::as_str))
+                .unwrap_or_else(|_| crate::ws::AllowedOrigins::any()),
+            max_channels_per_connection: f.max_channels_per_connection,
+            ws_max_message: f.ws_max_message_bytes,
+            ws_max_frames_per_sec: f.ws_max_frames_per_sec,
+            ws_echo: f.ws_echo,
         }
     }
 }

@@ -135,14 +135,16 @@ impl Subs {
 
     /// Adds a subscription of connection `conn` (whose first subscription
     /// is `*first`) to channel `chan` named `name`, at the end of the
-    /// channel's list and in front of the connection's; returns its index.
+    /// channel's list and of the connection's (a connection's list is in
+    /// the order it subscribed: its first is its URL channel); returns its
+    /// index.
     pub fn add(&mut self, conn: u32, first: &mut u32, chan: ChannelId, name: &Arc<str>, next_seq: i32) -> u32 {
         let sub = Sub {
             conn,
             chan,
             next_seq,
             links: Links::NONE,
-            next_of_conn: *first,
+            next_of_conn: NIL,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -154,7 +156,15 @@ impl Subs {
                 (self.slab.len() - 1) as u32
             }
         };
-        *first = i;
+        if *first == NIL {
+            *first = i;
+        } else {
+            let mut last = *first;
+            while self.slab[last as usize].next_of_conn != NIL {
+                last = self.slab[last as usize].next_of_conn;
+            }
+            self.slab[last as usize].next_of_conn = i;
+        }
         let l = match self.list_of(chan) {
             Some(l) => l,
             None => self.new_list(chan, name),
@@ -271,18 +281,18 @@ impl Subs {
         }
     }
 
-    /// The subscription of a connection (list at `first`) to `chan`.
-    #[cfg_attr(not(test), allow(dead_code))] // WebSocket `unsub` will use it
-    pub fn find(&self, first: u32, chan_key: u64) -> Option<u32> {
-        let mut cur = first;
-        while cur != NIL {
-            let s = &self.slab[cur as usize];
-            if s.chan.key() == chan_key {
-                return Some(cur);
-            }
-            cur = s.next_of_conn;
-        }
-        None
+    /// The subscription of a connection (list at `first`) to the channel named `name`.
+    pub fn find_by_name(&self, first: u32, name: &str) -> Option<u32> {
+        self.of_conn(first)
+            .find(|&i| self.name(self.slab[i as usize].chan) == Some(name))
+    }
+
+    /// A connection's subscriptions (list at `first`), in the order it made them.
+    pub fn of_conn(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors((first != NIL).then_some(first), move |&i| {
+            let next = self.slab[i as usize].next_of_conn;
+            (next != NIL).then_some(next)
+        })
     }
 
     /// Frees what a burst grew once nobody is subscribed.
@@ -335,18 +345,19 @@ mod tests {
         let a = s.add(7, &mut first, chan(1), &name, 5);
         let b = s.add(7, &mut first, chan(2), &name, 9);
         let c = s.add(7, &mut first, chan(3), &name, 1);
-        assert_eq!(s.find(first, chan(2).key()), Some(b));
-        assert_eq!(s.find(first, chan(4).key()), None);
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [a, b, c], "in the order made");
+        assert_eq!(s.find_by_name(first, "c"), Some(a), "all three share the name here");
+        assert_eq!(s.find_by_name(first, "d"), None);
         assert_eq!(s.remove_of_conn(&mut first, b), (chan(2), true));
-        assert_eq!(s.find(first, chan(2).key()), None);
-        assert_eq!(
-            (s.find(first, chan(1).key()), s.find(first, chan(3).key())),
-            (Some(a), Some(c))
-        );
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [a, c]);
+        assert_eq!(s.remove_of_conn(&mut first, a), (chan(1), true));
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [c]);
+        let d = s.add(7, &mut first, chan(4), &name, 1);
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [c, d]);
         let mut gone = Vec::new();
         s.remove_all(&mut first, |ch, empty| gone.push((ch.slot, empty)));
         gone.sort_unstable();
-        assert_eq!(gone, [(1, true), (3, true)]);
+        assert_eq!(gone, [(3, true), (4, true)]);
         assert_eq!((first, s.len()), (NIL, 0));
     }
 
@@ -368,7 +379,8 @@ mod tests {
             let conn = (x % u64::from(n)) as u32;
             let ch = ((x >> 32) % 3) as u32;
             let first = &mut firsts[conn as usize];
-            match s.find(*first, chan(ch).key()) {
+            let found = s.of_conn(*first).find(|&i| s.get(i).chan == chan(ch));
+            match found {
                 Some(i) => {
                     let at = models[ch as usize].iter().position(|&c| c == conn).expect("modelled");
                     models[ch as usize].remove(at);

@@ -13,6 +13,7 @@ use super::subs::NIL;
 use super::transport::Frame;
 use super::{respond, Front, Sock};
 use crate::encode;
+use crate::ws::CloseCode;
 
 impl<S: Sock> Front<S> {
     /// Makes sure the connection's timer fires no later than tick `at`.
@@ -54,6 +55,16 @@ impl<S: Sock> Front<S> {
             return;
         }
         c.timer_at = 0;
+        if c.state == State::Closing && c.tick != 0 {
+            // Its last response, or its WebSocket close, had its time.
+            if c.tick <= now {
+                self.close_conn(idx);
+            } else {
+                let at = c.tick;
+                self.arm(idx, at);
+            }
+            return;
+        }
         if c.state == State::Idle && c.tick != 0 {
             if c.tick <= now {
                 log::debug!("worker {}: request head timeout", self.worker);
@@ -120,6 +131,7 @@ impl<S: Sock> Front<S> {
             }
             c.flags.set(Flags::KEEP_ALIVE, false);
             match c.state {
+                _ if c.is_websocket() => self.ws_close(idx, CloseCode::GOING_AWAY, "server shutting down"),
                 State::Waiting if !c.transport.is_streaming() => self.send_noop(idx),
                 State::Waiting => {
                     let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));

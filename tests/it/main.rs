@@ -30,4 +30,5 @@ mod shutdown;
 mod storm;
 mod streaming;
 mod web;
+mod websocket;
 mod ws_codec;

@@ -47,7 +47,7 @@ fn stats_and_metrics_count_connections_by_transport() {
     let body = crate::support::json(&body);
     assert_eq!(
         body["connections_by_transport"],
-        json!({"poll": 1, "stream": 0, "sse": 1, "iframe": 0}),
+        json!({"poll": 1, "stream": 0, "sse": 1, "iframe": 0, "ws": 0}),
         "{body}"
     );
     assert_eq!(count(&body, "connections"), 3, "{body}");

@@ -11,7 +11,7 @@ pub mod binary;
 pub mod cluster;
 pub mod files;
 pub mod redis;
-pub mod ws_scaffold;
+pub mod ws;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

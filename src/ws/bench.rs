@@ -1,8 +1,8 @@
-//! Throughput of the WebSocket decoder on this machine (not a test: nothing
-//! is asserted about time). Run with
+//! Throughput of the WebSocket decoder on this machine: an ignored test
+//! that asserts nothing about time and prints what it measured. Run with
 //!
 //! ```sh
-//! cargo run --release --example ws_bench
+//! cargo test --release --lib ws::bench -- --ignored --nocapture
 //! ```
 //!
 //! It decodes a 16 KiB read buffer full of small masked text frames (the
@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use comet::ws::{mask, Decoded, WsState};
+use super::{mask, Decoded, WsState};
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -59,7 +59,9 @@ fn report(name: &str, (frames, bytes, secs): (usize, usize, f64)) {
     );
 }
 
-fn main() {
+#[test]
+#[ignore = "a measurement, not a check: run it with --ignored --nocapture"]
+fn decoder_throughput() {
     let command = br#"{"type":"sub","cname":"channel-0042","seq":17,"token":"0123456789abcdef"}"#;
     let one = frame(0x81, command);
     let count = 16 * 1024 / one.len();
