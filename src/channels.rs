@@ -10,7 +10,7 @@
 //! `crate::intake` and the read-only queries here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::channel::{
     ChannelId, ChannelTable, Limits, Message, Notice, Signed, SubscribeError, Subscribed, TooManyChannels, WorkerMask,
@@ -34,13 +34,26 @@ pub struct SubscribeReq<'a> {
 }
 
 /// The channel table, its lock, and where its notices go.
-#[derive(Debug)]
 pub struct Channels {
     table: Mutex<ChannelTable>,
     mailboxes: Mailboxes,
     presence: Presence,
     /// Messages published (a broadcast counts once per channel).
     published: AtomicU64,
+    /// Cluster mode: the Redis layer, set once it has started.
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode: what syncing with Redis did.
+    pub remote: crate::link::RemoteStats,
+    /// Cluster mode with `front.auth: token`.
+    cluster_tokens: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("cluster", &self.cluster.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-worker channel lists of one broadcast, gathered under the lock.
@@ -54,7 +67,22 @@ impl Channels {
             mailboxes,
             presence: Presence::default(),
             published: AtomicU64::new(0),
+            cluster: OnceLock::new(),
+            remote: crate::link::RemoteStats::default(),
+            cluster_tokens: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Cluster mode: hands the table the started Redis layer (once);
+    /// `tokens` is `front.auth: token`.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>, tokens: bool) {
+        self.cluster_tokens.store(tokens, Ordering::Relaxed);
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The Redis layer, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// The worker mailboxes deliveries go to.
@@ -76,7 +104,10 @@ impl Channels {
     /// closes to the mailboxes of the workers that hold subscribers.
     /// Broadcast notices are gathered by [`Channels::broadcast`] itself.
     fn dispatch(&self, n: Notice) {
+        let cluster = self.cluster.get();
         match n {
+            // In cluster mode presence is cluster-wide: it comes from Redis.
+            Notice::Online(_) | Notice::Offline(_) if cluster.is_some() => {}
             Notice::Online(name) => self.presence.emit(true, name),
             Notice::Offline(name) => self.presence.emit(false, name),
             Notice::Message(mask, id, m) => {
@@ -89,6 +120,27 @@ impl Channels {
                     self.mailboxes.push(w, Command::Close(id, next));
                 }
             }
+            Notice::Synced(mask, id, next, history) => {
+                let history: Arc<[Message]> = history.into();
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Synced(id, next, history.clone()));
+                }
+            }
+            Notice::Reset(mask, id, next) => {
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Reset(id, next));
+                }
+            }
+            Notice::Joined(name) => {
+                if let Some(c) = cluster {
+                    c.subscriptions().join(name.clone());
+                }
+            }
+            Notice::Left(name) => {
+                if let Some(c) = cluster {
+                    c.subscriptions().leave(name.clone());
+                }
+            }
             Notice::Broadcast(..) => debug_assert!(false, "a broadcast notice outside broadcast()"),
         }
     }
@@ -99,8 +151,15 @@ impl Channels {
         f(&mut table, &mut |n| self.dispatch(n))
     }
 
-    /// Subscribes a front client (reference §3.1, §2.5).
+    /// Subscribes a front client (reference §3.1, §2.5). In cluster mode
+    /// with token auth, the token is checked against the cluster's key (the
+    /// same on every node, no Redis call).
     pub fn subscribe(&self, req: SubscribeReq<'_>) -> Result<Subscribed, SubscribeError> {
+        if let Some(c) = self.cluster.get() {
+            if self.cluster_tokens.load(Ordering::Relaxed) && !c.verify_token(req.name, req.token) {
+                return Err(SubscribeError::TokenError);
+            }
+        }
         self.with_table(|t, out| t.subscribe(req.name, req.token, req.seq, req.worker, req.long_poll, out))
     }
 
@@ -108,6 +167,12 @@ impl Channels {
     /// says the worker holds no more of them.
     pub fn unsubscribe(&self, id: ChannelId, count: u32, worker: usize, worker_empty: bool) {
         lock(&self.table).unsubscribe(id, count, worker, worker_empty);
+    }
+
+    /// Runs `f` on the locked table with its notices dispatched (the
+    /// cluster link's operations).
+    pub(crate) fn with_locked<R>(&self, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
+        self.with_table(f)
     }
 
     /// Publishes one data message (content already JSON-escaped); its seq.

@@ -38,6 +38,8 @@ pub struct Config {
     pub front: FrontConfig,
     /// The private listener for publishers and operators.
     pub admin: AdminConfig,
+    /// Several nodes on one Redis (empty `cluster.redis`: a single node).
+    pub cluster: crate::cluster::ClusterConfig,
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) may take before the
     /// remaining connections are dropped.
     pub shutdown_grace_secs: u32,
@@ -159,6 +161,7 @@ impl Default for Config {
             workers: 0,
             front: FrontConfig::default(),
             admin: AdminConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             shutdown_grace_secs: 5,
         }
     }
@@ -219,7 +222,12 @@ impl FrontConfig {
 /// Dotted paths of the keys that hold secrets: `--print-config` masks them and
 /// an error about an environment variable never repeats their value. A new
 /// secret key must be added here (a test checks that every path exists).
-pub const SECRET_KEYS: &[&str] = &["admin.key"];
+pub const SECRET_KEYS: &[&str] = &[
+    "admin.key",
+    "cluster.redis",
+    "cluster.hmac_secret",
+    "cluster.hmac_secret_previous",
+];
 
 /// Log levels accepted by `log_level` (the names `env_logger` understands).
 pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
@@ -468,6 +476,7 @@ impl Config {
                 "must be printable ASCII without spaces (it travels in a header or a URL)",
             ));
         }
+        self.cluster.validate()?;
         if listeners_clash(f.listen, a.listen) {
             return Err(ConfigError::invalid(
                 "admin.listen",

@@ -4,9 +4,10 @@
 //! On a single node the intake applies the command to the local channel
 //! table at once (which assigns seqs and queues deliveries). In cluster
 //! mode the same commands go to Redis, which assigns the seqs; deliveries
-//! then come back from Redis to every node alike, this one included. Admin
-//! handlers never lock the table, never see which of the two runs, and
-//! never deliver anything themselves.
+//! then come back from Redis to every node alike, this one included. The
+//! admin's queries (`/info`, `/check`) come here too, so that they are
+//! cluster-wide in cluster mode. Admin handlers never lock the table, never
+//! see which of the two runs, and never deliver anything themselves.
 
 use std::sync::Arc;
 
@@ -79,9 +80,16 @@ pub enum IntakeError {
     #[error("channel {0} not connected")]
     NoSuchChannel(String),
     /// The engine behind the intake cannot take commands now (cluster mode:
-    /// Redis is unreachable); nothing was published anywhere.
+    /// Redis is unreachable or too slow). A command that timed out may still
+    /// run in Redis later (a stopped Redis runs what it had received when it
+    /// resumes); it is never delivered on one node only.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// A Redis failure, for the admin side's 503.
+fn unavailable(e: crate::cluster::ClusterError) -> IntakeError {
+    IntakeError::Unavailable(format!("cluster: {e}"))
 }
 
 impl From<TooManyChannels> for IntakeError {
@@ -102,9 +110,45 @@ impl Intake {
         Intake { local: channels }
     }
 
-    /// Applies one command.
+    /// Applies one command: to this node's table, or in cluster mode to
+    /// Redis (which assigns the seqs; deliveries come back from Redis).
     pub async fn apply(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
-        self.apply_local(cmd)
+        match self.local.cluster() {
+            Some(cluster) => crate::cluster::intake::apply(cluster, cmd).await,
+            None => self.apply_local(cmd),
+        }
+    }
+
+    /// `(channels, subscribers)` over the whole server (cluster-wide in
+    /// cluster mode: the channel index and the nodes' reports).
+    pub async fn totals(&self) -> Result<(u64, u64), IntakeError> {
+        match self.local.cluster() {
+            Some(c) => {
+                let t = c.store().totals().await.map_err(unavailable)?;
+                Ok((t.channels, t.subscribers))
+            }
+            None => {
+                let (channels, subscribers) = self.local.totals();
+                Ok((channels as u64, subscribers))
+            }
+        }
+    }
+
+    /// Subscribers of one channel (cluster-wide in cluster mode: every live
+    /// node answers a survey).
+    pub async fn subscribers_of(&self, cname: &str) -> Result<u64, IntakeError> {
+        match self.local.cluster() {
+            Some(c) => Ok(c.subscriptions().survey(cname).await.map_err(unavailable)?.subscribers),
+            None => Ok(u64::from(self.local.subscribers_of(cname))),
+        }
+    }
+
+    /// Which of `names` exist (cluster-wide in cluster mode).
+    pub async fn exist(&self, names: &[&str]) -> Result<Vec<bool>, IntakeError> {
+        match self.local.cluster() {
+            Some(c) => c.store().check(names).await.map_err(unavailable),
+            None => Ok(names.iter().map(|n| self.local.exists(n)).collect()),
+        }
     }
 
     fn apply_local(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {

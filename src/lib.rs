@@ -16,7 +16,9 @@
 //! | [`server`] | start-up order, listeners, threads, supervision, shutdown | protocol details |
 //! | [`config`] | every key, defaults, validation | sockets |
 //! | [`shared`] | what the listeners share, and the server's lifecycle | locking (each part has its own) |
-//! | [`intake`] | the seam between admin commands and the channels | sockets, framing |
+//! | [`intake`] | the seam between admin commands and the channels (local table or Redis) | sockets, framing |
+//! | [`cluster`] | cluster mode's Redis layer: scripts, PUB/SUB, faults (no comet internals) | workers, the table |
+//! | [`link`] | cluster mode on this node: Redis events applied to the table, syncs | sockets |
 //! | [`channels`] | the table's lock and the fan-out of its notices | sockets, framing |
 //! | [`channel`] | the table: names, slots, seqs, history, tokens, expiry (sync, no I/O) | threads, I/O, JSON |
 //! | [`cluster`] | cluster mode's Redis side: seq, epoch and history scripts, PUB/SUB subscriptions, the channel index, `/sign` tokens | workers, sockets, the channel table |
@@ -46,6 +48,7 @@ pub mod front;
 pub mod fuzzing;
 pub mod hooks;
 pub mod intake;
+pub mod link;
 pub mod logging;
 pub mod mailbox;
 pub mod malloc;

@@ -25,6 +25,12 @@ pub enum Command {
     Broadcast(Arc<str>, Vec<(ChannelId, i32)>),
     /// A channel was closed with this next seq: end its subscribers.
     Close(ChannelId, i32),
+    /// Cluster mode: a channel's first sync with Redis completed with this
+    /// next seq and history; answer the subscribers that waited for it.
+    Synced(ChannelId, i32, Arc<[Message]>),
+    /// Cluster mode: Redis lost the channel; tell its subscribers to resume
+    /// at this seq.
+    Reset(ChannelId, i32),
     /// Stop accepting, end every response and stop once the connections
     /// are gone or at the deadline (graceful shutdown).
     Drain(Instant),

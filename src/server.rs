@@ -37,6 +37,9 @@ pub enum ServerError {
     /// Anything else that failed while starting (threads, epoll, eventfd).
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
+    /// Cluster mode could not start (a bad Redis URL, no tokio runtime).
+    #[error("cannot start cluster mode: {0}")]
+    Cluster(String),
     /// A front worker thread ended unexpectedly; the server stopped rather
     /// than serve without it.
     #[error("{0} front worker thread(s) died; the server stopped (see the error above)")]
@@ -144,6 +147,17 @@ impl Server {
         for _ in 0..admin_count {
             runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
         }
+        // Cluster mode's tasks run on the first admin runtime (its
+        // connections are made in the background: the node starts even
+        // while Redis is down).
+        let cluster = if shared.config().cluster.enabled() {
+            let _guard = runtimes[0].enter();
+            let c = crate::link::start(&shared.channels, shared.config())
+                .map_err(|e| ServerError::Cluster(e.to_string()))?;
+            Some(c)
+        } else {
+            None
+        };
         let front_listener = Arc::new(front_listener);
         let workers = worker::spawn(shared.clone(), front_listener.clone(), plan.unshare, sizing, settings)?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -157,11 +171,16 @@ impl Server {
                 rt.spawn(tick(shared.clone(), stop_rx.clone()));
             }
             let serve = crate::admin::serve(shared.clone(), listener, stop_rx.clone());
+            let cluster = if i == 0 { cluster.clone() } else { None };
             admin_threads.push(
                 std::thread::Builder::new()
                     .name(format!("comet-admin{i}"))
                     .spawn(move || {
                         rt.block_on(serve);
+                        if let Some(c) = cluster {
+                            // Leaves the node registry and closes the connections.
+                            rt.block_on(c.shutdown());
+                        }
                         rt.shutdown_timeout(Duration::from_secs(1));
                     })?,
             );

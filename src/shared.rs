@@ -88,7 +88,10 @@ impl Shared {
             max_subscribers: f.max_subscribers_per_channel,
             buffer_size: f.channel_buffer_size,
             channel_timeout: f.effective_channel_timeout(),
-            token_auth: f.auth == Auth::Token,
+            // In cluster mode tokens are checked without the table (the
+            // same HMAC on every node), and Redis owns seqs and history.
+            token_auth: f.auth == Auth::Token && !config.cluster.enabled(),
+            cluster: config.cluster.enabled(),
         };
         let per_ip = (f.max_connections_per_ip > 0).then(|| PerIp::new(f.max_connections_per_ip));
         let channels = Arc::new(Channels::new(limits, Mailboxes::new(workers)?));

@@ -12,6 +12,7 @@
 //! subscribers: framing is the front's job.
 
 mod history;
+mod remote;
 mod token;
 
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 pub use history::{max_entries, History, Kind, Message};
+use remote::Remote;
+pub use remote::{start_for, Arrival, EpochBytes, Synced};
 
 /// A reference to a live channel: its slot and the slot's generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +58,9 @@ pub struct Limits {
     pub channel_timeout: u32,
     /// Token mode: subscribers need the channel's token and cannot create channels.
     pub token_auth: bool,
+    /// Cluster mode: Redis owns seqs and history; this table holds a copy
+    /// of the channels with local subscribers (`remote`).
+    pub cluster: bool,
 }
 
 /// Something the table reports while its caller holds it.
@@ -71,6 +77,16 @@ pub enum Notice<'a> {
     Broadcast(WorkerMask, ChannelId, i32),
     /// A channel was closed with this next seq; these workers end its subscribers.
     Close(WorkerMask, ChannelId, i32),
+    /// Cluster mode: a channel was created here; subscribe to it in Redis.
+    Joined(&'a Arc<str>),
+    /// Cluster mode: a channel was freed here; unsubscribe from it in Redis.
+    Left(&'a Arc<str>),
+    /// Cluster mode: a channel's first sync completed with this next seq and
+    /// history; these workers answer the subscribers that waited for it.
+    Synced(WorkerMask, ChannelId, i32, &'a [Message]),
+    /// Cluster mode: Redis lost the channel; these workers tell its
+    /// subscribers to resume at this seq (icomet's `next_seq`).
+    Reset(WorkerMask, ChannelId, i32),
 }
 
 /// Why a subscribe was refused (sent as an icomet 401/429 frame).
@@ -111,6 +127,9 @@ pub enum Start {
     Wait(i32),
     /// Case C: replay these, oldest first.
     Replay(Vec<Message>),
+    /// Cluster mode: the channel is syncing with Redis; the subscriber
+    /// waits with its seq until [`Notice::Synced`].
+    Pending(i32),
 }
 
 /// An accepted subscription.
@@ -139,11 +158,20 @@ pub struct Signed {
     pub expires: i32,
 }
 
-/// What a channel holds only once it has it: history, a token.
+/// What a channel holds only once it has it: history, and rarer things.
 #[derive(Debug, Default)]
 struct SlotExtra {
     history: History,
+    /// A token (`/sign`) or cluster state: most channels have neither, and
+    /// a channel with history alone costs 48 + its ring's bytes.
+    rare: Option<Box<Rare>>,
+}
+
+/// A channel's token and, in cluster mode, where its copy stands against Redis.
+#[derive(Debug, Default)]
+struct Rare {
     token: Option<[u8; 32]>,
+    remote: Option<Remote>,
 }
 
 /// One channel (56 bytes: a million channels without history or token
@@ -174,6 +202,23 @@ impl Slot {
 
     fn history(&self) -> Option<&History> {
         self.extra.as_ref().map(|e| &e.history)
+    }
+
+    fn token(&self) -> Option<[u8; 32]> {
+        self.extra.as_ref()?.rare.as_ref()?.token
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.extra().rare.get_or_insert_with(Box::default)
+    }
+
+    /// Cluster state (only in cluster mode).
+    fn remote(&self) -> Option<&Remote> {
+        self.extra.as_ref()?.rare.as_ref()?.remote.as_ref()
+    }
+
+    fn remote_mut(&mut self) -> Option<&mut Remote> {
+        self.extra.as_mut()?.rare.as_mut()?.remote.as_mut()
     }
 }
 
@@ -306,11 +351,18 @@ impl ChannelTable {
             ..Slot::default()
         };
         out(Notice::Online(&self.slots[idx as usize].name));
+        if self.limits.cluster {
+            self.start_remote(idx);
+            out(Notice::Joined(&self.slots[idx as usize].name));
+        }
         Ok(idx)
     }
 
     fn free_slot(&mut self, idx: u32, out: &mut dyn FnMut(Notice)) {
         out(Notice::Offline(&self.slots[idx as usize].name));
+        if self.limits.cluster {
+            out(Notice::Left(&self.slots[idx as usize].name));
+        }
         let hash = self.hasher.hash_one(&*self.slots[idx as usize].name);
         if let Ok(entry) = self.by_name.find_entry(hash, |&i| i == idx) {
             entry.remove();
@@ -348,11 +400,7 @@ impl ChannelTable {
         };
         let limits = self.limits;
         let slot = &mut self.slots[idx as usize];
-        let token_ok = slot
-            .extra
-            .as_ref()
-            .and_then(|e| e.token)
-            .is_some_and(|t| t == token.as_bytes());
+        let token_ok = slot.token().is_some_and(|t| t == token.as_bytes());
         if limits.token_auth && !token_ok {
             return Err(SubscribeError::TokenError);
         }
@@ -360,20 +408,12 @@ impl ChannelTable {
             return Err(SubscribeError::TooManySubscribers);
         }
         slot.idle = slot.idle.max(limits.channel_timeout as i32);
-        let n = slot.seq_next;
-        let start = if seq == 0 || seq.wrapping_sub(n) > 0 {
-            Start::NextSeq(n)
-        } else if seq == n {
-            Start::Wait(seq)
+        let start = if slot.remote().is_some_and(|r| r.waiting()) {
+            Start::Pending(seq)
         } else {
-            let replay: Vec<Message> = slot.history().into_iter().flat_map(|h| h.since(seq)).cloned().collect();
-            if replay.is_empty() {
-                Start::Wait(seq)
-            } else {
-                Start::Replay(replay)
-            }
+            start_for(seq, slot.seq_next, slot.history().into_iter().flat_map(History::iter))
         };
-        let counted = !long_poll || matches!(start, Start::Wait(_));
+        let counted = !long_poll || matches!(start, Start::Wait(_) | Start::Pending(_));
         if counted {
             slot.subscribers += 1;
             slot.workers.set(worker, true);
@@ -510,9 +550,8 @@ impl ChannelTable {
         let slot = &mut self.slots[idx as usize];
         slot.idle = expires;
         let seq_next = slot.seq_next;
-        let extra = slot.extra();
-        let token = *extra.token.get_or_insert_with(token::generate);
-        let kept = extra.history.len().min(limits.buffer_size as usize) as i32;
+        let token = *slot.rare().token.get_or_insert_with(token::generate);
+        let kept = slot.history().map_or(0, History::len).min(limits.buffer_size as usize) as i32;
         Ok(Signed {
             seq: seq_next.wrapping_sub(kept),
             token: String::from_utf8(token.to_vec()).expect("tokens are hex"),
@@ -543,7 +582,7 @@ impl ChannelTable {
         let slot = &mut self.slots[idx as usize];
         if let Some(e) = slot.extra.as_mut() {
             e.history.clear();
-            if e.token.is_none() {
+            if e.rare.is_none() {
                 slot.extra = None;
             }
         }

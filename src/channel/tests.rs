@@ -11,6 +11,7 @@ fn limits() -> Limits {
         buffer_size: 3,
         channel_timeout: 4,
         token_auth: false,
+        cluster: false,
     }
 }
 
@@ -26,6 +27,13 @@ impl Log {
                 Notice::Message(w, _, m) => format!("deliver {w} {} {}", m.seq, m.content),
                 Notice::Broadcast(w, _, seq) => format!("broadcast {w} {seq}"),
                 Notice::Close(w, _, seq) => format!("close {w} {seq}"),
+                Notice::Joined(c) => format!("join {c}"),
+                Notice::Left(c) => format!("leave {c}"),
+                Notice::Synced(w, _, next, h) => {
+                    let seqs: Vec<String> = h.iter().map(|m| m.seq.to_string()).collect();
+                    format!("synced {w} {next} [{}]", seqs.join(","))
+                }
+                Notice::Reset(w, _, next) => format!("reset {w} {next}"),
             })
         }
     }
@@ -340,4 +348,118 @@ fn names_are_found_after_many_creations_and_frees() {
         Ok(1),
         "a recreated channel restarts at 1"
     );
+}
+
+fn cluster_table() -> ChannelTable {
+    ChannelTable::new(Limits {
+        max_subscribers: 100,
+        cluster: true,
+        ..limits()
+    })
+}
+
+fn m(seq: i32, content: &str) -> Message {
+    Message {
+        seq,
+        kind: Kind::Data,
+        content: c(content),
+    }
+}
+
+const E1: EpochBytes = *b"aaaaaaaaaaaaaaaa";
+const E2: EpochBytes = *b"bbbbbbbbbbbbbbbb";
+
+#[test]
+fn a_cluster_channel_syncs_before_its_subscribers_start() {
+    let mut t = cluster_table();
+    let mut log = Log::default();
+    let s = t.subscribe("c", "", 0, 1, false, &mut log.sink()).expect("ok");
+    assert_eq!(s.start, Start::Pending(0), "waits for the sync");
+    assert_eq!(log.0, vec!["1 c", "join c"]);
+    // A message arrives before the history read lands: buffered.
+    assert_eq!(t.remote_message("c", E1, m(4, "d"), &mut log.sink()), Arrival::Buffered);
+    assert_eq!(t.remote_confirmed("c"), Some(None), "a new copy reads all history");
+    // Redis had seqs 2 and 3 (and 4 arrived by PUB/SUB meanwhile).
+    let done = t.remote_synced("c", Some(E1), 4, vec![m(2, "b"), m(3, "c"), m(4, "d")], &mut log.sink());
+    assert_eq!(
+        done,
+        Synced {
+            held: true,
+            ..Synced::default()
+        }
+    );
+    assert_eq!(
+        log.0.last().map(String::as_str),
+        Some("synced 2 5 [2,3,4]"),
+        "history merged with the buffer"
+    );
+    // Live from now on: the next seq is delivered, older ones are duplicates.
+    log.0.clear();
+    assert_eq!(
+        t.remote_message("c", E1, m(5, "e"), &mut log.sink()),
+        Arrival::Delivered
+    );
+    assert_eq!(
+        t.remote_message("c", E1, m(5, "e"), &mut log.sink()),
+        Arrival::Duplicate
+    );
+    assert_eq!(
+        t.remote_message("c", E1, m(8, "h"), &mut log.sink()),
+        Arrival::Gap { missed: 2 }
+    );
+    assert_eq!(log.0, vec!["deliver 2 5 e", "deliver 2 8 h"]);
+    // New subscribers start from the local copy, with no Redis round trip.
+    let again = t.subscribe("c", "", 5, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(again.start.seqs(), vec![5, 8]);
+}
+
+#[test]
+fn a_resync_fills_what_was_missed_in_order_and_a_new_epoch_resets() {
+    let mut t = cluster_table();
+    t.subscribe("c", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.remote_confirmed("c");
+    t.remote_synced("c", Some(E1), 2, vec![m(1, "a"), m(2, "b")], &mut |_| {});
+    // Redis went away and came back: confirmed again, reads after seq 2.
+    assert_eq!(t.remote_confirmed("c"), Some(Some(2)));
+    let mut log = Log::default();
+    assert_eq!(t.remote_message("c", E1, m(5, "e"), &mut log.sink()), Arrival::Buffered);
+    let done = t.remote_synced("c", Some(E1), 5, vec![m(3, "c"), m(4, "d"), m(5, "e")], &mut log.sink());
+    assert_eq!(done.filled, 3);
+    assert_eq!(done.missed, 0);
+    assert_eq!(log.0, vec!["deliver 1 3 c", "deliver 1 4 d", "deliver 1 5 e"]);
+    // Redis restarted without its data: a new epoch. Subscribers are reset
+    // to where the new channel starts and get what it has.
+    assert_eq!(t.remote_confirmed("c"), Some(Some(5)));
+    let mut log = Log::default();
+    let done = t.remote_synced("c", Some(E2), 1, vec![m(1, "new")], &mut log.sink());
+    assert!(done.reset);
+    assert_eq!(log.0, vec!["reset 1 1", "deliver 1 1 new"]);
+    // ... and a message of a new epoch while live does the same.
+    let mut log = Log::default();
+    assert_eq!(
+        t.remote_message("c", E1, m(9, "old epoch back"), &mut log.sink()),
+        Arrival::Reset
+    );
+    assert_eq!(log.0, vec!["reset 1 9", "deliver 1 9 old epoch back"]);
+}
+
+#[test]
+fn cluster_closes_and_frees_leave_redis() {
+    let mut t = cluster_table();
+    let mut log = Log::default();
+    t.subscribe("c", "", 0, 3, false, &mut log.sink()).expect("ok");
+    assert!(t.remote_close("c", 7, &mut log.sink()));
+    assert_eq!(&log.0[2..], ["close 8 7", "0 c", "leave c"]);
+    assert!(!t.remote_close("c", 7, &mut |_| {}));
+    assert_eq!(t.remote_message("c", E1, m(1, "x"), &mut |_| {}), Arrival::NotHeld);
+    let mut held = Vec::new();
+    t.subscribe("d", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.held(&mut |name, left| held.push((name.to_string(), left)));
+    assert_eq!(held, [("d".to_string(), 4)]);
+}
+
+impl Start {
+    fn seqs(&self) -> Vec<i32> {
+        seqs(self)
+    }
 }

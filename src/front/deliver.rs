@@ -94,6 +94,8 @@ impl<S: Sock> Front<S> {
             Command::Message(chan, m) => self.deliver(chan, &m),
             Command::Broadcast(content, list) => self.broadcast(&content, &list),
             Command::Close(chan, next) => self.close_channel(chan, next),
+            Command::Synced(chan, next, history) => self.synced(chan, next, &history),
+            Command::Reset(chan, next) => self.reset_channel(chan, next),
             other => return Some(other),
         }
         None

@@ -14,6 +14,7 @@
 
 mod conn;
 mod deliver;
+mod remote;
 pub mod request;
 pub mod respond;
 pub mod sock;
@@ -128,6 +129,9 @@ pub struct Front<S> {
     frames: FrameSet,
     /// Timer entries of the current tick, reused from one tick to the next.
     due: Vec<(u32, u32)>,
+    /// Cluster mode: subscriptions waiting for their channel's first sync,
+    /// by channel (the connection's index and generation).
+    pending: ahash::AHashMap<u64, Vec<(u32, u32)>>,
     draining: bool,
 }
 
@@ -148,6 +152,7 @@ impl<S: Sock> Front<S> {
             rbuf: Vec::new(),
             frames: FrameSet::default(),
             due: Vec::new(),
+            pending: ahash::AHashMap::new(),
             draining: false,
         }
     }

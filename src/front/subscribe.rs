@@ -157,6 +157,9 @@ impl<S: Sock> Front<S> {
         if let Some((s, next)) = joined {
             let c = &mut self.conns[idx as usize];
             self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+            if matches!(s.start, Start::Pending(_)) {
+                self.await_sync(idx, s.id);
+            }
         }
         let now = self.now;
         if self.send(idx, &[&out]) {
@@ -204,6 +207,9 @@ impl<S: Sock> Front<S> {
                 let next = start_into(&mut out, t, &s, seq, None, true);
                 let c = &mut self.conns[idx as usize];
                 self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+                if matches!(s.start, Start::Pending(_)) {
+                    self.await_sync(idx, s.id);
+                }
             }
         }
         if !out.is_empty() && !self.send(idx, &[&out]) {
@@ -240,7 +246,14 @@ impl<S: Sock> Front<S> {
 
 /// Appends what a subscriber starting at `s.start` is sent first
 /// (reference §2.5); returns the next seq it should get.
-fn start_into(out: &mut Vec<u8>, t: Transport, s: &Subscribed, seq: i32, cb: Option<&str>, chunked: bool) -> i32 {
+pub(super) fn start_into(
+    out: &mut Vec<u8>,
+    t: Transport,
+    s: &Subscribed,
+    seq: i32,
+    cb: Option<&str>,
+    chunked: bool,
+) -> i32 {
     match &s.start {
         Start::NextSeq(n) => {
             let json = encode::message("next_seq", &s.name, *n, "");
@@ -251,7 +264,7 @@ fn start_into(out: &mut Vec<u8>, t: Transport, s: &Subscribed, seq: i32, cb: Opt
             t.frame_jsonp(out, f, cb, chunked);
             *n
         }
-        Start::Wait(seq) => *seq,
+        Start::Wait(seq) | Start::Pending(seq) => *seq,
         Start::Replay(messages) => {
             replay_into(out, t, &s.name, messages, cb, chunked);
             messages.last().map_or(seq, |m| m.seq.wrapping_add(1))

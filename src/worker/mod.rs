@@ -272,7 +272,11 @@ impl Worker {
         for cmd in cmds.drain(..) {
             let Some(cmd) = self.front.apply(cmd) else { continue };
             match cmd {
-                Command::Message(..) | Command::Broadcast(..) | Command::Close(..) => {}
+                Command::Message(..)
+                | Command::Broadcast(..)
+                | Command::Close(..)
+                | Command::Synced(..)
+                | Command::Reset(..) => {}
                 Command::Drain(deadline) => self.begin_drain(deadline),
                 Command::Panic => panic!("a panic injected by Server::inject_worker_panic"),
             }

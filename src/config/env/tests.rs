@@ -39,7 +39,15 @@ const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\
     max_channels_per_connection: 3\n  ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  \
     ws_echo: true\n\
     admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
-    max_body_bytes: 19\n  threads: 3\n  key: k3y\n";
+    max_body_bytes: 19\n  threads: 3\n  key: k3y\n\
+    cluster:\n  redis: \"redis://127.0.0.1:7001/2\"\n  prefix: cx\n  node_id: n1\n  \
+    hmac_secret: 0123456789abcdef0123\n  hmac_secret_previous: fedcba9876543210fedc\n  \
+    call_timeout_ms: 501\n  connect_timeout_ms: 1001\n  reconnect_min_ms: 101\n  \
+    reconnect_max_ms: 5001\n  subscribe_batch: 511\n  subscribe_concurrency: 15\n  \
+    subscribe_linger_ms: 2\n  data_connections: 2\n  probe_interval_ms: 5001\n  \
+    probe_timeout_ms: 3001\n  node_report_interval_ms: 2001\n  node_stale_ms: 6001\n  \
+    reaper_interval_ms: 1001\n  index_refresh_interval_ms: 10001\n  survey_timeout_ms: 301\n  \
+    publish_batch_messages: 999\n";
 
 /// Every leaf of a YAML document as (dotted key, value written the way an
 /// environment variable carries it: lists comma-separated).
