@@ -3,7 +3,7 @@
 //! [`serve`] accepts connections until shutdown and serves each with hyper
 //! (keep-alive, pipelining); [`route`] applies the IP filter, libevent's
 //! method and path rules, and hands each endpoint to its handler: `publish`
-//! (`/pub`, `/push`, `/broadcast`, `/sign`), `query` (`/close`, `/clear`,
+//! (`/pub`, `/push`, `/broadcast`, `/sign`), `batch` (`/pub_batch`), `query` (`/close`, `/clear`,
 //! `/info`, `/check`), `psub`, and `web` (the embedded demo pages under
 //! `/demo/`). Failures become HTTP only in
 //! `response::AdminError::into_response`. Commands reach the channels only
@@ -11,6 +11,7 @@
 //! side never touches a front connection.
 
 mod access;
+mod batch;
 mod body;
 mod filter;
 mod psub;
@@ -175,6 +176,8 @@ enum Endpoint {
     Pub,
     /// `/push`: publish raw content.
     Push,
+    /// `/pub_batch`: many pre-encoded messages in one POST body.
+    PubBatch,
     /// `/broadcast`: one message to every channel.
     Broadcast,
     /// `/sign`: a channel's token.
@@ -201,6 +204,7 @@ impl Endpoint {
         Some(match path {
             b"/pub" => Endpoint::Pub,
             b"/push" => Endpoint::Push,
+            b"/pub_batch" => Endpoint::PubBatch,
             b"/broadcast" => Endpoint::Broadcast,
             b"/sign" => Endpoint::Sign,
             b"/close" => Endpoint::Close,
@@ -219,16 +223,18 @@ impl Endpoint {
         match self {
             Endpoint::Pub | Endpoint::Push => method == Method::GET || method == Method::POST,
             Endpoint::Broadcast => method == Method::GET,
+            Endpoint::PubBatch => method == Method::POST,
             Endpoint::Stats | Endpoint::Metrics => method == Method::GET || method == Method::HEAD,
             _ => true,
         }
     }
 
-    /// Whether a POST body contributes parameters.
+    /// Whether a POST body contributes parameters (`/pub_batch`'s body is
+    /// its messages, not parameters).
     fn reads_body(self) -> bool {
         !matches!(
             self,
-            Endpoint::Broadcast | Endpoint::Psub | Endpoint::Stats | Endpoint::Metrics
+            Endpoint::Broadcast | Endpoint::PubBatch | Endpoint::Psub | Endpoint::Stats | Endpoint::Metrics
         )
     }
 }
@@ -260,21 +266,22 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<Admin
     if bearer == Some(false) {
         return Err(AdminError::KeyWrong);
     }
+    let max_body = shared.config().admin.max_body_bytes;
+    if endpoint == Endpoint::PubBatch {
+        check_key_param(&request::query(&req), key, bearer)?;
+        let body = request::body(req, max_body).await?;
+        return batch::publish(shared, &body).await;
+    }
     let params = if endpoint.reads_body() {
-        request::query_and_body(req, shared.config().admin.max_body_bytes).await?
+        request::query_and_body(req, max_body).await?
     } else {
         request::query(&req)
     };
-    if !key.is_empty() && bearer.is_none() {
-        match params.get("key") {
-            None => return Err(AdminError::KeyMissing),
-            Some(k) if !key_matches(k.as_bytes(), key) => return Err(AdminError::KeyWrong),
-            Some(_) => {}
-        }
-    }
+    check_key_param(&params, key, bearer)?;
     match endpoint {
         Endpoint::Pub => publish::publish(shared, &params, Content::PreEncoded).await,
         Endpoint::Push => publish::publish(shared, &params, Content::Raw).await,
+        Endpoint::PubBatch => unreachable!("answered before the parameters are read"),
         Endpoint::Broadcast => publish::broadcast(shared, &params).await,
         Endpoint::Sign => publish::sign(shared, &params).await,
         Endpoint::Close => query::close(shared, &params).await,
@@ -284,6 +291,19 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<Admin
         Endpoint::Psub => Ok(psub::subscribe(shared, method == Method::HEAD, &ctx.shutdown)),
         Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(shared).to_json() + "\n")),
         Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(shared).to_prometheus())),
+    }
+}
+
+/// With `admin.key` set and no key in the `Authorization` header (`bearer`
+/// is `None`), the `key` parameter must carry it.
+fn check_key_param(params: &crate::params::Params, key: &[u8], bearer: Option<bool>) -> Result<(), AdminError> {
+    if key.is_empty() || bearer.is_some() {
+        return Ok(());
+    }
+    match params.get("key") {
+        None => Err(AdminError::KeyMissing),
+        Some(k) if !key_matches(k.as_bytes(), key) => Err(AdminError::KeyWrong),
+        Some(_) => Ok(()),
     }
 }
 

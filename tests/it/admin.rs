@@ -581,3 +581,106 @@ fn pipelined_requests_are_answered_in_order() {
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
     c.read_response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
 }
+
+/// A `/pub_batch` POST of `body` on a fresh connection, with `query` after
+/// the path.
+fn batch(s: &TestServer, query: &str, body: &str) -> Resp {
+    s.connect().request(&format!(
+        "POST /pub_batch{query} HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+const BATCH_JSON: &str = "application/json";
+
+#[test]
+fn pub_batch_publishes_every_line_in_order_and_delivers_it() {
+    let s = TestServer::default();
+    s.get("/push?cname=b1&content=first").assert("HTTP/1.1 200 OK", JS, OK);
+    // A long-polling subscriber of b2 waiting for seq 1 is answered by the
+    // batch's first b2 message.
+    let mut sub = Client::connect(s.server().front_addr());
+    sub.get("/poll?cname=b2&seq=1&cb=cb");
+    support::eventually("the subscriber is waiting", || {
+        support::subscribers(s.server(), "b2") == 1
+    });
+    let body = "b1\t{\\\"n\\\":1}\r\nb2\tone\n\nb1\t\nb2\ttwo";
+    batch(&s, "", body).assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":4}\n");
+    assert_eq!(
+        s.history("b1"),
+        vec![
+            r#"{"type":"data","cname":"b1","seq":1,"content":"first"}"#,
+            r#"{"type":"data","cname":"b1","seq":2,"content":"{\"n\":1}"}"#,
+            r#"{"type":"data","cname":"b1","seq":3,"content":""}"#,
+        ]
+    );
+    assert!(sub.head().starts_with("HTTP/1.1 200 OK"));
+    assert_eq!(
+        sub.chunk_str(),
+        "cb({\"type\":\"data\",\"cname\":\"b2\",\"seq\":1,\"content\":\"one\"});\n"
+    );
+    assert_eq!(s.history("b2").len(), 2);
+    // An empty body publishes nothing and says so.
+    batch(&s, "", "").assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":0}\n");
+}
+
+#[test]
+fn pub_batch_refuses_a_bad_body_whole() {
+    let s = TestServer::default();
+    let r = batch(&s, "", "ok\tfine\nbad\tsay \"hi\"\n");
+    r.assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "line 2: content contains an unescaped '\"'\n",
+    );
+    batch(&s, "", "just-a-name\n").assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "line 1: no TAB between the channel name and the content\n",
+    );
+    assert!(!s.channels().exists("ok"), "nothing of a refused batch is published");
+    // POST only; the body is the messages, never form parameters.
+    s.get("/pub_batch").assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
+    let small = TestServer::start(config(|c| c.admin.max_body_bytes = 16));
+    batch(&small, "", "a\t0123456789abcdef").assert(
+        "HTTP/1.1 413 Payload Too Large",
+        TEXT,
+        "request body is larger than 16 bytes\n",
+    );
+}
+
+#[test]
+fn pub_batch_stopped_by_the_channel_limit_says_how_many_went_out() {
+    let s = TestServer::start(config(|c| c.front.max_channels = 2));
+    let r = batch(&s, "", "a\t1\nb\t2\na\t3\nc\t4\na\t5\n");
+    r.assert(
+        "HTTP/1.1 429 Too Many Requests",
+        BATCH_JSON,
+        "{\"type\":\"too_many_channels\",\"published\":3}\n",
+    );
+    assert_eq!(
+        s.history("a").len(),
+        2,
+        "the messages before c are published, none after"
+    );
+    assert!(!s.channels().exists("c"));
+}
+
+#[test]
+fn pub_batch_takes_the_admin_key_in_the_query_or_header() {
+    let s = TestServer::start(config(|c| c.admin.key = "batch-key-0123".into()));
+    batch(&s, "", "k\tx").assert("HTTP/1.1 401 Unauthorized", TEXT, "admin key required\n");
+    batch(&s, "?key=wrong", "k\tx").assert("HTTP/1.1 401 Unauthorized", TEXT, "wrong admin key\n");
+    // A key inside the body is content, not a parameter.
+    batch(&s, "", "key=batch-key-0123").assert("HTTP/1.1 401 Unauthorized", TEXT, "admin key required\n");
+    batch(&s, "?key=batch-key-0123", "k\tx").assert(
+        "HTTP/1.1 200 OK",
+        BATCH_JSON,
+        "{\"type\":\"ok\",\"published\":1}\n",
+    );
+    let r = s.connect().request(
+        "POST /pub_batch HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer batch-key-0123\r\nContent-Length: 3\r\n\r\nk\ty",
+    );
+    r.assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":1}\n");
+    assert_eq!(s.history("k").len(), 2);
+}
