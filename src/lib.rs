@@ -17,7 +17,6 @@
 //! | [`config`] | every key, defaults, validation | sockets |
 //! | [`shared`] | what the listeners share, and the server's lifecycle | locking (each part has its own) |
 //! | [`intake`] | the seam between admin commands and the channels (local table or Redis) | sockets, framing |
-//! | [`cluster`] | cluster mode's Redis layer: scripts, PUB/SUB, faults (no comet internals) | workers, the table |
 //! | [`link`] | cluster mode on this node: Redis events applied to the table, syncs | sockets |
 //! | [`channels`] | the table's lock and the fan-out of its notices | sockets, framing |
 //! | [`channel`] | the table: names, slots, seqs, history, tokens, expiry (sync, no I/O) | threads, I/O, JSON |
@@ -28,6 +27,7 @@
 //! | `worker` | threads, private descriptor tables, epoll, accepting, refusals | protocol details |
 //! | [`admin`] | the admin HTTP API on hyper | front connections |
 //! | [`metrics`] | counters, `/stats` and `/metrics` | the table's internals |
+//! | [`incidents`] | refused, closed and kernel-dropped connections: one warn line per burst | the counters' owners |
 //! | [`encode`], [`params`] | JSON escaping and message objects; query parsing | state |
 //! | [`per_ip`] | connections per client address | sockets |
 //! | [`logging`] | text or JSON log lines, switchable at run time | what is logged |
@@ -47,6 +47,7 @@ pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hooks;
+pub mod incidents;
 pub mod intake;
 pub mod link;
 pub mod logging;

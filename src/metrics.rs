@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::front::transport::Transport;
+use crate::incidents::Reason;
 use crate::shared::Shared;
 
 /// Counters the workers and the admin side update as things happen.
@@ -39,6 +40,9 @@ pub struct Stats {
     pub head_timeouts: AtomicU64,
     /// Failed `accept` calls (descriptors or kernel memory exhausted).
     pub accept_errors: AtomicU64,
+    /// Front requests answered 400, 413, 431 or 501 and closed (malformed
+    /// or oversized heads, bad parameters).
+    pub bad_requests: AtomicU64,
     /// WebSocket upgrades refused before the upgrade (400, 403, 405, 426).
     pub ws_refused_upgrades: AtomicU64,
     /// WebSocket connections closed for a protocol error (1002, 1007, 1009).
@@ -78,6 +82,9 @@ pub struct Snapshot {
     pub rss_bytes: u64,
     /// Front worker threads that died (the server is stopping when not 0).
     pub workers_dead: u64,
+    /// Losses by `incidents::Reason`, in `Reason::ALL` order (the kernel's
+    /// counted since the server started).
+    pub incidents: crate::incidents::Counts,
 }
 
 impl Snapshot {
@@ -101,6 +108,7 @@ impl Snapshot {
             presence_drops: shared.channels.presence().dropped(),
             rss_bytes: resident_bytes().unwrap_or(0),
             workers_dead: get(&s.workers_dead),
+            incidents: crate::incidents::sample(s, crate::incidents::Kernel::read(), shared.kernel_base),
         }
     }
 
@@ -206,6 +214,39 @@ impl Snapshot {
                 (r#"{reason="per_ip"}"#, self.refused_per_ip),
             ],
         );
+        let reason = |r: Reason| self.incidents[r.index()];
+        family(
+            "comet_connections_closed_total",
+            "counter",
+            "Front connections the server closed because of the client, by reason.",
+            &[
+                (r#"{reason="head_timeout"}"#, reason(Reason::HeadTimeout)),
+                (r#"{reason="bad_request"}"#, reason(Reason::BadRequest)),
+                (r#"{reason="ws_upgrade_refused"}"#, reason(Reason::WsUpgrade)),
+                (r#"{reason="ws_protocol_error"}"#, reason(Reason::WsProtocol)),
+                (r#"{reason="ws_flood"}"#, reason(Reason::WsFlood)),
+            ],
+        );
+        family(
+            "comet_accept_errors_total",
+            "counter",
+            "Failed accepts of front connections (descriptors or kernel memory exhausted).",
+            &[("", reason(Reason::AcceptError))],
+        );
+        family(
+            "comet_kernel_listen_overflows_total",
+            "counter",
+            "Handshakes the kernel dropped because a listen queue was full, since comet started \
+             (TcpExt ListenOverflows: every listener of this network namespace).",
+            &[("", reason(Reason::ListenOverflow))],
+        );
+        family(
+            "comet_kernel_syncookies_sent_total",
+            "counter",
+            "SYN cookies the kernel sent because a SYN queue was full, since comet started \
+             (TcpExt SyncookiesSent: every listener of this network namespace).",
+            &[("", reason(Reason::SyncookiesSent))],
+        );
         family(
             "comet_presence_drops_total",
             "counter",
@@ -263,6 +304,7 @@ mod tests {
             presence_drops: 0,
             rss_bytes: 4096,
             workers_dead: 0,
+            incidents: std::array::from_fn(|i| 100 + i as u64),
         }
     }
 
@@ -288,6 +330,23 @@ mod tests {
         assert!(text.contains("comet_connections{transport=\"none\"} 4\n"));
         assert!(text.contains("comet_connections_refused_total{reason=\"per_ip\"} 3\n"));
         assert!(text.contains("process_resident_memory_bytes 4096\n"));
+        let at = |r: Reason| 100 + r.index();
+        for (line, r) in [
+            (
+                "comet_connections_closed_total{reason=\"head_timeout\"}",
+                Reason::HeadTimeout,
+            ),
+            (
+                "comet_connections_closed_total{reason=\"bad_request\"}",
+                Reason::BadRequest,
+            ),
+            ("comet_connections_closed_total{reason=\"ws_flood\"}", Reason::WsFlood),
+            ("comet_accept_errors_total", Reason::AcceptError),
+            ("comet_kernel_listen_overflows_total", Reason::ListenOverflow),
+            ("comet_kernel_syncookies_sent_total", Reason::SyncookiesSent),
+        ] {
+            assert!(text.contains(&format!("{line} {}\n", at(r))), "{line}");
+        }
         // Every sample line belongs to the family announced just before it.
         let mut family = "";
         for line in text.lines() {

@@ -169,6 +169,7 @@ impl Server {
             };
             if i == 0 {
                 rt.spawn(tick(shared.clone(), stop_rx.clone()));
+                rt.spawn(crate::incidents::run(shared.clone(), stop_rx.clone()));
             }
             let serve = crate::admin::serve(shared.clone(), listener, stop_rx.clone());
             let cluster = if i == 0 { cluster.clone() } else { None };

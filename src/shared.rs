@@ -33,6 +33,9 @@ pub struct Shared {
     pub per_ip: Option<PerIp>,
     /// Whether the server is serving, draining, or lost a worker.
     pub lifecycle: Lifecycle,
+    /// The kernel's listen-queue counters when the server started (they
+    /// count since boot; `/metrics` and `incidents` report the growth).
+    pub kernel_base: crate::incidents::Kernel,
     started: Instant,
 }
 
@@ -102,6 +105,7 @@ impl Shared {
             stats: Stats::default(),
             per_ip,
             lifecycle: Lifecycle::default(),
+            kernel_base: crate::incidents::Kernel::read(),
             started: Instant::now(),
         })
     }

@@ -381,19 +381,23 @@ impl<S: Sock> Front<S> {
                 }
                 Err(HeadError::TooLarge) => {
                     let http10 = request::claims_http10(rest);
+                    self.count_bad_request();
                     let status = "431 Request Header Fields Too Large";
                     self.reply_and_close(idx, http10, status, b"request head too large\n");
                     return input.len();
                 }
                 Err(HeadError::BodyTooLarge { http10 }) => {
+                    self.count_bad_request();
                     self.reply_and_close(idx, http10, "413 Payload Too Large", b"request body too large\n");
                     return input.len();
                 }
                 Err(HeadError::Bad(reason)) => {
+                    self.count_bad_request();
                     self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
                     return input.len();
                 }
                 Err(HeadError::NotImplemented) => {
+                    self.count_bad_request();
                     let page = respond::NOT_IMPLEMENTED_PAGE.as_bytes();
                     self.reply_and_close_typed(idx, false, "501 Not Implemented", "text/html", page);
                     return input.len();
@@ -425,6 +429,7 @@ impl<S: Sock> Front<S> {
                 let cb = match ping_callback(&p) {
                     Ok(cb) => cb,
                     Err(e) => {
+                        self.count_bad_request();
                         self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
                         return;
                     }
@@ -459,6 +464,12 @@ impl<S: Sock> Front<S> {
                 self.reply_and_close_typed(idx, req.http10, "404 Not Found", "text/html", page.as_bytes());
             }
         }
+    }
+
+    /// Counts a request refused as malformed, oversized or bad (for
+    /// `/metrics` and the `incidents` report).
+    pub(super) fn count_bad_request(&self) {
+        self.shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Answers with a plain-text error and closes the connection.

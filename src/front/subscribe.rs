@@ -77,6 +77,7 @@ impl<S: Sock> Front<S> {
         let sp = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
             Ok(sp) => sp,
             Err(e) => {
+                self.count_bad_request();
                 self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
                 return;
             }

@@ -125,8 +125,9 @@ impl Worker {
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => return,
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        // `incidents` reports the burst for every worker at once.
                         if self.accept_failures == 0 {
-                            log::warn!(
+                            log::debug!(
                                 "worker {}: accept: {e}; pausing accepts, retrying every second",
                                 self.index
                             );
@@ -271,7 +272,7 @@ impl Worker {
     /// Once a tick: report the end of a burst of accept failures.
     pub(crate) fn accept_tick(&mut self) {
         if self.accept_failures > 0 && self.front.now() > self.accept_pause_until {
-            log::warn!(
+            log::debug!(
                 "worker {}: accepting again after {} failed accepts (descriptors exhausted)",
                 self.index,
                 self.accept_failures

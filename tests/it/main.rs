@@ -22,6 +22,7 @@ mod deploy;
 mod front;
 mod fuzz_corpus;
 mod hooks;
+mod incidents;
 mod logs;
 mod malloc;
 mod operations;

@@ -162,7 +162,12 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
         "front:\n  listen: 127.0.0.1:0\n",
         "front:\n  listen: 127.0.0.1:0\n  max_connections: 1000\n  descriptor_tables: never\n",
     );
-    let mut bin = Binary::launch(&yaml).nofile(64).start();
+    // The per-worker lines are at debug level (`incidents` reports the
+    // burst for every worker at once at warn).
+    let mut bin = Binary::launch(&yaml)
+        .nofile(64)
+        .env("RUST_LOG", Some("info,comet::worker=debug"))
+        .start();
     let mut clients: Vec<Client> = (0..80)
         .map(|_| {
             let mut c = Client::connect(bin.front());
