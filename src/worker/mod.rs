@@ -250,13 +250,19 @@ impl Worker {
                     self.running = false;
                 }
             } else if self.front.should_release_memory() {
-                // Everyone left after a burst: the front gives back what it
-                // grew, here between events and never from inside one.
+                // Everyone left: the front gives back what it grew, here
+                // between events and never from inside one. After a large
+                // burst the pages go back to the OS and the thread renews;
+                // after a small one the table's tick trims once the last
+                // channel is gone.
+                let large = self.front.burst_was_large();
                 self.front.release_memory();
-                crate::malloc::trim();
-                match self.renew() {
-                    Ok(()) => return,
-                    Err(me) => self = *me,
+                if large {
+                    crate::malloc::trim();
+                    match self.renew() {
+                        Ok(()) => return,
+                        Err(me) => self = *me,
+                    }
                 }
             }
         }
