@@ -69,7 +69,7 @@ struct Ctx {
 
 /// Serves the admin listener until `shutdown` becomes true (or its sender is
 /// dropped), then lets open connections finish their current reply (until
-/// the shutdown's deadline, at least [`MIN_REPLY_GRACE`]; `/psub` streams
+/// the shutdown's deadline, at least one second; `/psub` streams
 /// end at once) and returns. The server stops it only once the front
 /// connections are gone, so that `/ready` says `draining` (and `/health`
 /// stays 200) for as long as a graceful shutdown lasts.
