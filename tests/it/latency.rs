@@ -6,6 +6,7 @@
 use comet::server::Server;
 use serde_json::json;
 
+use crate::support::ws::Ws;
 use crate::support::{admin, config, eventually, json, start, subscribers, Client};
 
 /// The value of one sample in Prometheus text (a float: sums are seconds).
@@ -21,10 +22,11 @@ fn metrics(server: &Server) -> String {
     body
 }
 
-/// Delivery counts per transport as `/metrics` has them (poll, stream, sse, iframe).
-fn deliveries(server: &Server) -> [f64; 4] {
+/// Delivery counts per transport as `/metrics` has them (poll, stream,
+/// sse, iframe, ws).
+fn deliveries(server: &Server) -> [f64; 5] {
     let text = metrics(server);
-    ["poll", "stream", "sse", "iframe"].map(|t| {
+    ["poll", "stream", "sse", "iframe", "ws"].map(|t| {
         let count = sample(
             &text,
             &format!("comet_delivery_latency_seconds_count{{transport=\"{t}\"}}"),
@@ -41,7 +43,7 @@ fn deliveries(server: &Server) -> [f64; 4] {
 #[test]
 fn histograms_move_when_messages_are_delivered() {
     let server = start(config());
-    assert_eq!(deliveries(&server), [0.0; 4], "nothing delivered yet");
+    assert_eq!(deliveries(&server), [0.0; 5], "nothing delivered yet");
     let mut sse = Client::connect(server.front_addr());
     sse.get("/sse?cname=lat");
     sse.head();
@@ -50,7 +52,8 @@ fn histograms_move_when_messages_are_delivered() {
     stream.head();
     let mut poll = Client::connect(server.front_addr());
     poll.get("/sub?cname=lat&seq=1");
-    eventually("three subscribers", || subscribers(&server, "lat") == 3);
+    let mut ws = Ws::connect(server.front_addr(), "/ws?cname=lat&seq=1");
+    eventually("four subscribers", || subscribers(&server, "lat") == 4);
 
     assert_eq!(admin(&server, "/push?cname=lat&content=one").0, "HTTP/1.1 200 OK");
     let r = poll.read_response(false);
@@ -60,12 +63,16 @@ fn histograms_move_when_messages_are_delivered() {
     );
     assert!(sse.read_until(b"\"content\":\"one\"").ends_with(b"one\""));
     assert!(stream.read_until(b"\"content\":\"one\"").ends_with(b"one\""));
+    assert_eq!(
+        json(&ws.text()),
+        json!({"type": "data", "cname": "lat", "seq": 1, "content": "one"})
+    );
     // The worker adds its counts once the command is done: poll for them.
     eventually("one delivery per transport", || {
-        deliveries(&server) == [1.0, 1.0, 1.0, 0.0]
+        deliveries(&server) == [1.0, 1.0, 1.0, 0.0, 1.0]
     });
     let text = metrics(&server);
-    for t in ["poll", "stream", "sse"] {
+    for t in ["poll", "stream", "sse", "ws"] {
         let sum = sample(
             &text,
             &format!("comet_delivery_latency_seconds_sum{{transport=\"{t}\"}}"),
@@ -73,17 +80,21 @@ fn histograms_move_when_messages_are_delivered() {
         assert!(sum > 0.0 && sum < 60.0, "{t}: {sum}");
     }
 
-    // A broadcast reaches the two streams (the long poll has ended).
+    // A broadcast reaches the two streams and the WebSocket (the long poll
+    // has ended).
     assert_eq!(admin(&server, "/broadcast?content=all").0, "HTTP/1.1 200 OK");
     sse.read_until(b"\"content\":\"all\"");
     stream.read_until(b"\"content\":\"all\"");
-    eventually("the broadcast counted", || deliveries(&server) == [1.0, 2.0, 2.0, 0.0]);
+    assert_eq!(json(&ws.text())["content"], "all");
+    eventually("the broadcast counted", || {
+        deliveries(&server) == [1.0, 2.0, 2.0, 0.0, 2.0]
+    });
 
     // /stats estimates the quantiles from the same buckets.
     let (_, _, body) = admin(&server, "/stats");
     let stats = json(&body);
     let l = &stats["delivery_latency_ms"];
-    assert_eq!(l["all"]["count"], 5, "{l}");
+    assert_eq!(l["all"]["count"], 7, "{l}");
     assert_eq!(l["sse"]["count"], 2, "{l}");
     assert_eq!(l["iframe"], json!({"count": 0, "p50": null, "p99": null}));
     let (p50, p99) = (
@@ -97,7 +108,7 @@ fn histograms_move_when_messages_are_delivered() {
         .iter()
         .map(|b| b.as_u64().expect("a count"))
         .sum();
-    assert_eq!(buckets, 5);
+    assert_eq!(buckets, 7);
 }
 
 #[test]
