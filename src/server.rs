@@ -289,7 +289,7 @@ impl Server {
                     _ = term.recv() => break "SIGTERM",
                     _ = dead.wait_for(|n| *n > 0) => break "a dead worker",
                     // The outcome is logged and counted by the reload itself.
-                    _ = hup.recv() => { let _ = self.reload(); }
+                    Some(()) = hup.recv() => { let _ = self.reload(); }
                 }
             }
         });
