@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use crate::channel::{
     ChannelId, ChannelTable, Limits, Message, Notice, Signed, SubscribeError, Subscribed, TooManyChannels, WorkerMask,
@@ -85,6 +86,16 @@ impl Channels {
         self.cluster.get()
     }
 
+    /// Puts new limits in force (a reload); see `ChannelTable::set_limits`.
+    pub fn set_limits(&self, limits: Limits) {
+        lock(&self.table).set_limits(limits);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        *lock(&self.table).limits()
+    }
+
     /// The worker mailboxes deliveries go to.
     pub fn mailboxes(&self) -> &Mailboxes {
         &self.mailboxes
@@ -101,9 +112,11 @@ impl Channels {
     }
 
     /// Hands one notice on: presence lines to the listeners, messages and
-    /// closes to the mailboxes of the workers that hold subscribers.
-    /// Broadcast notices are gathered by [`Channels::broadcast`] itself.
-    fn dispatch(&self, n: Notice) {
+    /// closes to the mailboxes of the workers that hold subscribers (a
+    /// message with `arrival`: when its admin request arrived, or when
+    /// this node took it from Redis).
+    /// Broadcast notices are gathered by [`Channels::broadcast_at`] itself.
+    fn dispatch(&self, n: Notice, arrival: Instant) {
         let cluster = self.cluster.get();
         match n {
             // In cluster mode presence is cluster-wide: it comes from Redis.
@@ -112,7 +125,7 @@ impl Channels {
             Notice::Offline(name) => self.presence.emit(false, name),
             Notice::Message(mask, id, m) => {
                 for w in workers(mask) {
-                    self.mailboxes.push(w, Command::Message(id, m.clone()));
+                    self.mailboxes.push(w, Command::Message(id, m.clone(), arrival));
                 }
             }
             Notice::Close(mask, id, next) => {
@@ -147,8 +160,13 @@ impl Channels {
 
     /// Runs `f` on the locked table, dispatching its notices while the lock is held.
     fn with_table<R>(&self, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
+        self.with_table_at(Instant::now(), f)
+    }
+
+    /// [`Channels::with_table`] for a command whose request arrived at `arrival`.
+    fn with_table_at<R>(&self, arrival: Instant, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
         let mut table = lock(&self.table);
-        f(&mut table, &mut |n| self.dispatch(n))
+        f(&mut table, &mut |n| self.dispatch(n, arrival))
     }
 
     /// Subscribes a front client (reference §3.1, §2.5). In cluster mode
@@ -177,7 +195,12 @@ impl Channels {
 
     /// Publishes one data message (content already JSON-escaped); its seq.
     pub fn publish(&self, name: &str, content: &Arc<str>) -> Result<i32, TooManyChannels> {
-        let seq = self.with_table(|t, out| t.publish(name, content, out))?;
+        self.publish_at(name, content, Instant::now())
+    }
+
+    /// [`Channels::publish`] for a request that arrived at `arrival`.
+    pub fn publish_at(&self, name: &str, content: &Arc<str>, arrival: Instant) -> Result<i32, TooManyChannels> {
+        let seq = self.with_table_at(arrival, |t, out| t.publish(name, content, out))?;
         self.published.fetch_add(1, Ordering::Relaxed);
         Ok(seq)
     }
@@ -186,7 +209,16 @@ impl Channels {
     /// seq, or the error that stopped the batch (the messages before it are
     /// published).
     pub fn publish_many(&self, items: &[(String, Arc<str>)]) -> (Vec<i32>, Option<TooManyChannels>) {
-        let (seqs, err) = self.with_table(|t, out| {
+        self.publish_many_at(items, Instant::now())
+    }
+
+    /// [`Channels::publish_many`] for a request that arrived at `arrival`.
+    pub fn publish_many_at(
+        &self,
+        items: &[(String, Arc<str>)],
+        arrival: Instant,
+    ) -> (Vec<i32>, Option<TooManyChannels>) {
+        let (seqs, err) = self.with_table_at(arrival, |t, out| {
             let mut seqs = Vec::with_capacity(items.len());
             for (name, content) in items {
                 match t.publish(name, content, out) {
@@ -205,6 +237,11 @@ impl Channels {
     /// the seq the broadcast took in each, queued before the lock is
     /// released: not one command (or allocation) per channel.
     pub fn broadcast(&self, content: &Arc<str>) -> usize {
+        self.broadcast_at(content, Instant::now())
+    }
+
+    /// [`Channels::broadcast`] for a request that arrived at `arrival`.
+    pub fn broadcast_at(&self, content: &Arc<str>, arrival: Instant) -> usize {
         let mut table = lock(&self.table);
         let mut lists: BroadcastLists = vec![Vec::new(); self.mailboxes.len()];
         let reached = table.broadcast(content, &mut |n| match n {
@@ -215,11 +252,12 @@ impl Channels {
                     }
                 }
             }
-            other => self.dispatch(other),
+            other => self.dispatch(other, arrival),
         });
         for (w, list) in lists.into_iter().enumerate() {
             if !list.is_empty() {
-                self.mailboxes.push(w, Command::Broadcast(content.clone(), list));
+                self.mailboxes
+                    .push(w, Command::Broadcast(content.clone(), list, arrival));
             }
         }
         drop(table);

@@ -151,6 +151,10 @@ pub struct AdminConfig {
     /// A shared key every admin request must carry (`Authorization: Bearer
     /// KEY` or a `key` parameter); empty means none.
     pub key: String,
+    /// Whether `/health` and `/ready` answer without `key` (for load
+    /// balancers and orchestrators that cannot send one); the IP filter
+    /// still applies to them.
+    pub open_health: bool,
 }
 
 impl Default for Config {
@@ -204,6 +208,7 @@ impl Default for AdminConfig {
             max_body_bytes: 1024 * 1024,
             threads: 2,
             key: String::new(),
+            open_health: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! see which of the two runs, and never deliver anything themselves.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::channel::{Signed, TooManyChannels};
 use crate::channels::Channels;
@@ -110,12 +111,20 @@ impl Intake {
         Intake { local: channels }
     }
 
-    /// Applies one command: to this node's table, or in cluster mode to
-    /// Redis (which assigns the seqs; deliveries come back from Redis).
+    /// Applies one command that arrives now (see [`Intake::apply_at`]).
     pub async fn apply(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
+        self.apply_at(cmd, Instant::now()).await
+    }
+
+    /// Applies one command whose admin request arrived at `arrival`: to
+    /// this node's table, whose deliveries carry that time to the workers
+    /// (which measure `comet_delivery_latency_seconds` from it), or in
+    /// cluster mode to Redis (which assigns the seqs; deliveries come back
+    /// from Redis, timed from when this node receives them).
+    pub async fn apply_at(&self, cmd: ChannelCmd, arrival: Instant) -> Result<CmdReply, IntakeError> {
         match self.local.cluster() {
             Some(cluster) => crate::cluster::intake::apply(cluster, cmd).await,
-            None => self.apply_local(cmd),
+            None => self.apply_local(cmd, arrival),
         }
     }
 
@@ -151,15 +160,15 @@ impl Intake {
         }
     }
 
-    fn apply_local(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
+    fn apply_local(&self, cmd: ChannelCmd, arrival: Instant) -> Result<CmdReply, IntakeError> {
         let c = &self.local;
         Ok(match cmd {
-            ChannelCmd::Publish { cname, content } => CmdReply::Published(c.publish(&cname, &content)?),
-            ChannelCmd::PublishBatch(items) => match c.publish_many(&items) {
+            ChannelCmd::Publish { cname, content } => CmdReply::Published(c.publish_at(&cname, &content, arrival)?),
+            ChannelCmd::PublishBatch(items) => match c.publish_many_at(&items, arrival) {
                 (seqs, None) => CmdReply::PublishedBatch(seqs),
                 (seqs, Some(_)) => return Err(IntakeError::TooManyChannels { published: seqs.len() }),
             },
-            ChannelCmd::Broadcast { content } => CmdReply::Broadcast(c.broadcast(&content)),
+            ChannelCmd::Broadcast { content } => CmdReply::Broadcast(c.broadcast_at(&content, arrival)),
             ChannelCmd::Sign { cname, expires } => CmdReply::Signed(c.sign(&cname, expires)?),
             ChannelCmd::Close { cname } => match c.close(&cname) {
                 Some(n) => CmdReply::Closed(n),

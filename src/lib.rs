@@ -15,6 +15,7 @@
 //! | [`main`](../comet/index.html) (binary) | command line, exit codes | anything else |
 //! | [`server`] | start-up order, listeners, threads, supervision, shutdown | protocol details |
 //! | [`config`] | every key, defaults, validation | sockets |
+//! | [`reload`] | SIGHUP: which keys change live (one table), applying them, the log line | sockets, threads |
 //! | [`shared`] | what the listeners share, and the server's lifecycle | locking (each part has its own) |
 //! | [`intake`] | the seam between admin commands and the channels (local table or Redis) | sockets, framing |
 //! | [`link`] | cluster mode on this node: Redis events applied to the table, syncs | sockets |
@@ -26,7 +27,7 @@
 //! | [`front`] | the front protocol: request parsing, transports and framing, subscriptions, delivery, timers (sans-IO, generic over the socket) | descriptors, epoll, threads |
 //! | `worker` | threads, private descriptor tables, epoll, accepting, refusals | protocol details |
 //! | [`admin`] | the admin HTTP API on hyper | front connections |
-//! | [`metrics`] | counters, `/stats` and `/metrics` | the table's internals |
+//! | [`metrics`] | counters, latency histograms, `/stats` and `/metrics` | the table's internals |
 //! | [`incidents`] | refused, closed and kernel-dropped connections: one warn line per burst | the counters' owners |
 //! | [`encode`], [`params`] | JSON escaping and message objects; query parsing | state |
 //! | [`per_ip`] | connections per client address | sockets |
@@ -57,6 +58,7 @@ pub mod metrics;
 pub mod params;
 pub mod per_ip;
 pub mod presence;
+pub mod reload;
 pub mod server;
 pub mod shared;
 pub mod ttl_cache;

@@ -18,6 +18,7 @@
 //! many. This module parses and answers; it never touches the table.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use hyper::StatusCode;
 
@@ -54,12 +55,13 @@ pub fn parse(body: &[u8], max_cname: usize, max_content: usize) -> Result<Vec<(S
     Ok(items)
 }
 
-/// `/pub_batch`: publishes every message of `body`.
-pub async fn publish(shared: &Shared, body: &[u8]) -> Result<AdminResponse, AdminError> {
+/// `/pub_batch`: publishes every message of `body`, whose request arrived
+/// at `arrived`.
+pub async fn publish(shared: &Shared, body: &[u8], arrived: Instant) -> Result<AdminResponse, AdminError> {
     let config = shared.config();
     let items = parse(body, config.front.max_cname_bytes, config.admin.max_body_bytes)?;
     let count = items.len();
-    match shared.intake.apply(ChannelCmd::PublishBatch(items)).await {
+    match shared.intake.apply_at(ChannelCmd::PublishBatch(items), arrived).await {
         Ok(CmdReply::PublishedBatch(seqs)) => Ok(answer(StatusCode::OK, "ok", seqs.len())),
         Ok(other) => unreachable!("a batch answers PublishedBatch, not {other:?}"),
         Err(IntakeError::TooManyChannels { published }) => {

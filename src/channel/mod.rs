@@ -286,6 +286,29 @@ impl ChannelTable {
         &self.limits
     }
 
+    /// Puts new limits in force (a reload). Existing channels and
+    /// subscribers stay even when a count limit went down below them; the
+    /// limit refuses what comes next. A smaller `buffer_size` trims every
+    /// history to its newest `buffer_size` messages at once (one pass over
+    /// the channels), so that what a history holds is always a run of
+    /// consecutive seqs ending at the newest message.
+    pub fn set_limits(&mut self, limits: Limits) {
+        let shrink = limits.buffer_size < self.limits.buffer_size;
+        self.limits = limits;
+        if !shrink {
+            return;
+        }
+        let keep = limits.buffer_size as usize;
+        for slot in self.slots.iter_mut().filter(|s| s.live()) {
+            if let Some(e) = slot.extra.as_mut() {
+                e.history.keep_newest(keep);
+                if e.history.is_empty() && e.rare.is_none() {
+                    slot.extra = None;
+                }
+            }
+        }
+    }
+
     /// Number of live channels.
     pub fn channels(&self) -> usize {
         self.by_name.len()

@@ -463,3 +463,66 @@ impl Start {
         seqs(self)
     }
 }
+
+#[test]
+fn new_limits_refuse_what_comes_next_and_keep_what_is_there() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    for name in ["a", "b", "c"] {
+        t.subscribe(name, "", 0, 0, false, &mut log.sink()).expect("room");
+    }
+    t.subscribe("a", "", 0, 0, false, &mut log.sink()).expect("second of a");
+    t.set_limits(Limits {
+        max_channels: 2,
+        max_subscribers: 1,
+        ..limits()
+    });
+    assert_eq!(t.channels(), 3, "nothing is freed");
+    assert_eq!(t.subscribers_of("a"), 2, "nobody is dropped");
+    assert_eq!(t.publish("d", &c("x"), &mut log.sink()), Err(TooManyChannels));
+    assert_eq!(
+        t.subscribe("b", "", 0, 0, false, &mut log.sink()).map(|_| ()),
+        Err(SubscribeError::TooManySubscribers)
+    );
+    t.set_limits(limits());
+    assert_eq!(t.publish("d", &c("x"), &mut log.sink()), Ok(1), "room again");
+    t.subscribe("b", "", 0, 0, false, &mut log.sink()).expect("room again");
+}
+
+#[test]
+fn a_smaller_history_size_trims_every_history_at_once() {
+    let mut t = ChannelTable::new(Limits {
+        buffer_size: 6,
+        ..limits()
+    });
+    let mut log = Log::default();
+    for i in 1..=8 {
+        t.publish("h", &c("x"), &mut log.sink()).expect("room");
+        if i <= 2 {
+            t.publish("short", &c("y"), &mut log.sink()).expect("room");
+        }
+    }
+    let held = |t: &ChannelTable, name: &str| -> Vec<i32> {
+        t.history(name).map_or(vec![], |h| h.iter().map(|m| m.seq).collect())
+    };
+    assert_eq!(held(&t, "h"), (1..=8).collect::<Vec<_>>());
+    t.set_limits(Limits {
+        buffer_size: 3,
+        ..limits()
+    });
+    assert_eq!(held(&t, "h"), vec![6, 7, 8], "the newest three");
+    assert_eq!(held(&t, "short"), vec![1, 2], "already within the size");
+    assert!(t.history("h").is_some_and(|h| h.capacity() <= 4), "room given back");
+    let s = t.subscribe("h", "", 1, 0, false, &mut log.sink()).expect("accepted");
+    assert_eq!(seqs(&s.start), vec![6, 7, 8], "replay is contiguous");
+    t.set_limits(Limits {
+        buffer_size: 0,
+        ..limits()
+    });
+    assert!(t.history("h").is_none(), "size 0 keeps nothing");
+    assert_eq!(t.publish("h", &c("x"), &mut log.sink()), Ok(9), "seqs go on");
+    assert!(t.history("h").is_none());
+    t.set_limits(limits());
+    t.publish("h", &c("x"), &mut log.sink()).expect("room");
+    assert_eq!(held(&t, "h"), vec![10], "a larger size keeps again");
+}

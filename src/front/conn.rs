@@ -591,8 +591,8 @@ impl<S: Sock> Front<S> {
         let mut first = c.first_sub;
         *c = Conn::vacant(gen);
         self.unsubscribe_all(&mut first);
-        if let (Some(table), true) = (&self.shared.per_ip, ip_key != 0) {
-            table.release(ip_key);
+        if ip_key != 0 {
+            self.shared.per_ip.release(ip_key);
         }
         self.free.push(idx);
         self.open -= 1;

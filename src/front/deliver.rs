@@ -13,6 +13,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::conn::{send_to, Flags, State};
 use super::subs::NIL;
@@ -91,8 +92,8 @@ impl<S: Sock> Front<S> {
     /// command is the worker's and is handed back.
     pub fn apply(&mut self, cmd: Command) -> Option<Command> {
         match cmd {
-            Command::Message(chan, m) => self.deliver(chan, &m),
-            Command::Broadcast(content, list) => self.broadcast(&content, &list),
+            Command::Message(chan, m, arrival) => self.deliver(chan, &m, arrival),
+            Command::Broadcast(content, list, arrival) => self.broadcast(&content, &list, arrival),
             Command::Close(chan, next) => self.close_channel(chan, next),
             Command::Synced(chan, next, history) => self.synced(chan, next, &history),
             Command::Reset(chan, next) => self.reset_channel(chan, next),
@@ -101,16 +102,20 @@ impl<S: Sock> Front<S> {
         None
     }
 
-    /// Delivers a message of one channel.
-    pub fn deliver(&mut self, chan: ChannelId, m: &Message) {
+    /// Delivers a message of one channel, published by an admin request
+    /// that arrived at `arrival`.
+    pub fn deliver(&mut self, chan: ChannelId, m: &Message, arrival: Instant) {
         let Some(list) = self.subs.list(chan) else { return };
         self.frames.set_message(list.name(), m);
+        self.latency.begin(arrival);
         self.fan_out(chan, Some(m.seq));
+        self.latency.flush(&self.shared.stats.delivery_latency);
         self.frames.shrink();
     }
 
     /// Delivers one broadcast to the channels listed, each with its own seq.
-    pub fn broadcast(&mut self, content: &Arc<str>, channels: &[(ChannelId, i32)]) {
+    pub fn broadcast(&mut self, content: &Arc<str>, channels: &[(ChannelId, i32)], arrival: Instant) {
+        self.latency.begin(arrival);
         for &(chan, seq) in channels {
             let Some(list) = self.subs.list(chan) else { continue };
             let m = Message {
@@ -121,6 +126,7 @@ impl<S: Sock> Front<S> {
             self.frames.set_message(list.name(), &m);
             self.fan_out(chan, Some(seq));
         }
+        self.latency.flush(&self.shared.stats.delivery_latency);
         self.frames.shrink();
     }
 
@@ -156,6 +162,7 @@ impl<S: Sock> Front<S> {
             let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));
             let ends = closing || !t.is_streaming();
             c.tick = now;
+            self.latency.wrote(t);
             // Only long polls have a callback, and a long poll always ends here.
             let cb = c.extra.as_mut().and_then(|e| e.cb.take());
             let ok = match cb {

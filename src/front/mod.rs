@@ -32,6 +32,7 @@ pub use sock::{MemSock, Sock};
 pub use subscribe::SubParams;
 pub use transport::Transport;
 
+use crate::metrics::latency::DeliveryRecorder;
 use crate::shared::Shared;
 use conn::Conn;
 use deliver::FrameSet;
@@ -141,6 +142,8 @@ pub struct Front<S> {
     /// by channel (the connection's index and generation).
     pending: ahash::AHashMap<u64, Vec<(u32, u32)>>,
     draining: bool,
+    /// Delivery latencies counted since the last mailbox command.
+    latency: DeliveryRecorder,
 }
 
 impl<S: Sock> Front<S> {
@@ -162,6 +165,7 @@ impl<S: Sock> Front<S> {
             due: Vec::new(),
             pending: ahash::AHashMap::new(),
             draining: false,
+            latency: DeliveryRecorder::default(),
         }
     }
 
@@ -173,6 +177,16 @@ impl<S: Sock> Front<S> {
     /// The settings it runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Replaces the settings (a reload). Each one applies from the next
+    /// time it is read: `max_queued` and `max_cname` at the next write and
+    /// request, `sse_retry_ms` for the next SSE subscriber, and the two
+    /// timeouts for the next deadline or noop a connection's timer arms
+    /// (a timer armed with the old value fires at its old time, then
+    /// re-arms with the new one).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
     }
 
     /// The current tick.

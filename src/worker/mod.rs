@@ -284,6 +284,11 @@ impl Worker {
                 | Command::Synced(..)
                 | Command::Reset(..) => {}
                 Command::Drain(deadline) => self.begin_drain(deadline),
+                Command::Settings(settings) => {
+                    // The reload put the new configuration in force first.
+                    self.max_connections = self.shared.config().front.max_connections as u64;
+                    self.front.set_settings(settings);
+                }
                 Command::Panic => panic!("a panic injected by Server::inject_worker_panic"),
             }
         }

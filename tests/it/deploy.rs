@@ -210,10 +210,7 @@ fn sysctl_dropin_has_the_c1000k_settings() {
 
 /// Metric names the dashboard uses that comet does not export yet. The test
 /// fails when one of them appears in /metrics: remove it from here then.
-const PENDING: &[&str] = &[
-    "comet_delivery_latency_seconds_bucket",
-    "comet_admin_request_duration_seconds_bucket",
-];
+const PENDING: &[&str] = &[];
 
 /// Every PromQL expression in the dashboard (panel targets and variable
 /// queries).

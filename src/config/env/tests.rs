@@ -39,7 +39,7 @@ const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\
     max_channels_per_connection: 3\n  ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  \
     ws_echo: true\n\
     admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
-    max_body_bytes: 19\n  threads: 3\n  key: k3y\n\
+    max_body_bytes: 19\n  threads: 3\n  key: k3y\n  open_health: true\n\
     cluster:\n  redis: \"redis://127.0.0.1:7001/2\"\n  prefix: cx\n  node_id: n1\n  \
     hmac_secret: 0123456789abcdef0123\n  hmac_secret_previous: fedcba9876543210fedc\n  \
     call_timeout_ms: 501\n  connect_timeout_ms: 1001\n  reconnect_min_ms: 101\n  \
@@ -452,4 +452,14 @@ fn any_text_in_any_variable_is_a_config_or_an_error_naming_it() {
             }
         }
     }
+}
+
+#[test]
+fn open_health_is_set_from_the_environment() {
+    let c = with_env(&[("COMET_ADMIN_OPEN_HEALTH", "true")]).expect("valid");
+    assert!(c.admin.open_health);
+    assert_eq!(
+        env_err(&[("COMET_ADMIN_OPEN_HEALTH", "yes")]),
+        "COMET_ADMIN_OPEN_HEALTH: expected true or false (got \"yes\")"
+    );
 }

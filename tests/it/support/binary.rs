@@ -241,6 +241,13 @@ impl Binary {
         }
     }
 
+    /// Replaces the config file the server was started with (`-c`), for
+    /// a reload (SIGHUP) to read.
+    pub fn rewrite_config(&self, yaml: &str) {
+        let path = self._config.path();
+        std::fs::write(path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
     /// Log lines so far that contain `pat`.
     pub fn log_lines(&self, pat: &str) -> Vec<String> {
         let state = self.log.state.lock().expect("log lock");
