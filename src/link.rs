@@ -12,14 +12,14 @@
 //! connection losses once per outage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::channel::{Arrival, EpochBytes, Kind, Message};
 use crate::channels::Channels;
-use crate::cluster::{ChannelParams, Cluster, ClusterError, ClusterEvent, Control, LocalCounts};
+use crate::cluster::{ChannelParams, Cluster, ClusterError, ClusterEvent, ConnId, Control, LocalCounts};
 
 /// History reads in flight at once (after a Redis restart every held
 /// channel is confirmed again and synced).
@@ -51,6 +51,36 @@ pub struct RemoteStats {
     pub connections_lost: AtomicU64,
     /// Channels a message from Redis arrived for that were not held here.
     pub not_held: AtomicU64,
+    /// PUB/SUB connections currently subscribed and in sync, for `/ready`.
+    pub up: Mutex<Vec<ConnId>>,
+    /// PUB/SUB connections this node runs (`cluster.data_connections` + 1
+    /// control); 0 until cluster mode starts.
+    pub expected: AtomicU64,
+}
+
+impl RemoteStats {
+    /// `Err(why)` unless every PUB/SUB connection is up and resynced: while
+    /// one is not, messages of its channels may not reach this node.
+    pub fn reachable(&self) -> Result<(), String> {
+        let expected = self.expected.load(Ordering::Relaxed);
+        let up = self.up.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        if up >= expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "cluster: {} of {expected} Redis PUB/SUB connections down or resubscribing",
+                expected - up
+            ))
+        }
+    }
+
+    fn set_up(&self, conn: ConnId, up: bool) {
+        let mut list = self.up.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|&c| c != conn);
+        if up {
+            list.push(conn);
+        }
+    }
 }
 
 /// This node's counts, as the Redis layer asks for them.
@@ -79,6 +109,10 @@ pub fn start(channels: &Arc<Channels>, config: &crate::config::Config) -> Result
         channel_timeout_secs: config.front.effective_channel_timeout(),
     };
     let syncs = Arc::new(Semaphore::new(SYNCS_IN_FLIGHT));
+    channels
+        .remote
+        .expected
+        .store(config.cluster.data_connections as u64 + 1, Ordering::Relaxed);
     let target = channels.clone();
     let cluster = Arc::new(Cluster::start(
         &config.cluster,
@@ -148,14 +182,16 @@ fn on_event(channels: &Arc<Channels>, syncs: &Arc<Semaphore>, ev: ClusterEvent) 
                 tokio::spawn(sync(channels.clone(), syncs.clone(), cname, after));
             }
         }
-        ClusterEvent::Lost { .. } => {
+        ClusterEvent::Lost { conn, .. } => {
             stats.connections_lost.fetch_add(1, Ordering::Relaxed);
+            stats.set_up(conn, false);
         }
         ClusterEvent::Resynced {
             conn,
             channels: n,
             elapsed,
         } => {
+            stats.set_up(conn, true);
             log::info!("cluster: {conn}: {n} channels confirmed again in {elapsed:?}");
         }
         ClusterEvent::Presence { online, cname } => channels.presence().emit(online, &cname),

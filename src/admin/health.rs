@@ -60,12 +60,15 @@ pub fn readiness(shared: &Shared) -> Result<(), NotReady> {
     cluster_reachable(shared).map_err(NotReady::Cluster)
 }
 
-/// Cluster mode's part of readiness: `Err(why)` while Redis cannot be
-/// reached. A single node has no Redis and is always `Ok`; cluster mode
-/// fills this in (it must stay cheap: a flag its connection keeps, not a
-/// round trip per probe).
-pub fn cluster_reachable(_shared: &Shared) -> Result<(), String> {
-    Ok(())
+/// Cluster mode's part of readiness: `Err(why)` while a Redis PUB/SUB
+/// connection is down or not yet resubscribed (`link::RemoteStats`, kept
+/// by the connections' events: no round trip per probe). A single node has
+/// no Redis and is always `Ok`.
+pub fn cluster_reachable(shared: &Shared) -> Result<(), String> {
+    match shared.channels.cluster() {
+        Some(_) => shared.channels.remote.reachable(),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
