@@ -866,6 +866,10 @@
       case 'close':
         self.log('channel closed by the server');
         self.deliver(self.error_callback || self.sub_callback, msg);
+        if (self.sign_url) {
+          // Its token went with it: the channel is new when we come back.
+          self.token = '';
+        }
         self.retry();
         break;
       case '401':

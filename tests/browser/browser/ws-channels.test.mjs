@@ -131,7 +131,7 @@ test('a channel closed by the server comes back on the same socket; the other ca
   const page = await openBoth('closing', 'staying');
   await server.push('closing', 'c1');
   await expectColumn(page, 0, [['data', 1, 'c1']]);
-  assert.equal((await server.get('/close?cname=closing')).text, 'ok 1\n');
+  assert.equal((await server.get('/close?cname=closing')).text, 'ok 2\n');
   await expectColumn(page, 0, [
     ['data', 1, 'c1'],
     ['close', null, '']
