@@ -965,9 +965,9 @@
   };
 
   /**
-   * Moves this subscription to transport `t` (a shared socket's fallback,
-   * or a socket that holds no more channels): reconnects at once, from the
-   * same seq.
+   * Moves this subscription to transport `t` (a shared socket fell back,
+   * or the server's per-connection channel cap leaves this channel out of
+   * it: `leaveSocket`): reconnects at once, from the same seq.
    */
   iComet.prototype.switchTransport = function (t, leaveSocket) {
     if (leaveSocket && this.socket) {
@@ -1228,6 +1228,8 @@
     self.log(why);
     self.drop();
     if (self.book.size() === 0) {
+      clearInterval(self.watchdog);
+      self.watchdog = null;
       return;
     }
     if (self.auto && !self.worked && ++self.failures >= WS_FALLBACK_FAILURES) {
@@ -1276,6 +1278,7 @@
     reg.client.handle(msg);
   };
 
+  /** Logs at debug level (the browser console), never alert(). */
   Socket.prototype.log = function (what) {
     if (global.console && global.console.debug) {
       global.console.debug('icomet socket[' + this.id + '] ' + what);
