@@ -1,9 +1,12 @@
 // The chat demo: every window on the same channel sees every message.
 // Messages are JSON text {uid, nickname, text} published with /push on this
 // (admin) origin and received through comet.js on the front listener.
-// Query parameters: channel (default "chat"), name, transport (poll, iframe,
-// sse), and key: the admin key when admin.key is set (sent with /push as
-// Authorization: Bearer).
+// comet.js picks the transport: WebSocket where the browser has it, else SSE,
+// else JSONP long polling. Query parameters: channel (default "chat"), name,
+// transport (ws, sse, poll, iframe: force one), websocket=0 (never
+// WebSocket: SSE or long polling), front_port (reach the front listener
+// through another port, such as a proxy), and key: the admin key when
+// admin.key is set (sent with /push as Authorization: Bearer).
 (function () {
   'use strict';
   var query = new URLSearchParams(location.search);
@@ -13,7 +16,8 @@
   nickname.value = query.get('name') || 'guest-' + uid.slice(0, 4);
   var list = document.getElementById('messages');
   var status = document.getElementById('status');
-  var front = location.protocol + '//' + location.hostname + ':' + window.COMET_SERVER.front_port;
+  var port = query.get('front_port') || window.COMET_SERVER.front_port;
+  var front = location.protocol + '//' + location.hostname + ':' + port;
 
   function add(cls, who, text, seq) {
     var li = document.createElement('li');
@@ -42,6 +46,7 @@
     pubUrl: '/push',
     adminKey: query.get('key') || undefined,
     transport: query.get('transport') || undefined,
+    websocket: query.get('websocket') === '0' ? false : undefined,
     callback: function (content, type, msg) {
       var m;
       try {

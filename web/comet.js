@@ -14,17 +14,36 @@
  *   });
  *   c.pub('hello', function (reply) {}); c.unsub(); c.sub();
  *
+ * Several channels on one WebSocket (comet's /ws with sub/unsub commands):
+ *
+ *   var s = new iComet.Socket({ subUrl: 'http://host:8100/sub', signUrl: ... });
+ *   var a = s.subscribe('a', function (content, type, msg) { ... });
+ *   var b = s.subscribe('b', callbackB, { error: onRefusal });
+ *   s.unsubscribe('a');   // or a.unsub(); a.sub() resumes it on the socket
+ *
+ * Each subscribe() returns an iComet (pub, sub, unsub as above) that keeps
+ * its own seq and token; `new iComet({..., socket: s})` does the same. The
+ * socket opens with its first channel and closes after its last; where
+ * WebSocket is unavailable each channel gets a connection of its own.
+ *
  * The callback gets the message content (a string), its type ('data' or
  * 'broadcast') and the whole message object as the server sent it. Refusals
  * and channel ends ('401', '429', 'close') go to config.error if given, else
  * to the callback with their type, never to alert().
  *
- * Transport: SSE (/sse) where the browser has EventSource, else JSONP long
- * polling (/sub); iframe (/iframe, parent.icomet_cb) or polling by
- * config.transport. Every reconnect asks for the next seq it has not seen,
- * so nothing is lost while the server keeps it in history, and messages at
- * or below the last seen seq are dropped, so nothing is delivered twice.
- * Failed connections are retried with exponential backoff and jitter.
+ * Transport: WebSocket (/ws) where the browser has WebSocket and the page
+ * has not turned it off (config.websocket: false), else SSE (/sse) where it
+ * has EventSource, else JSONP long polling (/sub); config.transport forces
+ * one of 'ws', 'sse', 'poll', 'iframe' (/iframe, parent.icomet_cb). A
+ * WebSocket chosen this way that fails WS_FALLBACK_FAILURES times in a row
+ * before its first message (a proxy that does not pass upgrades) gives way
+ * to SSE, or long polling. Every reconnect asks for the next seq it has not
+ * seen, so nothing is lost while the server keeps it in history, and
+ * messages at or below the last seen seq are dropped, so nothing is
+ * delivered twice. Failed connections are retried with exponential backoff
+ * and jitter. WebSocket close codes 4401 and 4429 are the 401 and 429
+ * refusals; every other close (1001 server shutdown, 1013 slow consumer, a
+ * dropped connection) is a reconnect.
  *
  * Differences from icomet.js, each a bug fixed: long polling continues after
  * an array response (icomet.js stopped for good); the channel name and token
@@ -146,6 +165,189 @@
   }
 
   /**
+   * Consecutive failed WebSocket connections, before any message arrived on
+   * one, after which a transport chosen automatically falls back to SSE (or
+   * long polling): the server is reachable over HTTP but something on the
+   * way (a proxy without upgrade support) refuses WebSocket.
+   */
+  var WS_FALLBACK_FAILURES = 3;
+
+  /**
+   * The transport to use without a `transport` option: 'ws' when `env` (the
+   * window) has WebSocket and `config.websocket` is not false, else 'sse'
+   * when it has EventSource, else 'poll'.
+   */
+  function chooseTransport(config, env) {
+    if (config.websocket !== false && typeof env.WebSocket !== 'undefined') {
+      return 'ws';
+    }
+    return fallbackTransport(env);
+  }
+
+  /** The transport after WebSocket: 'sse' where `env` has EventSource, else 'poll'. */
+  function fallbackTransport(env) {
+    return typeof env.EventSource !== 'undefined' ? 'sse' : 'poll';
+  }
+
+  /**
+   * A ws: or wss: URL from an http(s) one, made absolute against `base`
+   * (the page's address) first when it is relative.
+   */
+  function wsUrl(url, base) {
+    var abs = url;
+    if (!/^[a-z][a-z0-9+.-]*:/i.test(url) && base && typeof URL === 'function') {
+      abs = new URL(url, base).href;
+    }
+    return abs.replace(/^http(s?):/i, function (all, tls) {
+      return tls ? 'wss:' : 'ws:';
+    });
+  }
+
+  /**
+   * What a WebSocket close code means for the client: '401' and '429' are
+   * icomet's refusals (4401, 4429), anything else ('retry') a reconnect.
+   */
+  function wsCloseAction(code) {
+    if (code === 4401) {
+      return '401';
+    }
+    if (code === 4429) {
+      return '429';
+    }
+    return 'retry';
+  }
+
+  var CLOSE_MEANINGS = {
+    1000: 'channel closed',
+    1001: 'server going away',
+    1002: 'protocol error',
+    1003: 'unsupported data',
+    1006: 'connection lost',
+    1007: 'invalid text',
+    1008: 'too many frames',
+    1009: 'message too big',
+    1011: 'server error',
+    1013: 'slow consumer',
+    4401: 'token refused',
+    4429: 'too many subscribers'
+  };
+
+  /** A close code for the log: '1013 slow consumer'. */
+  function describeClose(code) {
+    return code + (CLOSE_MEANINGS[code] ? ' ' + CLOSE_MEANINGS[code] : '');
+  }
+
+  /**
+   * Which channels a shared WebSocket holds on the server (pure logic, no
+   * I/O). The server answers commands in order, but not every `sub` gets a
+   * reply (none when the client is caught up), so frames are told apart by
+   * channel name: after an `unsub` is sent, every frame of that channel up
+   * to the server's answer to it (an `unsub` object, or a `400` when the
+   * server no longer held the channel) belongs to the old subscription and
+   * is dropped; what follows belongs to the next `sub`.
+   *
+   * A registration's `state` is 'none' (the server holds nothing for it),
+   * 'sent' (a sub is on its way) or 'held' (the server answered it).
+   */
+  function SocketBook() {
+    this.regs = Object.create(null);
+    this.pending = Object.create(null);
+  }
+
+  /** Registers `client` for channel `cname` (state 'none'); returns the registration. */
+  SocketBook.prototype.add = function (cname, client) {
+    var reg = { cname: cname, client: client, state: 'none' };
+    this.regs[cname] = reg;
+    return reg;
+  };
+
+  /** Whether `reg` is still the registration of its channel. */
+  SocketBook.prototype.current = function (reg) {
+    return this.regs[reg.cname] === reg;
+  };
+
+  /**
+   * Removes `reg`. Returns true when the server may hold its channel: the
+   * caller must send an unsub, whose answer is now awaited.
+   */
+  SocketBook.prototype.remove = function (reg) {
+    if (!this.current(reg)) {
+      return false;
+    }
+    delete this.regs[reg.cname];
+    var held = reg.state !== 'none';
+    reg.state = 'none';
+    if (held) {
+      this.pending[reg.cname] = (this.pending[reg.cname] || 0) + 1;
+    }
+    return held;
+  };
+
+  /**
+   * The registration a message from the server is for, or null when it is
+   * to be dropped (an old subscription's frame, the answer to an unsub, a
+   * channel not registered). Updates the registration's state.
+   */
+  SocketBook.prototype.route = function (msg) {
+    var cname = msg.cname;
+    var waiting = this.pending[cname];
+    if (waiting) {
+      if (msg.type === 'unsub' || msg.type === '400') {
+        if (waiting === 1) {
+          delete this.pending[cname];
+        } else {
+          this.pending[cname] = waiting - 1;
+        }
+      }
+      return null;
+    }
+    var reg = this.regs[cname];
+    if (!reg || msg.type === 'unsub') {
+      return null;
+    }
+    switch (msg.type) {
+      case 'next_seq':
+      case 'data':
+      case 'broadcast':
+        reg.state = 'held';
+        break;
+      case '401':
+      case '429':
+      case 'close':
+        reg.state = 'none';
+        break;
+    }
+    return reg;
+  };
+
+  /** A sub for `reg` was sent. */
+  SocketBook.prototype.sent = function (reg) {
+    reg.state = 'sent';
+  };
+
+  /** A new socket: the server holds nothing, no answer is awaited. */
+  SocketBook.prototype.reset = function () {
+    this.pending = Object.create(null);
+    for (var k in this.regs) {
+      this.regs[k].state = 'none';
+    }
+  };
+
+  /** The registrations (in JavaScript's key order). */
+  SocketBook.prototype.list = function () {
+    var out = [];
+    for (var k in this.regs) {
+      out.push(this.regs[k]);
+    }
+    return out;
+  };
+
+  /** How many channels are registered. */
+  SocketBook.prototype.size = function () {
+    return this.list().length;
+  };
+
+  /**
    * The document.domain value the server's /iframe prologue sets: the last
    * two labels of the hostname, or the hostname itself where that is refused
    * (IP addresses, single labels). Both documents must set the same value.
@@ -164,7 +366,18 @@
     }
   }
 
+  /** A text frame or SSE event as a message object, or null when it is not one. */
+  function parseMessage(text) {
+    try {
+      var msg = JSON.parse(text);
+      return msg && typeof msg === 'object' ? msg : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   var instances = 0;
+  var sockets = 0;
   var jsonpCalls = 0;
   // iComet instances using the iframe transport, for the shared icomet_cb.
   var framed = [];
@@ -248,12 +461,14 @@
   /**
    * A subscription to one channel. `config`: channel, subUrl|sub_url,
    * signUrl|sign_url, pubUrl|pub_url, callback|sub_callback, sub_timeout (ms),
-   * and comet.js's own: transport ('sse', 'poll', 'iframe'; default SSE where
-   * available), error (refusals and closes), backoff_ms, backoff_max_ms and
-   * admin_key|adminKey (comet's admin.key: sent with pub as
-   * `Authorization: Bearer`, or as a `key` parameter of JSONP pub and sign,
-   * which cannot carry headers; never sent to the front listener).
-   * It subscribes at once, like icomet.js.
+   * and comet.js's own: transport ('ws', 'sse', 'poll', 'iframe'; default
+   * WebSocket, then SSE, where available), websocket (false: never choose
+   * WebSocket by default), socket (an iComet.Socket to share: the channel
+   * is held on that socket's WebSocket), error (refusals and closes),
+   * backoff_ms, backoff_max_ms and admin_key|adminKey (comet's admin.key:
+   * sent with pub as `Authorization: Bearer`, or as a `key` parameter of
+   * JSONP pub and sign, which cannot carry headers; never sent to the front
+   * listener). It subscribes at once, like icomet.js.
    */
   function iComet(config) {
     if (!(this instanceof iComet)) {
@@ -273,8 +488,13 @@
     self.sub_timeout = config.sub_timeout || 60000;
     self.backoff_ms = config.backoff_ms || 500;
     self.backoff_max_ms = config.backoff_max_ms || 30000;
-    self.transport = config.transport || (typeof global.EventSource !== 'undefined' ? 'sse' : 'poll');
-    if (self.transport !== 'poll' && !transportUrl(self.sub_url, self.transport)) {
+    self.socket = config.socket || null;
+    self.transport = config.transport || (self.socket ? self.socket.transport : chooseTransport(config, global));
+    // Only a WebSocket chosen here falls back (a socket does that itself).
+    self.wsAuto = !config.transport && !self.socket;
+    self.wsWorked = false;
+    self.wsFailures = 0;
+    if (self.transport !== 'poll' && !self.shared() && !transportUrl(self.sub_url, self.transport)) {
       self.log('subUrl does not end in /sub or /poll; using long polling');
       self.transport = 'poll';
     }
@@ -290,22 +510,34 @@
     self.start();
   }
 
+  /** Whether this channel is held on its socket's shared WebSocket. */
+  iComet.prototype.shared = function () {
+    return !!this.socket && this.transport === 'ws';
+  };
+
   /** Subscribes (signing first when a sign URL is set). */
   iComet.prototype.start = function () {
     var self = this;
     if (!self.stopped) {
       return;
     }
+    if (self.socket) {
+      // Throws when another iComet holds this channel on the socket.
+      self.socket.join(self);
+    }
     self.stopped = false;
     self.lastActivity = Date.now();
     self.watchdog = setInterval(function () {
-      if (self.conn && Date.now() - self.lastActivity > self.sub_timeout) {
+      // A shared socket watches its own heartbeat: a quiet channel on it
+      // gets no frames while the socket's noops keep coming.
+      if (self.conn && !self.conn.shared && Date.now() - self.lastActivity > self.sub_timeout) {
         self.log('no message for ' + self.sub_timeout + ' ms; reconnecting');
         self.retry();
       }
     }, 1000);
     var doc = global.document;
-    if (doc && doc.readyState !== 'complete' && self.transport !== 'sse') {
+    var blocksLoad = self.transport === 'poll' || self.transport === 'iframe';
+    if (doc && doc.readyState !== 'complete' && blocksLoad) {
       // A pending script or iframe holds the page's load event (and the
       // browser's spinner) for as long as it is open: connect after load.
       global.addEventListener('load', function () {
@@ -325,6 +557,9 @@
     clearInterval(this.watchdog);
     this.watchdog = null;
     this.unframe();
+    if (this.socket) {
+      this.socket.leave(this);
+    }
   };
 
   iComet.prototype.sub = iComet.prototype.start;
@@ -387,6 +622,9 @@
           if (t > 0) {
             // The server sends a noop every sub_timeout + 1 s of silence.
             self.sub_timeout = Math.max(t * 1300, (t + 5) * 1000);
+            if (self.socket) {
+              self.socket.sub_timeout = Math.max(self.socket.sub_timeout, self.sub_timeout);
+            }
           }
           self.connect();
         },
@@ -399,14 +637,25 @@
       );
       return;
     }
+    if (self.shared()) {
+      self.conn = self.socket.attach(self);
+      return;
+    }
     var params = { cname: self.cname, seq: self.seqs.next, noop: self.seqs.noop, token: self.token };
     var onFail = function (why) {
-      if (gen === self.generation) {
-        self.log(self.transport + ': ' + why);
-        self.retry();
+      if (gen !== self.generation) {
+        return;
       }
+      self.log(self.transport + ': ' + why);
+      if (self.transport === 'ws' && self.wsAuto && !self.wsWorked && ++self.wsFailures >= WS_FALLBACK_FAILURES) {
+        self.transport = fallbackTransport(global);
+        self.log('WebSocket failed ' + self.wsFailures + ' times before any message; using ' + self.transport);
+      }
+      self.retry();
     };
-    if (self.transport === 'sse') {
+    if (self.transport === 'ws') {
+      self.conn = self.openWs(wsUrl(transportUrl(self.sub_url, 'ws'), global.location && global.location.href), params, gen, onFail);
+    } else if (self.transport === 'sse') {
       self.conn = self.openSse(transportUrl(self.sub_url, 'sse'), params, gen, onFail);
     } else if (self.transport === 'iframe') {
       self.conn = self.openIframe(transportUrl(self.sub_url, 'iframe'), params, gen, onFail);
@@ -456,6 +705,52 @@
     return {
       close: function () {
         es.close();
+      }
+    };
+  };
+
+  /**
+   * A WebSocket on /ws with this channel in the URL: one message object per
+   * text frame. Closes 4401 and 4429 are the refusals (their object comes
+   * first and is handled already; the code alone counts as well); any
+   * other close is a reconnect.
+   */
+  iComet.prototype.openWs = function (url, params, gen, onFail) {
+    var self = this;
+    var ws = new global.WebSocket(withParams(url, params));
+    ws.onmessage = function (e) {
+      if (gen !== self.generation) {
+        return;
+      }
+      self.wsWorked = true;
+      self.wsFailures = 0;
+      var msg = parseMessage(e.data);
+      if (!msg) {
+        self.log('not a message object: ' + e.data);
+        return;
+      }
+      self.handle(msg);
+    };
+    ws.onclose = function (e) {
+      if (gen !== self.generation) {
+        return;
+      }
+      var action = wsCloseAction(e.code);
+      if (action !== 'retry') {
+        self.handle({ type: action, cname: self.cname, seq: 0, content: e.reason || describeClose(e.code) });
+        return;
+      }
+      onFail('closed with ' + describeClose(e.code));
+    };
+    return {
+      close: function () {
+        ws.onmessage = null;
+        ws.onclose = null;
+        try {
+          ws.close();
+        } catch (e) {
+          // Already closed.
+        }
       }
     };
   };
@@ -571,6 +866,10 @@
       case 'close':
         self.log('channel closed by the server');
         self.deliver(self.error_callback || self.sub_callback, msg);
+        if (self.sign_url) {
+          // Its token went with it: the channel is new when we come back.
+          self.token = '';
+        }
         self.retry();
         break;
       case '401':
@@ -587,6 +886,9 @@
       case '429':
         self.deliver(self.error_callback || self.sub_callback, msg);
         self.retry(self.backoff_ms * 4);
+        break;
+      case 'unsub':
+        // The answer to our own unsub on a shared socket.
         break;
       default:
         self.log('ignoring message of type ' + msg.type);
@@ -662,10 +964,338 @@
     }
   };
 
+  /**
+   * Moves this subscription to transport `t` (a shared socket fell back,
+   * or the server's per-connection channel cap leaves this channel out of
+   * it: `leaveSocket`): reconnects at once, from the same seq.
+   */
+  iComet.prototype.switchTransport = function (t, leaveSocket) {
+    if (leaveSocket && this.socket) {
+      this.socket.leave(this);
+      this.socket = null;
+    }
+    this.transport = t;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (!this.stopped) {
+      this.connect();
+    }
+  };
+
+  /**
+   * One WebSocket to the front's /ws holding several channels, each an
+   * iComet with its own seq, token and callbacks, subscribed with
+   * `{"type":"sub",...}` commands. `config` is what every channel's iComet
+   * gets (subUrl, signUrl, pubUrl, adminKey, error, backoff_ms,
+   * backoff_max_ms, sub_timeout, websocket, transport) plus what
+   * subscribe() adds. The socket opens with its first channel, closes after
+   * its last, and after a drop (a lost connection, server shutdown 1001, a
+   * slow consumer 1013) reconnects with backoff and sends one sub per
+   * channel, each from that channel's next seq. It watches its own
+   * heartbeat (the server's noops) with sub_timeout. Where WebSocket is
+   * unavailable or turned off, or fails before any message (see
+   * WS_FALLBACK_FAILURES), each channel uses a connection of its own over
+   * the next transport.
+   */
+  function Socket(config) {
+    if (!(this instanceof Socket)) {
+      return new Socket(config);
+    }
+    var self = this;
+    self.config = config || {};
+    self.id = sockets++;
+    self.sub_url = self.config.sub_url || self.config.subUrl;
+    self.transport = self.config.transport || chooseTransport(self.config, global);
+    self.auto = !self.config.transport;
+    if (self.transport === 'ws' && !transportUrl(self.sub_url, 'ws')) {
+      self.log('subUrl does not end in /sub or /poll; one connection per channel, long polling');
+      self.transport = 'poll';
+    }
+    self.sub_timeout = self.config.sub_timeout || 60000;
+    self.backoff_ms = self.config.backoff_ms || 500;
+    self.backoff_max_ms = self.config.backoff_max_ms || 30000;
+    self.book = new SocketBook();
+    self.members = Object.create(null);
+    self.noop = 0;
+    self.ws = null;
+    self.open = false;
+    self.generation = 0;
+    self.attempt = 0;
+    self.failures = 0;
+    self.worked = false;
+    self.retryTimer = null;
+    self.idleTimer = null;
+    self.watchdog = null;
+    self.lastActivity = 0;
+  }
+
+  /**
+   * Subscribes to `channel` on this socket: `callback(content, type, msg)`
+   * as for iComet, `options` any other iComet option for this channel
+   * (error, signUrl, ...). Returns the channel's iComet. Throws when this
+   * socket already has the channel.
+   */
+  Socket.prototype.subscribe = function (channel, callback, options) {
+    var config = {};
+    var k;
+    for (k in this.config) {
+      if (k !== 'transport') {
+        config[k] = this.config[k];
+      }
+    }
+    for (k in options || {}) {
+      config[k] = options[k];
+    }
+    config.channel = channel;
+    config.callback = callback;
+    config.socket = this;
+    return new iComet(config);
+  };
+
+  /** Ends the subscription to `channel` (its iComet's unsub()). */
+  Socket.prototype.unsubscribe = function (channel) {
+    var member = this.members[String(channel)];
+    if (member) {
+      member.stop();
+    }
+  };
+
+  /** Ends every channel; the socket closes. */
+  Socket.prototype.close = function () {
+    for (var k in this.members) {
+      this.members[k].stop();
+    }
+  };
+
+  /** The channels subscribed through this socket. */
+  Socket.prototype.channels = function () {
+    return Object.keys(this.members);
+  };
+
+  /** An iComet starts on this socket (throws when the channel is taken). */
+  Socket.prototype.join = function (client) {
+    var other = this.members[client.cname];
+    if (other && other !== client) {
+      throw new Error('channel ' + JSON.stringify(client.cname) + ' is already subscribed on this socket');
+    }
+    this.members[client.cname] = client;
+  };
+
+  /** An iComet stops (or moves to a connection of its own). */
+  Socket.prototype.leave = function (client) {
+    if (this.members[client.cname] === client) {
+      delete this.members[client.cname];
+    }
+  };
+
+  /**
+   * Holds `client`'s channel on the socket: a sub now if the socket is
+   * open, else when it opens. Returns the connection handle the iComet
+   * keeps (close() unsubscribes).
+   */
+  Socket.prototype.attach = function (client) {
+    var self = this;
+    var reg = self.book.add(client.cname, client);
+    clearTimeout(self.idleTimer);
+    self.idleTimer = null;
+    if (self.open) {
+      self.sendSub(reg);
+    } else if (!self.ws && !self.retryTimer) {
+      self.connect();
+    }
+    return {
+      shared: true,
+      close: function () {
+        self.detach(reg);
+      }
+    };
+  };
+
+  /** Releases a registration: an unsub when the server may hold it. */
+  Socket.prototype.detach = function (reg) {
+    var self = this;
+    if (self.book.remove(reg) && self.open) {
+      self.send({ type: 'unsub', cname: reg.cname });
+    }
+    if (self.book.size() === 0 && !self.idleTimer) {
+      // Not at once: a channel that starts again from seq 1 detaches and
+      // attaches in one go.
+      self.idleTimer = setTimeout(function () {
+        self.idleTimer = null;
+        if (self.book.size() === 0) {
+          self.log('no channel left; closing');
+          self.drop();
+          clearTimeout(self.retryTimer);
+          self.retryTimer = null;
+          clearInterval(self.watchdog);
+          self.watchdog = null;
+        }
+      }, 0);
+    }
+  };
+
+  /** Sends the sub of a registration, from its channel's next seq. */
+  Socket.prototype.sendSub = function (reg) {
+    var c = reg.client;
+    var cmd = { type: 'sub', cname: reg.cname, seq: c.seqs.next };
+    if (c.token) {
+      cmd.token = c.token;
+    }
+    this.book.sent(reg);
+    this.send(cmd);
+  };
+
+  /** Sends one command (a JSON object in a text frame). */
+  Socket.prototype.send = function (cmd) {
+    try {
+      this.ws.send(JSON.stringify(cmd));
+    } catch (e) {
+      this.log('send failed: ' + e);
+    }
+  };
+
+  /** Closes the current WebSocket; its late events are ignored. */
+  Socket.prototype.drop = function () {
+    this.generation++;
+    this.open = false;
+    this.book.reset();
+    if (this.ws) {
+      var ws = this.ws;
+      this.ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) {
+        // Already closed.
+      }
+    }
+  };
+
+  /** Opens the WebSocket now; each registered channel subscribes once it is open. */
+  Socket.prototype.connect = function () {
+    var self = this;
+    self.drop();
+    if (self.book.size() === 0) {
+      return;
+    }
+    var gen = self.generation;
+    self.lastActivity = Date.now();
+    if (!self.watchdog) {
+      self.watchdog = setInterval(function () {
+        if (self.ws && Date.now() - self.lastActivity > self.sub_timeout) {
+          self.lost('no message for ' + self.sub_timeout + ' ms');
+        }
+      }, 1000);
+    }
+    var url = wsUrl(transportUrl(self.sub_url, 'ws'), global.location && global.location.href);
+    var ws = new global.WebSocket(withParams(url, { noop: self.noop }));
+    self.ws = ws;
+    ws.onopen = function () {
+      if (gen !== self.generation) {
+        return;
+      }
+      self.open = true;
+      var regs = self.book.list();
+      for (var i = 0; i < regs.length; i++) {
+        self.sendSub(regs[i]);
+      }
+    };
+    ws.onmessage = function (e) {
+      if (gen !== self.generation) {
+        return;
+      }
+      self.lastActivity = Date.now();
+      self.worked = true;
+      self.failures = 0;
+      self.attempt = 0;
+      var msg = parseMessage(e.data);
+      if (!msg) {
+        self.log('not a message object: ' + e.data);
+        return;
+      }
+      self.dispatch(msg);
+    };
+    ws.onclose = function (e) {
+      if (gen === self.generation) {
+        self.lost('closed with ' + describeClose(e.code));
+      }
+    };
+  };
+
+  /** The connection is gone: reconnect with backoff while channels remain. */
+  Socket.prototype.lost = function (why) {
+    var self = this;
+    self.log(why);
+    self.drop();
+    if (self.book.size() === 0) {
+      clearInterval(self.watchdog);
+      self.watchdog = null;
+      return;
+    }
+    if (self.auto && !self.worked && ++self.failures >= WS_FALLBACK_FAILURES) {
+      self.fallBack();
+      return;
+    }
+    var delay = backoffDelay(self.attempt++, self.backoff_ms, self.backoff_max_ms);
+    self.log('reconnecting in ' + Math.round(delay) + ' ms');
+    clearTimeout(self.retryTimer);
+    self.retryTimer = setTimeout(function () {
+      self.retryTimer = null;
+      self.connect();
+    }, delay);
+  };
+
+  /** WebSocket does not get through: every channel moves to a connection of its own. */
+  Socket.prototype.fallBack = function () {
+    this.transport = fallbackTransport(global);
+    this.log('WebSocket failed ' + this.failures + ' times before any message; one ' + this.transport + ' connection per channel');
+    clearInterval(this.watchdog);
+    this.watchdog = null;
+    for (var k in this.members) {
+      this.members[k].switchTransport(this.transport, false);
+    }
+  };
+
+  /** One message from the server, to the channel it names. */
+  Socket.prototype.dispatch = function (msg) {
+    if (msg.type === 'noop') {
+      this.noop = seqNext(msg.seq | 0);
+      return;
+    }
+    var reg = this.book.route(msg);
+    if (!reg) {
+      if (msg.type === '400') {
+        this.log('command refused: ' + msg.content);
+      }
+      return;
+    }
+    if (msg.type === '429' && msg.content === 'Too many channels on this connection') {
+      // The server's per-connection cap: this channel gets a connection of its own.
+      this.log('socket full; ' + reg.cname + ' gets a WebSocket of its own');
+      reg.client.switchTransport('ws', true);
+      return;
+    }
+    reg.client.handle(msg);
+  };
+
+  /** Logs at debug level (the browser console), never alert(). */
+  Socket.prototype.log = function (what) {
+    if (global.console && global.console.debug) {
+      global.console.debug('icomet socket[' + this.id + '] ' + what);
+    }
+  };
+
+  iComet.Socket = Socket;
   global.iComet = iComet;
   if (typeof module === 'object' && module.exports) {
     module.exports = {
       iComet: iComet,
+      Socket: Socket,
+      SocketBook: SocketBook,
+      chooseTransport: chooseTransport,
+      wsUrl: wsUrl,
+      wsCloseAction: wsCloseAction,
+      WS_FALLBACK_FAILURES: WS_FALLBACK_FAILURES,
       SeqTracker: SeqTracker,
       backoffDelay: backoffDelay,
       transportUrl: transportUrl,

@@ -188,7 +188,7 @@
       { label: 'channels', values: column('channels') }
     ]);
     draw('chart-rss', [{ label: 'RSS MiB', values: column('rss') }]);
-    draw('chart-transports', ['sse', 'poll', 'iframe', 'stream'].map(function (t) {
+    draw('chart-transports', ['ws', 'sse', 'poll', 'iframe', 'stream'].map(function (t) {
       return { label: t, values: column('by_' + t) };
     }));
     draw('chart-latency', [
@@ -228,7 +228,7 @@
       p99: interval.p99
     };
     var by = stats.connections_by_transport || {};
-    ['sse', 'poll', 'iframe', 'stream'].forEach(function (t) {
+    ['ws', 'sse', 'poll', 'iframe', 'stream'].forEach(function (t) {
       sample['by_' + t] = by[t] === undefined ? null : by[t];
     });
     samples.push(sample);

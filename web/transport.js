@@ -1,4 +1,4 @@
-// One page per transport (sse.html, poll.html, iframe.html): every message
+// One page per transport (ws.html, sse.html, poll.html, iframe.html): every message
 // of one channel with its type and seq, and a box to publish with /push.
 // Query parameters: channel (default "demo"), sign=1 to get a token from
 // /sign first (for front.auth: token), front_port to reach the front

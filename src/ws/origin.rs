@@ -28,13 +28,17 @@ impl AllowedOrigins {
     }
 
     /// Only the listed origins (`scheme://host[:port]`, no path) are
-    /// allowed; an entry that is not an origin is an error naming it.
+    /// allowed; an entry that is not an origin is an error naming it. An
+    /// empty list is `front.allowed_origins`' default and allows every
+    /// origin, as [`AllowedOrigins::any`].
     pub fn only<'s>(origins: impl IntoIterator<Item = &'s str>) -> Result<AllowedOrigins, BadOrigin> {
         let list = origins
             .into_iter()
             .map(|o| normalise(o.as_bytes()).ok_or_else(|| BadOrigin(o.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AllowedOrigins { only: Some(list) })
+        Ok(AllowedOrigins {
+            only: (!list.is_empty()).then_some(list),
+        })
     }
 
     /// Whether a request with this `Origin` header value (`None`: no header)
@@ -138,6 +142,13 @@ mod tests {
         assert!(!list.allows(Some(b"https://evil.example")));
         assert!(!list.allows(Some(b"null")));
         assert!(!list.allows(Some(b"")));
+    }
+
+    #[test]
+    fn an_empty_list_allows_every_origin() {
+        let empty = AllowedOrigins::only([]).expect("valid");
+        assert_eq!(empty, AllowedOrigins::any());
+        assert!(empty.allows(Some(b"http://127.0.0.1:8000")));
     }
 
     #[test]

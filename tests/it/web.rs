@@ -147,3 +147,28 @@ fn pages_need_no_admin_key_but_what_they_call_does() {
         "{body}"
     );
 }
+
+#[test]
+fn every_file_of_web_is_served() {
+    let s = start(config());
+    let dir = crate::support::files::repo().join("web");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("web/ is readable")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 name")
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in names {
+        let (head, body) = request(&s, "GET", &format!("/demo/{name}"));
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n"),
+            "web/{name} is not embedded: {head}"
+        );
+        assert_eq!(body, std::fs::read(dir.join(&name)).expect("read"), "{name}");
+    }
+}

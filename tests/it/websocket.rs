@@ -356,3 +356,14 @@ fn the_echo_endpoint_is_off_by_default() {
     ws.send_raw(&masked(0x82, &[1, 2, 3]));
     assert_eq!(ws.frame().payload, [1, 2, 3]);
 }
+
+#[test]
+fn by_default_a_browser_page_of_any_origin_may_upgrade() {
+    // A page on the admin listener (the demos) opening a WebSocket to the
+    // front listener sends its own origin; front.allowed_origins is empty.
+    let s = start(config());
+    let mut ws = Ws::raw(s.front_addr());
+    ws.send_raw(upgrade_head("/ws?cname=o", "Origin: http://127.0.0.1:8000\r\n").as_bytes());
+    assert_eq!(ws.read_exact(12), b"HTTP/1.1 101");
+    eventually("subscribed", || subscribers(&s, "o") == 1);
+}
