@@ -3,7 +3,16 @@
 //! (pipelined a window at a time) or one `/broadcast?content=...` per message.
 //! Each request carries its own send-time stamp (see `frame::Stamp`). Runs on
 //! its own thread in the process's shared descriptor table; touches no
-//! subscriber state, only the shared stop flag and its own counters.
+//! subscriber state, only the shared stop flag, the target message and its
+//! own counters.
+//!
+//! It also samples the server's memory (admin `/stats`, see `server_rss`)
+//! while nothing is in flight: first, before it publishes anything; then
+//! after the first and after the last message, each time waiting until that
+//! message has reached every live subscriber (`reach`) before it samples and
+//! before it publishes the next one. After each sample it writes one line,
+//! `comet-load: sampled server_rss_<point>=<bytes|null>`, on stderr, so a
+//! script can wait for the last one before it publishes anything of its own.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -15,6 +24,8 @@ use crate::fault::Fault;
 use crate::frame::Stamp;
 use crate::http::{Handler, HttpStream};
 use crate::live::{unix_us, Shared};
+use crate::reach::{all_reached, points_after, Point, NO_TARGET};
+use crate::server_rss::{parse_rss, ServerRss};
 
 /// Requests written before their responses are read.
 const WINDOW: u32 = 32;
@@ -32,8 +43,10 @@ pub struct PublishReport {
     pub errors: u64,
     /// The first failure, for the summary.
     pub first_error: Option<String>,
-    /// Time spent publishing, seconds.
+    /// Time spent publishing (waits for the samples included), seconds.
     pub secs: f64,
+    /// The server's memory samples.
+    pub rss: ServerRss,
 }
 
 /// Counts the admin responses of one window.
@@ -59,6 +72,30 @@ impl Handler for Acks {
             self.bad += 1;
             self.first_bad.get_or_insert(self.status);
         }
+        Ok(())
+    }
+}
+
+/// Keeps the status and body of one admin response.
+#[derive(Default)]
+struct Body {
+    status: u16,
+    text: String,
+    ended: bool,
+}
+
+impl Handler for Body {
+    fn head(&mut self, status: u16) -> Result<(), Fault> {
+        self.status = status;
+        Ok(())
+    }
+    fn line(&mut self, line: &[u8]) -> Result<(), Fault> {
+        self.text.push_str(&String::from_utf8_lossy(line));
+        self.text.push('\n');
+        Ok(())
+    }
+    fn end(&mut self) -> Result<(), Fault> {
+        self.ended = true;
         Ok(())
     }
 }
@@ -100,6 +137,77 @@ impl Admin {
         }
         Ok((acks.bad, acks.first_bad))
     }
+
+    /// `GET path`; the status and the body.
+    fn get(&mut self, path: &str) -> io::Result<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        self.stream.write_all(request.as_bytes())?;
+        let mut body = Body::default();
+        while !body.ended {
+            let n = self.stream.read(&mut self.buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "admin closed the connection",
+                ));
+            }
+            self.reader.feed(&self.buf[..n], &mut body).map_err(|f| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("bad admin response ({})", f.name()))
+            })?;
+        }
+        Ok((body.status, body.text))
+    }
+}
+
+/// The server's resident size from its `/stats`, or why there is none.
+fn sample_rss(admin: &mut Option<Admin>, args: &Args) -> Result<u64, String> {
+    let result = match admin.as_mut() {
+        Some(a) => a.get("/stats"),
+        None => Admin::connect(args).and_then(|a| admin.insert(a).get("/stats")),
+    };
+    match result {
+        Ok((200, body)) => parse_rss(&body).map_err(|e| e.to_string()),
+        Ok((status, _)) => Err(format!("/stats answered HTTP {status}")),
+        Err(e) => {
+            *admin = None;
+            Err(format!("/stats: {e}"))
+        }
+    }
+}
+
+/// Waits until message `number` has reached every live subscriber. Gives up
+/// after `stall` without a new subscriber getting it, or when stopped.
+fn wait_reached(shared: &Shared, number: u32, stall: Duration) -> Result<(), String> {
+    let mut best = (0, Instant::now());
+    loop {
+        let reached = shared.reached(number);
+        let snap = shared.snapshot();
+        if all_reached(reached, snap.ready, snap.failed_ready) {
+            return Ok(());
+        }
+        let alive = snap.ready.saturating_sub(snap.failed_ready);
+        if reached > best.0 {
+            best = (reached, Instant::now());
+        } else if best.1.elapsed() >= stall {
+            return Err(format!(
+                "message {number} reached {reached} of {alive} live subscribers, none more for {} s",
+                stall.as_secs()
+            ));
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            return Err(format!(
+                "stopped while message {number} had reached {reached} of {alive}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Records a sample and tells a watching script about it (see the module doc).
+fn record(report: &mut PublishReport, point: Point, sample: Result<u64, String>) {
+    let shown = sample.as_ref().map_or("null".to_string(), u64::to_string);
+    eprintln!("comet-load: sampled {}={shown}", point.key());
+    report.rss.set(point, sample);
 }
 
 /// Percent-encodes everything but unreserved characters.
@@ -126,12 +234,18 @@ pub fn run(args: &Args, run_id: u32, shared: &Shared, published: &AtomicU32) -> 
         Mode::Push => args.channels,
         Mode::Broadcast => 1,
     };
+    let ready = sample_rss(&mut admin, args);
+    record(&mut report, Point::Ready, ready);
     for number in 0..args.messages {
         if number > 0 && !pause(shared, Duration::from_millis(args.interval_ms)) {
             break;
         }
         if shared.stop.load(Ordering::Relaxed) {
             break;
+        }
+        let points = points_after(number, args.messages);
+        if !points.is_empty() {
+            shared.target.store(number, Ordering::SeqCst);
         }
         let mut failed = 0u64;
         let mut next = 0;
@@ -180,7 +294,19 @@ pub fn run(args: &Args, run_id: u32, shared: &Shared, published: &AtomicU32) -> 
             report.published += 1;
         }
         published.store(number + 1, Ordering::Relaxed);
+        if !points.is_empty() {
+            let sample = if failed > 0 {
+                Err(format!("message {number} was not published"))
+            } else {
+                wait_reached(shared, number, Duration::from_secs(args.stall_secs))
+                    .and_then(|()| sample_rss(&mut admin, args))
+            };
+            for &point in points {
+                record(&mut report, point, sample.clone());
+            }
+        }
     }
+    shared.target.store(NO_TARGET, Ordering::SeqCst);
     report.secs = started.elapsed().as_secs_f64();
     report
 }
