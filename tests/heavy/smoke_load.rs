@@ -1,15 +1,53 @@
-//! CI smoke run of the C1000K path at a scale CI can afford: 40,000 SSE
-//! subscribers (more than one descriptor table on both sides: the limit here
-//! is 20,000 per table), one broadcast, and every subscriber must get it.
-//! Asserts counts from comet-load's JSON line, never times.
+//! CI smoke runs of the C1000K path at a scale CI can afford, with comet-load
+//! against the real server binary: the seeds' workload (a channel per
+//! subscriber, 40,000 of each, more than one descriptor table on both sides:
+//! the limit here is 20,000 per table), an open-loop connect burst that
+//! overflows the server's listen queue, and the bare C floor that
+//! tools/c1000k compares comet with. Every assertion is a count from
+//! comet-load's JSON line or the kernel's counters, never a time. The runs
+//! take turns (one lock), so that none starves another of the two cores.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::support::binary::Binary;
 
 const SUBSCRIBERS: usize = 40_000;
 
+/// One load run at a time.
+static LOAD: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    LOAD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn json_number(line: &str, key: &str) -> i64 {
+    let pat = format!("\"{key}\":");
+    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
+    rest.split([',', '}'])
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} not a number in {line}"))
+}
+
+fn json_raw<'a>(line: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
+    rest.split([',', '}']).next().unwrap_or("")
+}
+
+/// Starts comet on loopback port 0 with `front_extra` (indented YAML lines)
+/// added to its front section.
+fn start_comet(front_extra: &str) -> Binary {
+    Binary::start(&format!(
+        "log_level: info\nfront:\n  listen: 127.0.0.1:0\n  max_connections: 45000\n{front_extra}\
+         admin:\n  listen: 127.0.0.1:0\n"
+    ))
+}
+
+/// Kills the child when dropped.
 struct Kill(std::process::Child);
 
 impl Drop for Kill {
@@ -19,50 +57,31 @@ impl Drop for Kill {
     }
 }
 
-fn json_number(line: &str, key: &str) -> i64 {
-    let pat = format!("\"{key}\":");
-    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
-    rest.split([',', '}'])
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} not a number"))
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("comet-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
+/// The seeds' workload (icomet's own benchmark): every subscriber on its own
+/// channel, and a /broadcast reaches all 40,000 channels, twice.
 #[test]
-fn forty_thousand_subscribers_all_get_a_broadcast() {
-    let dir = std::env::temp_dir().join(format!("comet-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg = dir.join("comet.yaml");
-    std::fs::write(
-        &cfg,
-        "log_level: info\nfront:\n  listen: 127.0.0.1:0\n  max_connections: 45000\nadmin:\n  listen: 127.0.0.1:0\n",
-    )
-    .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_comet"))
-        .arg("-c")
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start comet");
-    let stderr = server.stderr.take().expect("stderr");
-    let server = Kill(server);
-    // The server logs its bound addresses; everything else it logs is echoed.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("server: {line}");
-            if let Some(rest) = line.split("listening: front ").nth(1) {
-                let _ = tx.send(rest.to_string());
-            }
-        }
-    });
-    let addrs = rx.recv_timeout(Duration::from_secs(30)).expect("server listening");
-    let (front, admin) = addrs.split_once(", admin ").expect("both addresses");
+fn forty_thousand_subscribers_on_their_own_channels_get_two_broadcasts() {
+    let _turn = take_turn();
+    let server = start_comet("");
+    let (front, admin) = (server.front().to_string(), server.admin().to_string());
+    let channels = SUBSCRIBERS.to_string();
     let line = run_load(
-        front.trim(),
-        admin.trim(),
+        &front,
+        &admin,
         SUBSCRIBERS,
         &[
+            "--channels",
+            &channels,
+            "--messages",
+            "2",
+            "--interval-ms",
+            "0",
             // The pacing tools/c1000k uses, at its tightest: each thread
             // opens its next connection only once the last one subscribed,
             // and everyone must still connect.
@@ -71,15 +90,109 @@ fn forty_thousand_subscribers_all_get_a_broadcast() {
         ],
     );
     drop(server);
-    assert_everyone_got_it(&line, SUBSCRIBERS, 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_everyone_got_it(&line, SUBSCRIBERS, 2);
+    assert_eq!(json_number(&line, "channels"), SUBSCRIBERS as i64, "{line}");
+    // comet's /stats has rss_bytes: all three samples were taken (each after
+    // its message reached every subscriber, or it would be null).
+    for key in ["server_rss_ready", "server_rss_after_first", "server_rss_after_last"] {
+        assert!(json_number(&line, key) > 0, "{key}: {line}");
+    }
+    assert_eq!(json_raw(&line, "server_rss_note"), "null", "{line}");
+}
+
+/// `TcpExt ListenOverflows` from /proc/net/netstat: handshakes the kernel
+/// dropped because a listen queue was full, on the whole machine.
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").expect("read /proc/net/netstat");
+    let mut rows = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (rows.next().expect("TcpExt names"), rows.next().expect("TcpExt values"));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("ListenOverflows")
+}
+
+/// Sends SIGCONT to a stopped server when dropped, so that a failing
+/// assertion never leaves it stopped.
+struct Resume<'a>(&'a Binary);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
+/// Connections offered at far more than the server accepts, with no pending
+/// cap (comet-load --max-pending 0), from several source addresses, into a
+/// listen queue of 128 (`front.listen_backlog`, below any machine's
+/// `net.core.somaxconn`): the burst must overflow it. So that it does on a
+/// machine of any speed, the server is stopped (SIGSTOP) while the burst
+/// starts, until the kernel has counted a thousand handshakes dropped for a
+/// full listen queue (TcpExt ListenOverflows, host-wide), and then resumed
+/// into the rest of the burst and the clients' retries. Every connection
+/// must still be subscribed and get the message, and none may be reset,
+/// closed or timed out.
+#[test]
+fn an_open_loop_burst_past_the_listen_queue_loses_nobody() {
+    const BURST: usize = 20_000;
+    const DROPPED: u64 = 1_000;
+    let _turn = take_turn();
+    let server = start_comet("  listen_backlog: 128\n");
+    let (front, admin) = (server.front().to_string(), server.admin().to_string());
+    let before = listen_overflows();
+    server.signal(libc::SIGSTOP);
+    let resume = Resume(&server);
+    let load = spawn_load(
+        &front,
+        &admin,
+        BURST,
+        &[
+            "--rate",
+            "1000000",
+            "--max-pending",
+            "0",
+            "--threads",
+            "4",
+            "--source-ips",
+            "4",
+            "--channels",
+            "20000",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while listen_overflows() - before < DROPPED && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let while_stopped = listen_overflows() - before;
+    drop(resume);
+    let line = finish_load(load);
+    let overflows = listen_overflows() - before;
+    for warning in server.log_lines("WARN") {
+        eprintln!("server: {warning}");
+    }
+    drop(server);
+    eprintln!("burst of {BURST}: ListenOverflows +{while_stopped} while stopped, +{overflows} in all");
+    assert!(
+        while_stopped >= DROPPED,
+        "the burst did not overflow the listen queue ({while_stopped} dropped in 60 s), \
+         so the overflow path went untested: {line}"
+    );
+    assert_everyone_got_it(&line, BURST, 1);
+    assert_eq!(json_number(&line, "source_ips"), 4, "{line}");
 }
 
 /// Runs comet-load against `front`/`admin`: `n` SSE subscribers over 100
 /// channels, one broadcast, unless `extra` (given last, so it wins) says
 /// otherwise. Returns its JSON line; panics if there is none.
 fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_comet-load"))
+    finish_load(spawn_load(front, admin, n, extra))
+}
+
+/// Starts the comet-load run [`run_load`] describes.
+fn spawn_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_comet-load"))
         .args(["--front", front, "--admin", admin])
         .args(["--connections", &n.to_string(), "--rate", "10000", "--channels", "100"])
         .args([
@@ -94,9 +207,16 @@ fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
             "--json",
         ])
         .args(extra)
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .expect("run comet-load");
+        .spawn()
+        .expect("run comet-load")
+}
+
+/// Waits for a comet-load run to end (its own --duration-secs bounds it);
+/// returns its JSON line and panics if there is none or the run failed.
+fn finish_load(load: std::process::Child) -> String {
+    let out = load.wait_with_output().expect("wait for comet-load");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
@@ -108,7 +228,8 @@ fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
     line
 }
 
-/// Every subscriber connected, and got each of `messages` exactly once.
+/// Every subscriber connected, and got each of `messages` exactly once;
+/// nothing failed (no connection reset, closed or timed out).
 fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
     let n = subscribers as i64;
     assert_eq!(json_number(line, "established"), n, "{line}");
@@ -125,8 +246,8 @@ fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
 /// comparison measures a server that does less than the protocol asks.
 #[test]
 fn the_c1000k_floor_passes_the_same_checks() {
-    let dir = std::env::temp_dir().join(format!("comet-floor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let _turn = take_turn();
+    let dir = temp_dir("floor");
     let bin = dir.join("sse_floor");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench/sse_floor.c");
     let built = Command::new("cc")
@@ -153,6 +274,16 @@ fn the_c1000k_floor_passes_the_same_checks() {
     // every delivery must still arrive.
     let line = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
     assert_everyone_got_it(&line, 3_000, 1);
+    // The floor's /stats has no rss_bytes: the samples are null, and the
+    // run is still a success.
+    for key in ["server_rss_ready", "server_rss_after_first", "server_rss_after_last"] {
+        assert_eq!(json_raw(&line, key), "null", "{key}: {line}");
+    }
+    assert_eq!(
+        json_raw(&line, "server_rss_note"),
+        "\"/stats has no rss_bytes field\"",
+        "{line}"
+    );
     // Pipelined /push (comet-load sends a window of them at once) to more
     // channels than the floor's frame table has slots: one message in
     // flight at a time, and no subscriber framed with another's channel.

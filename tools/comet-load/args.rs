@@ -87,8 +87,9 @@ every subscriber is ready and before anything is published, after the first
 message has reached every subscriber, and after the last one has (publishing
 waits for each; a wait gives up after --stall-secs without progress). They
 are the JSON's server_rss_ready, server_rss_after_first and
-server_rss_after_last (null when the server does not say, or a wait gave up),
-and each is announced on stderr as `comet-load: sampled KEY=VALUE`.
+server_rss_after_last, in bytes (null when the server does not say, or a
+wait gave up; server_rss_note says why), and each is announced on stderr as
+`comet-load: sampled KEY=BYTES` or `comet-load: sampled KEY=null (why)`.
 
 Long-poll clients re-poll with the next seq they want; what was published in
 between is replayed from the channel's history (channel_buffer_size, default

@@ -11,7 +11,7 @@
 //! after the first and after the last message, each time waiting until that
 //! message has reached every live subscriber (`reach`) before it samples and
 //! before it publishes the next one. After each sample it writes one line,
-//! `comet-load: sampled server_rss_<point>=<bytes|null>`, on stderr, so a
+//! `comet-load: sampled server_rss_<point>=<bytes, or null (why)>`, on stderr, so a
 //! script can wait for the last one before it publishes anything of its own.
 
 use std::io::{self, Read, Write};
@@ -205,7 +205,10 @@ fn wait_reached(shared: &Shared, number: u32, stall: Duration) -> Result<(), Str
 
 /// Records a sample and tells a watching script about it (see the module doc).
 fn record(report: &mut PublishReport, point: Point, sample: Result<u64, String>) {
-    let shown = sample.as_ref().map_or("null".to_string(), u64::to_string);
+    let shown = match &sample {
+        Ok(v) => v.to_string(),
+        Err(why) => format!("null ({why})"),
+    };
     eprintln!("comet-load: sampled {}={shown}", point.key());
     report.rss.set(point, sample);
 }

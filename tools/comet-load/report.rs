@@ -308,7 +308,8 @@ mod tests {
         );
         assert!(
             json.ends_with(
-                ",\"server_rss_ready\":4096,\"server_rss_after_first\":8192,\"server_rss_after_last\":null}"
+                ",\"server_rss_ready\":4096,\"server_rss_after_first\":8192,\"server_rss_after_last\":null,\
+                 \"server_rss_note\":\"/stats has no rss_bytes field\"}"
             ),
             "{json}"
         );

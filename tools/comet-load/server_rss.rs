@@ -82,19 +82,24 @@ impl ServerRss {
         }
     }
 
-    /// The three JSON members, `"server_rss_ready":N,...` (`null` when not
-    /// taken), without surrounding braces.
+    /// The JSON members `"server_rss_ready":N,...` (`null` when not taken)
+    /// and `"server_rss_note"` (why one is missing, or `null`), without
+    /// surrounding braces.
     pub fn json_members(&self) -> String {
         let mut s = String::new();
-        for (i, p) in [Point::Ready, Point::AfterFirst, Point::AfterLast]
-            .into_iter()
-            .enumerate()
-        {
-            let sep = if i > 0 { "," } else { "" };
+        for p in [Point::Ready, Point::AfterFirst, Point::AfterLast] {
             let _ = match self.get(p) {
-                Some(v) => write!(s, "{sep}\"{}\":{v}", p.key()),
-                None => write!(s, "{sep}\"{}\":null", p.key()),
+                Some(v) => write!(s, "\"{}\":{v},", p.key()),
+                None => write!(s, "\"{}\":null,", p.key()),
             };
+        }
+        match &self.note {
+            Some(note) => {
+                s.push_str("\"server_rss_note\":\"");
+                json_escape(note, &mut s);
+                s.push('"');
+            }
+            None => s.push_str("\"server_rss_note\":null"),
         }
         s
     }
@@ -115,6 +120,20 @@ impl ServerRss {
             let _ = write!(s, " ({note})");
         }
         s
+    }
+}
+
+/// Appends `text` as the inside of a JSON string.
+fn json_escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -157,14 +176,16 @@ mod tests {
         let mut r = ServerRss::default();
         assert_eq!(
             r.json_members(),
-            "\"server_rss_ready\":null,\"server_rss_after_first\":null,\"server_rss_after_last\":null"
+            "\"server_rss_ready\":null,\"server_rss_after_first\":null,\"server_rss_after_last\":null,\
+             \"server_rss_note\":null"
         );
         r.set(Point::Ready, Ok(1_048_576));
         r.set(Point::AfterFirst, Err("message 0 reached 3 of 4".into()));
         r.set(Point::AfterLast, Err("later reason".into()));
         assert_eq!(
             r.json_members(),
-            "\"server_rss_ready\":1048576,\"server_rss_after_first\":null,\"server_rss_after_last\":null"
+            "\"server_rss_ready\":1048576,\"server_rss_after_first\":null,\"server_rss_after_last\":null,\
+             \"server_rss_note\":\"message 0 reached 3 of 4\""
         );
         assert_eq!(
             r.human(),
@@ -173,6 +194,18 @@ mod tests {
         );
         r.set(Point::AfterLast, Ok(3 * 1_048_576 / 2));
         assert_eq!(r.get(Point::AfterLast), Some(1_572_864));
-        assert!(r.json_members().ends_with("\"server_rss_after_last\":1572864"));
+        assert!(r.json_members().contains(",\"server_rss_after_last\":1572864,"));
+    }
+
+    #[test]
+    fn notes_are_valid_json_strings() {
+        let mut r = ServerRss::default();
+        r.set(Point::Ready, Err("/stats: \"x\" \\ \n\u{1}é".into()));
+        assert!(
+            r.json_members()
+                .ends_with(r#""server_rss_note":"/stats: \"x\" \\ \u000a\u0001é""#),
+            "{}",
+            r.json_members()
+        );
     }
 }
