@@ -13,6 +13,7 @@
 //! before it publishes the next one. After each sample it writes one line,
 //! `comet-load: sampled server_rss_<point>=<bytes, or null (why)>`, on stderr, so a
 //! script can wait for the last one before it publishes anything of its own.
+//! It holds no admin connection while it waits or pauses.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -240,8 +241,14 @@ pub fn run(args: &Args, run_id: u32, shared: &Shared, published: &AtomicU32) -> 
     let ready = sample_rss(&mut admin, args);
     record(&mut report, Point::Ready, ready);
     for number in 0..args.messages {
-        if number > 0 && !pause(shared, Duration::from_millis(args.interval_ms)) {
-            break;
+        if number > 0 {
+            // No idle admin connection while waiting: a server that serves
+            // one admin connection at a time (the C floor) would answer
+            // nobody else meanwhile.
+            admin = None;
+            if !pause(shared, Duration::from_millis(args.interval_ms)) {
+                break;
+            }
         }
         if shared.stop.load(Ordering::Relaxed) {
             break;
@@ -301,6 +308,7 @@ pub fn run(args: &Args, run_id: u32, shared: &Shared, published: &AtomicU32) -> 
             let sample = if failed > 0 {
                 Err(format!("message {number} was not published"))
             } else {
+                admin = None; // as before a pause
                 wait_reached(shared, number, Duration::from_secs(args.stall_secs))
                     .and_then(|()| sample_rss(&mut admin, args))
             };
