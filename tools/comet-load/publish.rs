@@ -340,6 +340,102 @@ fn pause(shared: &Shared, d: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reach::Reach;
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// A fake admin listener on a free loopback port: it logs each
+    /// request's path, answers `/stats` with an `rss_bytes` that grows by
+    /// 4096 per request, and on a publish makes the message reach `reach`
+    /// of worker 0's connections (the target the publisher set).
+    fn fake_admin(shared: Arc<Shared>, reach: u32) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut stats = 0u64;
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).to_string();
+                        pending.drain(..end + 4);
+                        let path = head.split(' ').nth(1).unwrap_or("").split('?').next().unwrap_or("");
+                        seen.lock().expect("log").push(path.to_string());
+                        let body = if path == "/stats" {
+                            stats += 4096;
+                            format!("{{\"delivered\":0,\"rss_bytes\":{stats}}}\n")
+                        } else {
+                            let target = shared.target.load(Ordering::SeqCst);
+                            let mut r = Reach::default();
+                            for _ in 0..reach {
+                                r.crossed(target, target, target.wrapping_add(1));
+                            }
+                            shared.live[0].reached.store(r.pack(), Ordering::SeqCst);
+                            "{\"type\":\"ok\"}\n".to_string()
+                        };
+                        let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        (port, log)
+    }
+
+    fn setup(messages: u32, reach: u32) -> (Args, Arc<Shared>, Arc<Mutex<Vec<String>>>) {
+        let shared = Arc::new(Shared::new(1));
+        shared.live[0].ready.store(4, Ordering::SeqCst);
+        let (port, log) = fake_admin(Arc::clone(&shared), reach);
+        let line =
+            format!("--admin 127.0.0.1:{port} --mode broadcast --messages {messages} --interval-ms 0 --stall-secs 1");
+        let args = Args::parse(line.split(' ').map(String::from)).expect("args");
+        (args, shared, log)
+    }
+
+    #[test]
+    fn samples_before_publishing_and_after_the_first_and_last_arrived() {
+        let (args, shared, log) = setup(3, 4);
+        let report = run(&args, 7, &shared, &AtomicU32::new(0));
+        assert_eq!(
+            *log.lock().expect("log"),
+            ["/stats", "/broadcast", "/stats", "/broadcast", "/broadcast", "/stats"],
+            "a sample before anything is published, then one after message 0 \
+             and one after message 2 reached everyone, each before the next publish"
+        );
+        assert_eq!(
+            (report.rss.ready, report.rss.after_first, report.rss.after_last),
+            (Some(4096), Some(8192), Some(12288))
+        );
+        assert_eq!((report.published, report.errors, report.rss.note), (3, 0, None));
+        assert_eq!(shared.target.load(Ordering::SeqCst), NO_TARGET);
+    }
+
+    #[test]
+    fn a_message_that_does_not_reach_everyone_gives_no_sample() {
+        // Three of the four ready connections get message 0; no more come
+        // within --stall-secs 1.
+        let (args, shared, log) = setup(1, 3);
+        let report = run(&args, 7, &shared, &AtomicU32::new(0));
+        assert_eq!(*log.lock().expect("log"), ["/stats", "/broadcast"]);
+        assert_eq!(
+            (report.rss.ready, report.rss.after_first, report.rss.after_last),
+            (Some(4096), None, None)
+        );
+        assert_eq!(
+            report.rss.note.as_deref(),
+            Some("message 0 reached 3 of 4 live subscribers, none more for 1 s")
+        );
+    }
 
     #[test]
     fn encodes_the_stamp() {
