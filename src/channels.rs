@@ -10,7 +10,8 @@
 //! `crate::intake` and the read-only queries here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use crate::channel::{
     ChannelId, ChannelTable, Limits, Message, Notice, Signed, SubscribeError, Subscribed, TooManyChannels, WorkerMask,
@@ -34,13 +35,26 @@ pub struct SubscribeReq<'a> {
 }
 
 /// The channel table, its lock, and where its notices go.
-#[derive(Debug)]
 pub struct Channels {
     table: Mutex<ChannelTable>,
     mailboxes: Mailboxes,
     presence: Presence,
     /// Messages published (a broadcast counts once per channel).
     published: AtomicU64,
+    /// Cluster mode: the Redis layer, set once it has started.
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode: what syncing with Redis did.
+    pub remote: crate::link::RemoteStats,
+    /// Cluster mode with `front.auth: token`.
+    cluster_tokens: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("cluster", &self.cluster.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-worker channel lists of one broadcast, gathered under the lock.
@@ -54,7 +68,32 @@ impl Channels {
             mailboxes,
             presence: Presence::default(),
             published: AtomicU64::new(0),
+            cluster: OnceLock::new(),
+            remote: crate::link::RemoteStats::default(),
+            cluster_tokens: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Cluster mode: hands the table the started Redis layer (once);
+    /// `tokens` is `front.auth: token`.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>, tokens: bool) {
+        self.cluster_tokens.store(tokens, Ordering::Relaxed);
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The Redis layer, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Puts new limits in force (a reload); see `ChannelTable::set_limits`.
+    pub fn set_limits(&self, limits: Limits) {
+        lock(&self.table).set_limits(limits);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        *lock(&self.table).limits()
     }
 
     /// The worker mailboxes deliveries go to.
@@ -73,20 +112,46 @@ impl Channels {
     }
 
     /// Hands one notice on: presence lines to the listeners, messages and
-    /// closes to the mailboxes of the workers that hold subscribers.
-    /// Broadcast notices are gathered by [`Channels::broadcast`] itself.
-    fn dispatch(&self, n: Notice) {
+    /// closes to the mailboxes of the workers that hold subscribers (a
+    /// message with `arrival`: when its admin request arrived, or when
+    /// this node took it from Redis).
+    /// Broadcast notices are gathered by [`Channels::broadcast_at`] itself.
+    fn dispatch(&self, n: Notice, arrival: Instant) {
+        let cluster = self.cluster.get();
         match n {
+            // In cluster mode presence is cluster-wide: it comes from Redis.
+            Notice::Online(_) | Notice::Offline(_) if cluster.is_some() => {}
             Notice::Online(name) => self.presence.emit(true, name),
             Notice::Offline(name) => self.presence.emit(false, name),
             Notice::Message(mask, id, m) => {
                 for w in workers(mask) {
-                    self.mailboxes.push(w, Command::Message(id, m.clone()));
+                    self.mailboxes.push(w, Command::Message(id, m.clone(), arrival));
                 }
             }
             Notice::Close(mask, id, next) => {
                 for w in workers(mask) {
                     self.mailboxes.push(w, Command::Close(id, next));
+                }
+            }
+            Notice::Synced(mask, id, next, history) => {
+                let history: Arc<[Message]> = history.into();
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Synced(id, next, history.clone()));
+                }
+            }
+            Notice::Reset(mask, id, next) => {
+                for w in workers(mask) {
+                    self.mailboxes.push(w, Command::Reset(id, next));
+                }
+            }
+            Notice::Joined(name) => {
+                if let Some(c) = cluster {
+                    c.subscriptions().join(name.clone());
+                }
+            }
+            Notice::Left(name) => {
+                if let Some(c) = cluster {
+                    c.subscriptions().leave(name.clone());
                 }
             }
             Notice::Broadcast(..) => debug_assert!(false, "a broadcast notice outside broadcast()"),
@@ -95,12 +160,24 @@ impl Channels {
 
     /// Runs `f` on the locked table, dispatching its notices while the lock is held.
     fn with_table<R>(&self, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
-        let mut table = lock(&self.table);
-        f(&mut table, &mut |n| self.dispatch(n))
+        self.with_table_at(Instant::now(), f)
     }
 
-    /// Subscribes a front client (reference §3.1, §2.5).
+    /// [`Channels::with_table`] for a command whose request arrived at `arrival`.
+    fn with_table_at<R>(&self, arrival: Instant, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
+        let mut table = lock(&self.table);
+        f(&mut table, &mut |n| self.dispatch(n, arrival))
+    }
+
+    /// Subscribes a front client (reference §3.1, §2.5). In cluster mode
+    /// with token auth, the token is checked against the cluster's key (the
+    /// same on every node, no Redis call).
     pub fn subscribe(&self, req: SubscribeReq<'_>) -> Result<Subscribed, SubscribeError> {
+        if let Some(c) = self.cluster.get() {
+            if self.cluster_tokens.load(Ordering::Relaxed) && !c.verify_token(req.name, req.token) {
+                return Err(SubscribeError::TokenError);
+            }
+        }
         self.with_table(|t, out| t.subscribe(req.name, req.token, req.seq, req.worker, req.long_poll, out))
     }
 
@@ -110,9 +187,20 @@ impl Channels {
         lock(&self.table).unsubscribe(id, count, worker, worker_empty);
     }
 
+    /// Runs `f` on the locked table with its notices dispatched (the
+    /// cluster link's operations).
+    pub(crate) fn with_locked<R>(&self, f: impl FnOnce(&mut ChannelTable, &mut dyn FnMut(Notice)) -> R) -> R {
+        self.with_table(f)
+    }
+
     /// Publishes one data message (content already JSON-escaped); its seq.
     pub fn publish(&self, name: &str, content: &Arc<str>) -> Result<i32, TooManyChannels> {
-        let seq = self.with_table(|t, out| t.publish(name, content, out))?;
+        self.publish_at(name, content, Instant::now())
+    }
+
+    /// [`Channels::publish`] for a request that arrived at `arrival`.
+    pub fn publish_at(&self, name: &str, content: &Arc<str>, arrival: Instant) -> Result<i32, TooManyChannels> {
+        let seq = self.with_table_at(arrival, |t, out| t.publish(name, content, out))?;
         self.published.fetch_add(1, Ordering::Relaxed);
         Ok(seq)
     }
@@ -121,7 +209,16 @@ impl Channels {
     /// seq, or the error that stopped the batch (the messages before it are
     /// published).
     pub fn publish_many(&self, items: &[(String, Arc<str>)]) -> (Vec<i32>, Option<TooManyChannels>) {
-        let (seqs, err) = self.with_table(|t, out| {
+        self.publish_many_at(items, Instant::now())
+    }
+
+    /// [`Channels::publish_many`] for a request that arrived at `arrival`.
+    pub fn publish_many_at(
+        &self,
+        items: &[(String, Arc<str>)],
+        arrival: Instant,
+    ) -> (Vec<i32>, Option<TooManyChannels>) {
+        let (seqs, err) = self.with_table_at(arrival, |t, out| {
             let mut seqs = Vec::with_capacity(items.len());
             for (name, content) in items {
                 match t.publish(name, content, out) {
@@ -140,6 +237,11 @@ impl Channels {
     /// the seq the broadcast took in each, queued before the lock is
     /// released: not one command (or allocation) per channel.
     pub fn broadcast(&self, content: &Arc<str>) -> usize {
+        self.broadcast_at(content, Instant::now())
+    }
+
+    /// [`Channels::broadcast`] for a request that arrived at `arrival`.
+    pub fn broadcast_at(&self, content: &Arc<str>, arrival: Instant) -> usize {
         let mut table = lock(&self.table);
         let mut lists: BroadcastLists = vec![Vec::new(); self.mailboxes.len()];
         let reached = table.broadcast(content, &mut |n| match n {
@@ -150,11 +252,12 @@ impl Channels {
                     }
                 }
             }
-            other => self.dispatch(other),
+            other => self.dispatch(other, arrival),
         });
         for (w, list) in lists.into_iter().enumerate() {
             if !list.is_empty() {
-                self.mailboxes.push(w, Command::Broadcast(content.clone(), list));
+                self.mailboxes
+                    .push(w, Command::Broadcast(content.clone(), list, arrival));
             }
         }
         drop(table);

@@ -38,6 +38,8 @@ pub struct Config {
     pub front: FrontConfig,
     /// The private listener for publishers and operators.
     pub admin: AdminConfig,
+    /// Several nodes on one Redis (empty `cluster.redis`: a single node).
+    pub cluster: crate::cluster::ClusterConfig,
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) may take before the
     /// remaining connections are dropped.
     pub shutdown_grace_secs: u32,
@@ -117,6 +119,22 @@ pub struct FrontConfig {
     pub descriptor_tables: DescriptorTables,
     /// The `retry:` hint (milliseconds) sent to SSE clients.
     pub sse_retry_ms: u32,
+    /// Browser origins allowed to open `/ws` (`scheme://host[:port]`);
+    /// empty allows every origin (comet's tokens travel in the URL, no
+    /// cookie is used). Requests without an `Origin` header are allowed.
+    pub allowed_origins: Vec<String>,
+    /// Most channels one WebSocket connection may hold (its URL channel
+    /// and `sub` commands); a `sub` beyond it is refused with a 429 object.
+    pub max_channels_per_connection: u32,
+    /// Largest message a WebSocket client may send (commands); beyond it
+    /// the connection is closed with 1009.
+    pub ws_max_message_bytes: usize,
+    /// Most frames a WebSocket client may send in one second; beyond it
+    /// the connection is closed with 1008.
+    pub ws_max_frames_per_sec: u32,
+    /// Serve `/ws_echo`, a WebSocket echo endpoint on the same front path
+    /// and codec, for conformance testing (Autobahn). Off in production.
+    pub ws_echo: bool,
 }
 
 /// The admin (publisher) listener.
@@ -136,6 +154,10 @@ pub struct AdminConfig {
     /// A shared key every admin request must carry (`Authorization: Bearer
     /// KEY` or a `key` parameter); empty means none.
     pub key: String,
+    /// Whether `/health` and `/ready` answer without `key` (for load
+    /// balancers and orchestrators that cannot send one); the IP filter
+    /// still applies to them.
+    pub open_health: bool,
 }
 
 impl Default for Config {
@@ -146,6 +168,7 @@ impl Default for Config {
             workers: 0,
             front: FrontConfig::default(),
             admin: AdminConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             shutdown_grace_secs: 5,
         }
     }
@@ -171,6 +194,11 @@ impl Default for FrontConfig {
             socket_recv_buffer_bytes: 0,
             descriptor_tables: DescriptorTables::Auto,
             sse_retry_ms: 3000,
+            allowed_origins: Vec::new(),
+            max_channels_per_connection: 16,
+            ws_max_message_bytes: 4096,
+            ws_max_frames_per_sec: 100,
+            ws_echo: false,
         }
     }
 }
@@ -184,6 +212,7 @@ impl Default for AdminConfig {
             max_body_bytes: 1024 * 1024,
             threads: 2,
             key: String::new(),
+            open_health: false,
         }
     }
 }
@@ -202,7 +231,12 @@ impl FrontConfig {
 /// Dotted paths of the keys that hold secrets: `--print-config` masks them and
 /// an error about an environment variable never repeats their value. A new
 /// secret key must be added here (a test checks that every path exists).
-pub const SECRET_KEYS: &[&str] = &["admin.key"];
+pub const SECRET_KEYS: &[&str] = &[
+    "admin.key",
+    "cluster.redis",
+    "cluster.hmac_secret",
+    "cluster.hmac_secret_previous",
+];
 
 /// Log levels accepted by `log_level` (the names `env_logger` understands).
 pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
@@ -210,6 +244,14 @@ pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "o
 /// Smallest accepted `front.max_queued_bytes`; with less, a subscriber could be
 /// dropped as a slow consumer on its first ordinary message.
 pub const MIN_QUEUED_BYTES: usize = 4096;
+
+/// Smallest accepted `front.ws_max_message_bytes`: a `sub` command with a
+/// long channel name and a token must fit.
+pub const MIN_WS_MESSAGE_BYTES: usize = 512;
+
+/// Largest accepted `front.ws_max_message_bytes` (clients send commands,
+/// not data).
+pub const MAX_WS_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Longest accepted `front.max_cname_bytes`.
 pub const MAX_CNAME_BYTES: usize = 65536;
@@ -403,6 +445,24 @@ impl Config {
                 format!("must be between 1 and {MAX_CNAME_BYTES} (got {})", f.max_cname_bytes),
             ));
         }
+        if f.max_channels_per_connection == 0 {
+            return Err(ConfigError::invalid("front.max_channels_per_connection", "must be > 0"));
+        }
+        if !(MIN_WS_MESSAGE_BYTES..=MAX_WS_MESSAGE_BYTES).contains(&f.ws_max_message_bytes) {
+            return Err(ConfigError::invalid(
+                "front.ws_max_message_bytes",
+                format!(
+                    "must be between {MIN_WS_MESSAGE_BYTES} and {MAX_WS_MESSAGE_BYTES} (got {})",
+                    f.ws_max_message_bytes
+                ),
+            ));
+        }
+        if f.ws_max_frames_per_sec == 0 {
+            return Err(ConfigError::invalid("front.ws_max_frames_per_sec", "must be > 0"));
+        }
+        if let Err(e) = crate::ws::AllowedOrigins::only(f.allowed_origins.iter().map(String::as_str)) {
+            return Err(ConfigError::invalid("front.allowed_origins", e.to_string()));
+        }
         if f.max_queued_bytes < MIN_QUEUED_BYTES {
             return Err(ConfigError::invalid(
                 "front.max_queued_bytes",
@@ -434,6 +494,7 @@ impl Config {
                 "must be printable ASCII without spaces (it travels in a header or a URL)",
             ));
         }
+        self.cluster.validate()?;
         if listeners_clash(f.listen, a.listen) {
             return Err(ConfigError::invalid(
                 "admin.listen",

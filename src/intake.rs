@@ -4,11 +4,13 @@
 //! On a single node the intake applies the command to the local channel
 //! table at once (which assigns seqs and queues deliveries). In cluster
 //! mode the same commands go to Redis, which assigns the seqs; deliveries
-//! then come back from Redis to every node alike, this one included. Admin
-//! handlers never lock the table, never see which of the two runs, and
-//! never deliver anything themselves.
+//! then come back from Redis to every node alike, this one included. The
+//! admin's queries (`/info`, `/check`) come here too, so that they are
+//! cluster-wide in cluster mode. Admin handlers never lock the table, never
+//! see which of the two runs, and never deliver anything themselves.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::channel::{Signed, TooManyChannels};
 use crate::channels::Channels;
@@ -79,9 +81,16 @@ pub enum IntakeError {
     #[error("channel {0} not connected")]
     NoSuchChannel(String),
     /// The engine behind the intake cannot take commands now (cluster mode:
-    /// Redis is unreachable); nothing was published anywhere.
+    /// Redis is unreachable or too slow). A command that timed out may still
+    /// run in Redis later (a stopped Redis runs what it had received when it
+    /// resumes); it is never delivered on one node only.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// A Redis failure, for the admin side's 503.
+fn unavailable(e: crate::cluster::ClusterError) -> IntakeError {
+    IntakeError::Unavailable(format!("cluster: {e}"))
 }
 
 impl From<TooManyChannels> for IntakeError {
@@ -102,20 +111,64 @@ impl Intake {
         Intake { local: channels }
     }
 
-    /// Applies one command.
+    /// Applies one command that arrives now (see [`Intake::apply_at`]).
     pub async fn apply(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
-        self.apply_local(cmd)
+        self.apply_at(cmd, Instant::now()).await
     }
 
-    fn apply_local(&self, cmd: ChannelCmd) -> Result<CmdReply, IntakeError> {
+    /// Applies one command whose admin request arrived at `arrival`: to
+    /// this node's table, whose deliveries carry that time to the workers
+    /// (which measure `comet_delivery_latency_seconds` from it), or in
+    /// cluster mode to Redis (which assigns the seqs; deliveries come back
+    /// from Redis, timed from when this node receives them).
+    pub async fn apply_at(&self, cmd: ChannelCmd, arrival: Instant) -> Result<CmdReply, IntakeError> {
+        match self.local.cluster() {
+            Some(cluster) => crate::cluster::intake::apply(cluster, cmd).await,
+            None => self.apply_local(cmd, arrival),
+        }
+    }
+
+    /// `(channels, subscribers)` over the whole server (cluster-wide in
+    /// cluster mode: the channel index and the nodes' reports).
+    pub async fn totals(&self) -> Result<(u64, u64), IntakeError> {
+        match self.local.cluster() {
+            Some(c) => {
+                let t = c.store().totals().await.map_err(unavailable)?;
+                Ok((t.channels, t.subscribers))
+            }
+            None => {
+                let (channels, subscribers) = self.local.totals();
+                Ok((channels as u64, subscribers))
+            }
+        }
+    }
+
+    /// Subscribers of one channel (cluster-wide in cluster mode: every live
+    /// node answers a survey).
+    pub async fn subscribers_of(&self, cname: &str) -> Result<u64, IntakeError> {
+        match self.local.cluster() {
+            Some(c) => Ok(c.subscriptions().survey(cname).await.map_err(unavailable)?.subscribers),
+            None => Ok(u64::from(self.local.subscribers_of(cname))),
+        }
+    }
+
+    /// Which of `names` exist (cluster-wide in cluster mode).
+    pub async fn exist(&self, names: &[&str]) -> Result<Vec<bool>, IntakeError> {
+        match self.local.cluster() {
+            Some(c) => c.store().check(names).await.map_err(unavailable),
+            None => Ok(names.iter().map(|n| self.local.exists(n)).collect()),
+        }
+    }
+
+    fn apply_local(&self, cmd: ChannelCmd, arrival: Instant) -> Result<CmdReply, IntakeError> {
         let c = &self.local;
         Ok(match cmd {
-            ChannelCmd::Publish { cname, content } => CmdReply::Published(c.publish(&cname, &content)?),
-            ChannelCmd::PublishBatch(items) => match c.publish_many(&items) {
+            ChannelCmd::Publish { cname, content } => CmdReply::Published(c.publish_at(&cname, &content, arrival)?),
+            ChannelCmd::PublishBatch(items) => match c.publish_many_at(&items, arrival) {
                 (seqs, None) => CmdReply::PublishedBatch(seqs),
                 (seqs, Some(_)) => return Err(IntakeError::TooManyChannels { published: seqs.len() }),
             },
-            ChannelCmd::Broadcast { content } => CmdReply::Broadcast(c.broadcast(&content)),
+            ChannelCmd::Broadcast { content } => CmdReply::Broadcast(c.broadcast_at(&content, arrival)),
             ChannelCmd::Sign { cname, expires } => CmdReply::Signed(c.sign(&cname, expires)?),
             ChannelCmd::Close { cname } => match c.close(&cname) {
                 Some(n) => CmdReply::Closed(n),

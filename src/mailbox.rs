@@ -13,21 +13,34 @@ use std::time::Instant;
 use rustix::event::{eventfd, EventfdFlags};
 
 use crate::channel::{ChannelId, Message};
+use crate::front::Settings;
 
 /// Work sent to a front worker.
 #[derive(Debug)]
 pub enum Command {
-    /// A message of one channel, for the worker's subscribers of it.
-    Message(ChannelId, Message),
+    /// A message of one channel, for the worker's subscribers of it, and
+    /// when the admin request that published it arrived (for the delivery
+    /// latency; history does not keep it).
+    Message(ChannelId, Message, Instant),
     /// One broadcast: its content and, for each of this worker's channels
-    /// that holds subscribers, the seq it took there. One command per worker,
-    /// whatever the number of channels.
-    Broadcast(Arc<str>, Vec<(ChannelId, i32)>),
+    /// that holds subscribers, the seq it took there; and when its admin
+    /// request arrived. One command per worker, whatever the number of
+    /// channels.
+    Broadcast(Arc<str>, Vec<(ChannelId, i32)>, Instant),
     /// A channel was closed with this next seq: end its subscribers.
     Close(ChannelId, i32),
+    /// Cluster mode: a channel's first sync with Redis completed with this
+    /// next seq and history; answer the subscribers that waited for it.
+    Synced(ChannelId, i32, Arc<[Message]>),
+    /// Cluster mode: Redis lost the channel; tell its subscribers to resume
+    /// at this seq.
+    Reset(ChannelId, i32),
     /// Stop accepting, end every response and stop once the connections
     /// are gone or at the deadline (graceful shutdown).
     Drain(Instant),
+    /// New front settings from a reload: they apply to what the worker
+    /// does next (see `Front::set_settings`).
+    Settings(Settings),
     /// Panic on purpose: lets tests prove that a dead worker is never
     /// silent (see `Server::inject_worker_panic`). Nothing else sends it.
     Panic,

@@ -51,6 +51,13 @@ environment:
                       stands, e.g. glibc.malloc.tcache_count=7 keeps glibc's
                       default
 
+signals:
+  SIGTERM, SIGINT     graceful shutdown (shutdown_grace_secs); a second one
+                      exits at once
+  SIGHUP              reload FILE and the COMET_* variables: keys that can
+                      change live take effect, the others are logged as
+                      needing a restart; an invalid config changes nothing
+
 exit codes:
   0   normal end (SIGINT or SIGTERM), or a successful --check-config,
       --print-config, --print-default-config, --help or --version
@@ -181,7 +188,7 @@ fn main() -> ExitCode {
         }
     };
     let server = match Server::bind(config) {
-        Ok(server) => server,
+        Ok(server) => server.reload_from(args.config.clone()),
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(EXIT_FAILURE);

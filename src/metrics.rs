@@ -4,13 +4,19 @@
 //!
 //! Reading a snapshot takes the channel-table lock once (for the channel and
 //! subscriber totals) and reads `/proc/self/statm`; nothing is computed per
-//! connection.
+//! connection. The latency histograms and how the delivery path records
+//! into them without an atomic per write are in [`latency`].
+
+pub mod latency;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::admin::ENDPOINT_LABELS;
 use crate::front::transport::Transport;
+use crate::incidents::Reason;
 use crate::shared::Shared;
+use latency::{Histogram, HistogramSnapshot, BOUNDS_SECS};
 
 /// Counters the workers and the admin side update as things happen.
 #[derive(Debug, Default)]
@@ -39,6 +45,24 @@ pub struct Stats {
     pub head_timeouts: AtomicU64,
     /// Failed `accept` calls (descriptors or kernel memory exhausted).
     pub accept_errors: AtomicU64,
+    /// Front requests answered 400, 413, 431 or 501 and closed (malformed
+    /// or oversized heads, bad parameters).
+    pub bad_requests: AtomicU64,
+    /// WebSocket upgrades refused before the upgrade (400, 403, 405, 426).
+    pub ws_refused_upgrades: AtomicU64,
+    /// WebSocket connections closed for a protocol error (1002, 1007, 1009).
+    pub ws_protocol_errors: AtomicU64,
+    /// WebSocket connections closed for sending too many frames (1008).
+    pub ws_flood_closes: AtomicU64,
+    /// Delivery latency by transport (`Transport::index`): from the admin
+    /// request's arrival to the write to the subscriber.
+    pub delivery_latency: [Histogram; Transport::COUNT],
+    /// Admin request durations by endpoint (`crate::admin::ENDPOINT_LABELS`).
+    pub admin_duration: [Histogram; ENDPOINT_LABELS.len()],
+    /// Reloads (SIGHUP) that put a configuration in force.
+    pub reloads_applied: AtomicU64,
+    /// Reloads refused because the file or the environment was invalid.
+    pub reloads_invalid: AtomicU64,
 }
 
 /// The figures at one moment.
@@ -72,6 +96,17 @@ pub struct Snapshot {
     pub rss_bytes: u64,
     /// Front worker threads that died (the server is stopping when not 0).
     pub workers_dead: u64,
+    /// Losses by `incidents::Reason`, in `Reason::ALL` order (the kernel's
+    /// counted since the server started).
+    pub incidents: crate::incidents::Counts,
+    /// Delivery latency per transport, in [`Transport::ALL`] order.
+    pub delivery_latency: [HistogramSnapshot; Transport::COUNT],
+    /// Admin request durations, in [`ENDPOINT_LABELS`] order.
+    pub admin_duration: [HistogramSnapshot; ENDPOINT_LABELS.len()],
+    /// Reloads applied.
+    pub reloads_applied: u64,
+    /// Reloads refused as invalid.
+    pub reloads_invalid: u64,
 }
 
 impl Snapshot {
@@ -95,7 +130,45 @@ impl Snapshot {
             presence_drops: shared.channels.presence().dropped(),
             rss_bytes: resident_bytes().unwrap_or(0),
             workers_dead: get(&s.workers_dead),
+            incidents: crate::incidents::sample(s, crate::incidents::Kernel::read(), shared.kernel_base),
+            delivery_latency: std::array::from_fn(|i| s.delivery_latency[i].snapshot()),
+            admin_duration: std::array::from_fn(|i| s.admin_duration[i].snapshot()),
+            reloads_applied: get(&s.reloads_applied),
+            reloads_invalid: get(&s.reloads_invalid),
         }
+    }
+
+    /// `"delivery_latency_ms"`'s value: the bucket bounds, then for all
+    /// transports together (`all`, with its bucket counts for charts) and
+    /// for each one, the count and the p50 and p99 estimated from the
+    /// buckets, in milliseconds (`null` before any delivery).
+    fn latency_json(&self) -> String {
+        let ms = |q: Option<f64>| q.map_or_else(|| "null".to_string(), |s| format!("{:.3}", s * 1000.0));
+        // An object left open, so that `all` can add its buckets.
+        let figures = |h: &HistogramSnapshot| {
+            format!(
+                r#"{{"count":{},"p50":{},"p99":{}"#,
+                h.count(),
+                ms(h.quantile(0.5)),
+                ms(h.quantile(0.99))
+            )
+        };
+        let mut all = HistogramSnapshot::default();
+        for h in &self.delivery_latency {
+            all.merge(h);
+        }
+        let list = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
+        let mut out = format!(
+            r#"{{"le":[{}],"all":{},"buckets":[{}]}}"#,
+            list(&mut BOUNDS_SECS.iter().map(|b| format!("{}", b * 1000.0))),
+            figures(&all),
+            list(&mut all.buckets.iter().map(u64::to_string)),
+        );
+        for (t, h) in Transport::ALL.iter().zip(&self.delivery_latency) {
+            let _ = write!(out, r#","{}":{}}}"#, t.name(), figures(h));
+        }
+        out.push('}');
+        out
     }
 
     /// One JSON object (the operator page's feed).
@@ -110,7 +183,8 @@ impl Snapshot {
                 r#"{{"uptime_secs":{},"connections":{},"connections_by_transport":{{{}}},"#,
                 r#""channels":{},"subscribers":{},"published":{},"delivered":{},"#,
                 r#""slow_consumer_drops":{},"refused_connections":{},"accepted_connections":{},"#,
-                r#""presence_drops":{},"rss_bytes":{},"workers_dead":{}}}"#
+                r#""presence_drops":{},"rss_bytes":{},"workers_dead":{},"#,
+                r#""delivery_latency_ms":{},"config_reloads":{{"applied":{},"invalid":{}}}}}"#
             ),
             self.uptime_secs,
             self.connections,
@@ -125,6 +199,9 @@ impl Snapshot {
             self.presence_drops,
             self.rss_bytes,
             self.workers_dead,
+            self.latency_json(),
+            self.reloads_applied,
+            self.reloads_invalid,
         )
     }
 
@@ -200,6 +277,39 @@ impl Snapshot {
                 (r#"{reason="per_ip"}"#, self.refused_per_ip),
             ],
         );
+        let reason = |r: Reason| self.incidents[r.index()];
+        family(
+            "comet_connections_closed_total",
+            "counter",
+            "Front connections the server closed because of the client, by reason.",
+            &[
+                (r#"{reason="head_timeout"}"#, reason(Reason::HeadTimeout)),
+                (r#"{reason="bad_request"}"#, reason(Reason::BadRequest)),
+                (r#"{reason="ws_upgrade_refused"}"#, reason(Reason::WsUpgrade)),
+                (r#"{reason="ws_protocol_error"}"#, reason(Reason::WsProtocol)),
+                (r#"{reason="ws_flood"}"#, reason(Reason::WsFlood)),
+            ],
+        );
+        family(
+            "comet_accept_errors_total",
+            "counter",
+            "Failed accepts of front connections (descriptors or kernel memory exhausted).",
+            &[("", reason(Reason::AcceptError))],
+        );
+        family(
+            "comet_kernel_listen_overflows_total",
+            "counter",
+            "Handshakes the kernel dropped because a listen queue was full, since comet started \
+             (TcpExt ListenOverflows: every listener of this network namespace).",
+            &[("", reason(Reason::ListenOverflow))],
+        );
+        family(
+            "comet_kernel_syncookies_sent_total",
+            "counter",
+            "SYN cookies the kernel sent because a SYN queue was full, since comet started \
+             (TcpExt SyncookiesSent: every listener of this network namespace).",
+            &[("", reason(Reason::SyncookiesSent))],
+        );
         family(
             "comet_presence_drops_total",
             "counter",
@@ -224,6 +334,35 @@ impl Snapshot {
             "Seconds since the server started.",
             &[("", self.uptime_secs)],
         );
+        family(
+            "comet_config_reloads_total",
+            "counter",
+            "Configuration reloads (SIGHUP), by result: applied, or invalid (the running configuration stayed).",
+            &[
+                (r#"{result="applied"}"#, self.reloads_applied),
+                (r#"{result="invalid"}"#, self.reloads_invalid),
+            ],
+        );
+        let name = "comet_delivery_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From the admin request's arrival to the write to a subscriber, by transport."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (t, h) in Transport::ALL.iter().zip(&self.delivery_latency) {
+            h.write_prometheus(&mut out, name, "transport", t.name());
+        }
+        let name = "comet_admin_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Admin requests, from arrival to the response head, by endpoint (those used so far)."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (label, h) in ENDPOINT_LABELS.iter().zip(&self.admin_duration) {
+            if h.count() > 0 {
+                h.write_prometheus(&mut out, name, "endpoint", label);
+            }
+        }
         out
     }
 }
@@ -245,7 +384,7 @@ mod tests {
         Snapshot {
             uptime_secs: 7,
             connections: 10,
-            by_transport: [1, 2, 3, 0],
+            by_transport: [1, 2, 3, 0, 0],
             channels: 4,
             subscribers: 6,
             published: 11,
@@ -257,6 +396,10 @@ mod tests {
             presence_drops: 0,
             rss_bytes: 4096,
             workers_dead: 0,
+            incidents: std::array::from_fn(|i| 100 + i as u64),
+            reloads_applied: 2,
+            reloads_invalid: 1,
+            ..Snapshot::default()
         }
     }
 
@@ -266,12 +409,38 @@ mod tests {
             sample().to_json(),
             concat!(
                 r#"{"uptime_secs":7,"connections":10,"#,
-                r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0},"#,
+                r#""connections_by_transport":{"poll":1,"stream":2,"sse":3,"iframe":0,"ws":0},"#,
                 r#""channels":4,"subscribers":6,"published":11,"delivered":22,"#,
                 r#""slow_consumer_drops":1,"refused_connections":5,"accepted_connections":15,"#,
-                r#""presence_drops":0,"rss_bytes":4096,"workers_dead":0}"#
+                r#""presence_drops":0,"rss_bytes":4096,"workers_dead":0,"#,
+                r#""delivery_latency_ms":{"le":[0.1,0.25,0.5,1,2.5,5,10,25,50,100,250,500,1000,2500,5000,10000,25000,60000],"#,
+                r#""all":{"count":0,"p50":null,"p99":null,"buckets":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]},"#,
+                r#""poll":{"count":0,"p50":null,"p99":null},"stream":{"count":0,"p50":null,"p99":null},"#,
+                r#""sse":{"count":0,"p50":null,"p99":null},"iframe":{"count":0,"p50":null,"p99":null},"#,
+                r#""ws":{"count":0,"p50":null,"p99":null}},"#,
+                r#""config_reloads":{"applied":2,"invalid":1}}"#
             )
         );
+    }
+
+    #[test]
+    fn json_latency_figures_are_estimated_from_the_buckets() {
+        let mut s = sample();
+        // 9 SSE deliveries in (0.5 ms, 1 ms], 1 stream delivery in (5 s, 10 s].
+        s.delivery_latency[Transport::Sse.index()].buckets[3] = 9;
+        s.delivery_latency[Transport::Stream.index()].buckets[15] = 1;
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).expect("JSON");
+        let l = &v["delivery_latency_ms"];
+        assert_eq!(l["sse"], serde_json::json!({"count": 9, "p50": 0.75, "p99": 0.995}));
+        assert_eq!(
+            l["stream"],
+            serde_json::json!({"count": 1, "p50": 7500.0, "p99": 9950.0})
+        );
+        assert_eq!(l["all"]["count"], 10);
+        assert_eq!(l["all"]["p50"], 0.778);
+        assert_eq!(l["all"]["buckets"][3], 9);
+        assert_eq!(l["all"]["buckets"][15], 1);
+        assert_eq!(l["le"].as_array().map(Vec::len), Some(latency::BUCKETS - 1));
     }
 
     #[test]
@@ -282,21 +451,65 @@ mod tests {
         assert!(text.contains("comet_connections{transport=\"none\"} 4\n"));
         assert!(text.contains("comet_connections_refused_total{reason=\"per_ip\"} 3\n"));
         assert!(text.contains("process_resident_memory_bytes 4096\n"));
+        let at = |r: Reason| 100 + r.index();
+        for (line, r) in [
+            (
+                "comet_connections_closed_total{reason=\"head_timeout\"}",
+                Reason::HeadTimeout,
+            ),
+            (
+                "comet_connections_closed_total{reason=\"bad_request\"}",
+                Reason::BadRequest,
+            ),
+            ("comet_connections_closed_total{reason=\"ws_flood\"}", Reason::WsFlood),
+            ("comet_accept_errors_total", Reason::AcceptError),
+            ("comet_kernel_listen_overflows_total", Reason::ListenOverflow),
+            ("comet_kernel_syncookies_sent_total", Reason::SyncookiesSent),
+        ] {
+            assert!(text.contains(&format!("{line} {}\n", at(r))), "{line}");
+        }
+        assert!(text.contains("comet_config_reloads_total{result=\"applied\"} 2\n"));
+        assert!(text.contains("comet_config_reloads_total{result=\"invalid\"} 1\n"));
+        assert!(text.contains("comet_delivery_latency_seconds_count{transport=\"iframe\"} 0\n"));
+        assert!(
+            !text.contains("comet_admin_request_duration_seconds_count"),
+            "no endpoint used yet"
+        );
         // Every sample line belongs to the family announced just before it.
         let mut family = "";
+        let mut kind = "";
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 family = rest.split(' ').next().expect("name");
-                let kind = rest.split(' ').nth(1).expect("kind");
-                assert!(kind == "gauge" || kind == "counter", "{line}");
+                kind = rest.split(' ').nth(1).expect("kind");
+                assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
                 assert_eq!(kind == "counter", family.ends_with("_total"), "{line}");
             } else if !line.starts_with("# HELP ") {
                 let name = line.split(['{', ' ']).next().expect("name");
-                assert_eq!(name, family, "{line}");
                 let value = line.rsplit(' ').next().expect("value");
-                assert!(value.parse::<u64>().is_ok(), "{line}");
+                if kind == "histogram" {
+                    let suffix = name.strip_prefix(family).unwrap_or_else(|| panic!("{line}"));
+                    assert!(["_bucket", "_sum", "_count"].contains(&suffix), "{line}");
+                    assert!(value.parse::<f64>().is_ok(), "{line}");
+                } else {
+                    assert_eq!(name, family, "{line}");
+                    assert!(value.parse::<u64>().is_ok(), "{line}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn admin_durations_list_the_endpoints_used() {
+        let mut s = sample();
+        let push = ENDPOINT_LABELS.iter().position(|l| *l == "push").expect("push");
+        s.admin_duration[push].buckets[0] = 3;
+        s.admin_duration[push].sum_ns = 150_000;
+        let text = s.to_prometheus();
+        assert!(text.contains("comet_admin_request_duration_seconds_bucket{endpoint=\"push\",le=\"0.0001\"} 3\n"));
+        assert!(text.contains("comet_admin_request_duration_seconds_sum{endpoint=\"push\"} 0.00015\n"));
+        assert!(text.contains("comet_admin_request_duration_seconds_count{endpoint=\"push\"} 3\n"));
+        assert_eq!(text.matches("comet_admin_request_duration_seconds_count").count(), 1);
     }
 
     #[test]

@@ -5,8 +5,15 @@
 //! a table split into shards (by key) so that workers accepting at the same
 //! moment rarely wait for each other. A connection remembers only its
 //! 32-bit key (see [`client_key`]), which keeps `Conn` at its size.
+//!
+//! The cap can change while the server runs (a reload): connections are
+//! counted only while a cap is set, so a cap set at run time counts the
+//! connections accepted from then on; one lowered below a client's count
+//! closes nothing and refuses that client's new connections until its
+//! count is below the cap.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use ahash::AHashMap;
@@ -41,16 +48,45 @@ pub fn client_key(ip: IpAddr) -> u32 {
 /// Per-key connection counts with a cap.
 #[derive(Debug)]
 pub struct PerIp {
-    cap: u32,
+    /// Connections allowed per key; 0: no cap, nothing counted.
+    cap: AtomicU32,
     shards: Vec<Mutex<AHashMap<u32, u32>>>,
 }
 
 impl PerIp {
-    /// A table allowing `cap` connections per key.
+    /// A table allowing `cap` connections per key (0: no cap).
     pub fn new(cap: u32) -> PerIp {
         PerIp {
-            cap,
+            cap: AtomicU32::new(cap),
             shards: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+        }
+    }
+
+    /// The cap in force (0: none).
+    pub fn cap(&self) -> u32 {
+        self.cap.load(Ordering::Relaxed)
+    }
+
+    /// Changes the cap (a reload); see the module notes.
+    pub fn set_cap(&self, cap: u32) {
+        self.cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// Whether a cap is set, so that accepting needs the peer's address.
+    pub fn enabled(&self) -> bool {
+        self.cap() > 0
+    }
+
+    /// Decides a new connection from `peer`: `Some(key)` to remember and
+    /// release on close (0 when nothing was counted: no cap, or no address),
+    /// `None` when the address is at its cap.
+    pub fn admit(&self, peer: Option<IpAddr>) -> Option<u32> {
+        match peer {
+            Some(ip) if self.enabled() => {
+                let key = client_key(ip);
+                self.acquire(key).then_some(key)
+            }
+            _ => Some(0),
         }
     }
 
@@ -62,8 +98,12 @@ impl PerIp {
     /// the key is at its cap.
     pub fn acquire(&self, key: u32) -> bool {
         let mut m = lock(self.shard(key));
+        let cap = self.cap();
         let n = m.entry(key).or_insert(0);
-        if *n >= self.cap {
+        if *n >= cap {
+            if *n == 0 {
+                m.remove(&key);
+            }
             return false;
         }
         *n += 1;
@@ -112,6 +152,35 @@ mod tests {
         assert_eq!(t.keys(), 0);
         t.release(b);
         assert_eq!(t.count(b), 0, "a stray release does not underflow");
+    }
+
+    #[test]
+    fn the_cap_changes_at_run_time() {
+        let ip: IpAddr = "127.0.0.3".parse().expect("ip");
+        let key = client_key(ip);
+        let t = PerIp::new(0);
+        assert!(!t.enabled());
+        assert_eq!(t.admit(Some(ip)), Some(0), "no cap: admitted, not counted");
+        assert_eq!(t.keys(), 0);
+        t.set_cap(2);
+        assert!(t.enabled());
+        assert_eq!(t.admit(None), Some(0), "no address: admitted, not counted");
+        assert_eq!(t.admit(Some(ip)), Some(key));
+        assert_eq!(t.admit(Some(ip)), Some(key));
+        assert_eq!(t.admit(Some(ip)), None, "at the cap");
+        t.set_cap(1);
+        assert_eq!(t.count(key), 2, "lowering the cap closes nothing");
+        t.release(key);
+        assert_eq!(t.admit(Some(ip)), None, "still at the new cap");
+        t.release(key);
+        assert_eq!(t.admit(Some(ip)), Some(key));
+        t.set_cap(0);
+        assert_eq!(t.admit(Some(ip)), Some(0), "cap removed");
+        t.release(key);
+        assert_eq!(t.keys(), 0);
+        let zero = PerIp::new(0);
+        assert!(!zero.acquire(key), "acquire with cap 0 refuses");
+        assert_eq!(zero.keys(), 0, "and leaves no entry behind");
     }
 
     #[test]

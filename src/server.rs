@@ -9,12 +9,15 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ConfigError;
 use crate::config::{Config, DescriptorTables};
 use crate::front::Settings;
 use crate::mailbox::Command;
+use crate::reload::{Reloader, Report};
 use crate::shared::Shared;
 use crate::worker::{self, sys, Sizing, Workers};
 
@@ -37,6 +40,9 @@ pub enum ServerError {
     /// Anything else that failed while starting (threads, epoll, eventfd).
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
+    /// Cluster mode could not start (a bad Redis URL, no tokio runtime).
+    #[error("cannot start cluster mode: {0}")]
+    Cluster(String),
     /// A front worker thread ended unexpectedly; the server stopped rather
     /// than serve without it.
     #[error("{0} front worker thread(s) died; the server stopped (see the error above)")]
@@ -93,6 +99,7 @@ pub struct Server {
     workers: Option<Workers>,
     admin_threads: Vec<std::thread::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
+    reloader: Reloader,
 }
 
 fn bind(which: &'static str, addr: SocketAddr, backlog: u32) -> Result<TcpListener, ServerError> {
@@ -134,6 +141,8 @@ impl Server {
             recv_buf: config.front.socket_recv_buffer_bytes,
         };
         let admin_count = config.admin.threads.max(1);
+        // A reload compares with the configuration as loaded.
+        let reloader = Reloader::new(config.clone(), None);
         // The bound address, not port 0: the admin's demo pages tell
         // browsers which port the front listener is on.
         let mut config = config;
@@ -145,6 +154,17 @@ impl Server {
         for _ in 0..admin_count {
             runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
         }
+        // Cluster mode's tasks run on the first admin runtime (its
+        // connections are made in the background: the node starts even
+        // while Redis is down).
+        let cluster = if shared.config().cluster.enabled() {
+            let _guard = runtimes[0].enter();
+            let c = crate::link::start(&shared.channels, &shared.config())
+                .map_err(|e| ServerError::Cluster(e.to_string()))?;
+            Some(c)
+        } else {
+            None
+        };
         let front_listener = Arc::new(front_listener);
         let workers = worker::spawn(shared.clone(), front_listener.clone(), plan.unshare, sizing, settings)?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -156,13 +176,19 @@ impl Server {
             };
             if i == 0 {
                 rt.spawn(tick(shared.clone(), stop_rx.clone()));
+                rt.spawn(crate::incidents::run(shared.clone(), stop_rx.clone()));
             }
             let serve = crate::admin::serve(shared.clone(), listener, stop_rx.clone());
+            let cluster = if i == 0 { cluster.clone() } else { None };
             admin_threads.push(
                 std::thread::Builder::new()
                     .name(format!("comet-admin{i}"))
                     .spawn(move || {
                         rt.block_on(serve);
+                        if let Some(c) = cluster {
+                            // Leaves the node registry and closes the connections.
+                            rt.block_on(c.shutdown());
+                        }
                         rt.shutdown_timeout(Duration::from_secs(1));
                     })?,
             );
@@ -176,7 +202,27 @@ impl Server {
             workers: Some(workers),
             admin_threads,
             stop,
+            reloader,
         })
+    }
+
+    /// Makes a reload read `file` (the `-c` file; `None`, the default:
+    /// the built-in defaults) besides the `COMET_*` variables.
+    pub fn reload_from(mut self, file: Option<PathBuf>) -> Server {
+        self.reloader.set_file(file);
+        self
+    }
+
+    /// Reloads the configuration from its file and the process environment
+    /// (what SIGHUP does; see `crate::reload`): live keys take effect, the
+    /// others are reported. An invalid configuration changes nothing.
+    pub fn reload(&self) -> Result<Report, ConfigError> {
+        self.reloader.reload(&self.shared, std::env::vars_os())
+    }
+
+    /// Validates `config` and applies it as a reload would.
+    pub fn reload_with(&self, config: crate::config::Config) -> Result<Report, ConfigError> {
+        self.reloader.apply(&self.shared, config)
     }
 
     /// The front listener's bound address.
@@ -223,19 +269,29 @@ impl Server {
     }
 
     /// Serves until SIGINT or SIGTERM arrives through `signals`, then shuts
-    /// down gracefully (see [`Server::shutdown`]). A second signal during the
+    /// down gracefully (see [`Server::shutdown`]); SIGHUP reloads the
+    /// configuration meanwhile ([`Server::reload`]). A second signal during the
     /// shutdown exits the process at once with status 128 + the signal number.
     /// If a worker thread dies, shuts down and returns
     /// [`ServerError::WorkerDied`] (the process then exits non-zero, so that
     /// a supervisor restarts it).
     pub fn run_until_signal(self, signals: Signals) -> Result<(), ServerError> {
-        let Signals { rt, mut term, mut int } = signals;
+        let Signals {
+            rt,
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         let mut dead = self.shared.lifecycle.watch_dead_workers();
         let first = rt.block_on(async {
-            tokio::select! {
-                _ = int.recv() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-                _ = dead.wait_for(|n| *n > 0) => "a dead worker",
+            loop {
+                tokio::select! {
+                    _ = int.recv() => break "SIGINT",
+                    _ = term.recv() => break "SIGTERM",
+                    _ = dead.wait_for(|n| *n > 0) => break "a dead worker",
+                    // The outcome is logged and counted by the reload itself.
+                    Some(()) = hup.recv() => { let _ = self.reload(); }
+                }
             }
         });
         let died = self.shared.lifecycle.dead_workers();
@@ -263,11 +319,13 @@ impl Server {
         Ok(())
     }
 
-    /// Shuts down gracefully: stops both listeners at once (queued and new
+    /// Shuts down gracefully: stops the front listener (queued and new
     /// connections are refused), ends every front response (a noop for long
-    /// polls, the last chunk for streams), lets admin replies in flight
-    /// finish, and returns when all connections are gone or
-    /// `shutdown_grace_secs` have passed.
+    /// polls, the last chunk for streams) and waits until the front
+    /// connections are gone or `shutdown_grace_secs` have passed; the
+    /// admin listener answers meanwhile (`/ready` says `draining`,
+    /// `/health` stays 200), then stops too, letting its replies in flight
+    /// finish.
     pub fn shutdown(mut self) {
         let grace = Duration::from_secs(u64::from(self.shared.config().shutdown_grace_secs));
         self.stop_all(grace);
@@ -279,21 +337,22 @@ impl Server {
     fn stop_all(&mut self, grace: Duration) {
         let Some(workers) = self.workers.take() else { return };
         let deadline = std::time::Instant::now() + grace;
-        self.shared.lifecycle.set_draining();
+        self.shared.lifecycle.set_draining(deadline);
         // Stops the socket in every descriptor table that holds a copy.
         sys::stop_listening(self.front_listener.as_fd());
-        let _ = self.stop.send(true);
         for mb in self.shared.channels.mailboxes().iter() {
             mb.push(Command::Drain(deadline));
         }
         workers.join();
+        // Until now the admin side answered (`/ready`: draining).
+        let _ = self.stop.send(true);
         for t in self.admin_threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-/// SIGTERM and SIGINT handlers and the small runtime that waits for them.
+/// SIGTERM, SIGINT and SIGHUP handlers and the small runtime that waits for them.
 ///
 /// Installed before [`Server::bind`]: once the server runs, clients may take
 /// every free descriptor, and a runtime created then could fail to start.
@@ -301,6 +360,7 @@ pub struct Signals {
     rt: tokio::runtime::Runtime,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -308,11 +368,15 @@ impl Signals {
     pub fn install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (term, int) = {
+        let (term, int, hup) = {
             let _guard = rt.enter();
-            (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            )
         };
-        Ok(Signals { rt, term, int })
+        Ok(Signals { rt, term, int, hup })
     }
 }
 

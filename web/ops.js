@@ -1,6 +1,9 @@
 // The operator page: polls /stats once a second, shows the figures and
 // draws the last two minutes as line charts on plain canvases (no library,
 // no CDN: the admin listener is often on a host without internet access).
+// Delivery latency: the figures are p50/p99 since the server started (as
+// /stats estimates them); the chart shows p50/p99 of each second, estimated
+// the same way from the change in the bucket counts.
 // With admin.key set, open it as ops.html?key=KEY: the key is sent as
 // Authorization: Bearer.
 (function () {
@@ -23,7 +26,9 @@
     ['delivered', 'delivered', function (s) { return count(s.delivered); }],
     ['rss', 'memory (RSS)', function (s) { return (s.rss_bytes / 1048576).toFixed(1) + ' MiB'; }],
     ['drops', 'slow consumers dropped', function (s) { return count(s.slow_consumer_drops); }],
-    ['refused', 'connections refused', function (s) { return count(s.refused_connections); }]
+    ['refused', 'connections refused', function (s) { return count(s.refused_connections); }],
+    ['latency-p50', 'delivery p50', function (s) { return latency(s, 'p50'); }],
+    ['latency-p99', 'delivery p99', function (s) { return latency(s, 'p99'); }]
   ];
 
   function count(n) {
@@ -31,6 +36,45 @@
   }
   function rate(r) {
     return r === null ? '-' : r.toFixed(1);
+  }
+  /** A millisecond figure as text: `0.42 ms`, `12.3 ms`, `2.51 s`. */
+  function millis(ms) {
+    if (ms === null || ms === undefined) {
+      return '-';
+    }
+    if (ms >= 1000) {
+      return (ms / 1000).toFixed(2) + ' s';
+    }
+    return ms.toFixed(ms < 10 ? 2 : 1) + ' ms';
+  }
+  function latency(s, q) {
+    var l = s.delivery_latency_ms;
+    return millis(l && l.all ? l.all[q] : null);
+  }
+  /**
+   * The q-quantile of a histogram (`le`: bucket bounds; `counts`: per
+   * bucket, the last one unbounded), linear inside its bucket, as
+   * Prometheus' histogram_quantile and comet's /stats estimate it.
+   */
+  function quantile(le, counts, q) {
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    if (total <= 0) {
+      return null;
+    }
+    var rank = q * total;
+    var below = 0;
+    for (var i = 0; i < counts.length; i++) {
+      var n = counts[i];
+      if (n > 0 && below + n >= rank) {
+        if (i >= le.length) {
+          return le[le.length - 1];
+        }
+        var lower = i === 0 ? 0 : le[i - 1];
+        return lower + (le[i] - lower) * Math.min(1, Math.max(0, (rank - below) / n));
+      }
+      below += n;
+    }
+    return le[le.length - 1];
   }
   function duration(secs) {
     var h = Math.floor(secs / 3600);
@@ -112,6 +156,18 @@
         g.arc(last[0], last[1], 3, 0, 2 * Math.PI);
         g.fill();
       }
+      // A value with no neighbour (a latency of the one second that had
+      // deliveries) is a dot too, else nothing would show it.
+      s.values.forEach(function (v, j) {
+        var alone = v !== null && !(j > 0 && s.values[j - 1] !== null) &&
+          !(j + 1 < s.values.length && s.values[j + 1] !== null);
+        if (alone) {
+          var x = left + plotW - ((s.values.length - 1 - j) * plotW) / (KEEP - 1);
+          g.beginPath();
+          g.arc(x, top + plotH - (v / max) * plotH, 3, 0, 2 * Math.PI);
+          g.fill();
+        }
+      });
       g.fillText(s.label, left + 6 + k * 110, 11);
     });
   }
@@ -135,6 +191,10 @@
     draw('chart-transports', ['sse', 'poll', 'iframe', 'stream'].map(function (t) {
       return { label: t, values: column('by_' + t) };
     }));
+    draw('chart-latency', [
+      { label: 'p50 ms', values: column('p50') },
+      { label: 'p99 ms', values: column('p99') }
+    ]);
   }
 
   function update(stats, now) {
@@ -145,13 +205,27 @@
       rates.published = (stats.published - previous.stats.published) / secs;
       rates.delivered = (stats.delivered - previous.stats.delivered) / secs;
     }
+    // Latency of this interval: the deliveries counted since the last poll.
+    var interval = { p50: null, p99: null };
+    var lat = stats.delivery_latency_ms;
+    var buckets = lat && lat.all && lat.all.buckets;
+    var before = previous && previous.stats.delivery_latency_ms;
+    if (buckets && before && before.all && before.all.buckets.length === buckets.length) {
+      var delta = buckets.map(function (n, i) { return n - before.all.buckets[i]; });
+      if (delta.every(function (d) { return d >= 0; })) {
+        interval.p50 = quantile(lat.le, delta, 0.5);
+        interval.p99 = quantile(lat.le, delta, 0.99);
+      }
+    }
     previous = { stats: stats, at: now };
     var sample = {
       publishedRate: rates.published,
       deliveredRate: rates.delivered,
       subscribers: stats.subscribers,
       channels: stats.channels,
-      rss: stats.rss_bytes / 1048576
+      rss: stats.rss_bytes / 1048576,
+      p50: interval.p50,
+      p99: interval.p99
     };
     var by = stats.connections_by_transport || {};
     ['sse', 'poll', 'iframe', 'stream'].forEach(function (t) {

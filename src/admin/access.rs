@@ -1,8 +1,10 @@
-//! The admin access log: one debug line per admin request, with method,
-//! target, status, duration and peer, under the target
-//! `comet::admin::access` (so `RUST_LOG=comet::admin::access=debug` shows it
-//! alone). The duration runs until the response head is ready: a streaming
-//! reply (`/psub`) is logged when it starts.
+//! The admin access log and request durations: one debug line per admin
+//! request, with method, target, status, duration and peer, under the
+//! target `comet::admin::access` (so `RUST_LOG=comet::admin::access=debug`
+//! shows it alone), and, whatever the log level, the duration in
+//! `comet_admin_request_duration_seconds` under the request's endpoint
+//! label. The duration runs from the request's arrival until the response
+//! head is ready: a streaming reply (`/psub`) counts until it starts.
 //!
 //! Secrets never reach the log: the `key` parameter's value is replaced by
 //! `***` (its name matched as `Params` matches it: percent-decoded, any
@@ -16,32 +18,40 @@ use std::time::Instant;
 
 use hyper::{Request, Response};
 
+use crate::metrics::Stats;
 use crate::params::percent_decode;
 
 /// Longest request target written to the log, in bytes; a longer one is cut
 /// and says how long it was.
 const MAX_LOGGED_TARGET: usize = 512;
 
-/// Runs `serve` on `req` and, when debug logging is on for this module,
-/// logs the request once the response is ready.
+/// Runs `serve` on `req`, which arrived at `arrived`; records its duration
+/// in `stats` and, when debug logging is on for this module, logs the
+/// request once the response is ready.
 pub(super) async fn logged<B, R, F>(
     peer: SocketAddr,
     req: Request<B>,
+    arrived: Instant,
+    stats: &Stats,
     serve: impl FnOnce(Request<B>) -> F,
 ) -> Response<R>
 where
     F: Future<Output = Response<R>>,
 {
+    let histogram = &stats.admin_duration[super::endpoint_label(req.uri().path())];
     if !log::log_enabled!(log::Level::Debug) {
-        return serve(req).await;
+        let resp = serve(req).await;
+        histogram.observe(arrived.elapsed());
+        return resp;
     }
-    let started = Instant::now();
     let method = req.method().clone();
     let target = redacted_target(req.uri().path(), req.uri().query());
     let resp = serve(req).await;
+    let elapsed = arrived.elapsed();
+    histogram.observe(elapsed);
     let status = resp.status().as_u16();
     // Whole microseconds, so the field prints as a short decimal.
-    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let duration_ms = elapsed.as_micros() as f64 / 1000.0;
     log::debug!(
         method = method.as_str(),
         path = target.as_str(),
@@ -125,11 +135,25 @@ mod tests {
         let req = Request::builder().uri("/info?cname=a").body(7u8).expect("request");
         let peer: SocketAddr = "127.0.0.1:5555".parse().expect("addr");
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let resp = rt.block_on(logged(peer, req, |req: Request<u8>| async move {
-            assert_eq!(req.uri(), "/info?cname=a");
-            Response::builder().status(418).body(*req.body()).expect("response")
-        }));
+        let stats = Stats::default();
+        let resp = rt.block_on(logged(
+            peer,
+            req,
+            Instant::now(),
+            &stats,
+            |req: Request<u8>| async move {
+                assert_eq!(req.uri(), "/info?cname=a");
+                Response::builder().status(418).body(*req.body()).expect("response")
+            },
+        ));
         assert_eq!(resp.status(), 418);
         assert_eq!(*resp.body(), 7);
+        let info = super::super::ENDPOINT_LABELS
+            .iter()
+            .position(|l| *l == "info")
+            .expect("info");
+        for (i, h) in stats.admin_duration.iter().enumerate() {
+            assert_eq!(h.snapshot().count(), u64::from(i == info), "label {i}");
+        }
     }
 }

@@ -3,16 +3,21 @@
 //! [`serve`] accepts connections until shutdown and serves each with hyper
 //! (keep-alive, pipelining); [`route`] applies the IP filter, libevent's
 //! method and path rules, and hands each endpoint to its handler: `publish`
-//! (`/pub`, `/push`, `/broadcast`, `/sign`), `query` (`/close`, `/clear`,
-//! `/info`, `/check`), `psub`, and `web` (the embedded demo pages under
-//! `/demo/`). Failures become HTTP only in
+//! (`/pub`, `/push`, `/broadcast`, `/sign`), `batch` (`/pub_batch`), `query`
+//! (`/close`, `/clear`, `/info`, `/check`), `psub`, `health` (`/health`,
+//! `/ready`), and `web` (the embedded demo pages under `/demo/`). The
+//! filter, the key and the limits are read from the configuration in force
+//! for every request, so a reload reaches open keep-alive connections too.
+//! Failures become HTTP only in
 //! `response::AdminError::into_response`. Commands reach the channels only
 //! through `crate::intake`, queries through `crate::channels`; the admin
 //! side never touches a front connection.
 
 mod access;
+mod batch;
 mod body;
 mod filter;
+mod health;
 mod psub;
 mod publish;
 mod query;
@@ -37,6 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 pub use filter::IpFilter;
+pub use health::{cluster_reachable, readiness, NotReady};
 
 use crate::metrics::Snapshot;
 use crate::params::decode_path;
@@ -49,31 +55,30 @@ use response::{AdminError, AdminResponse, JSON, PROMETHEUS};
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Least time between two logged accept errors.
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// Least time a connection gets to finish its current reply once the admin
+/// listener stops, even when the shutdown's grace is used up.
+const MIN_REPLY_GRACE: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 struct Ctx {
     shared: Arc<Shared>,
-    filter: IpFilter,
     shutdown: watch::Receiver<bool>,
     /// The front listener's port, for the demo pages (`web`).
     front_port: u16,
-    /// How long a connection may take to finish its current reply after shutdown.
-    grace: Duration,
 }
 
 /// Serves the admin listener until `shutdown` becomes true (or its sender is
-/// dropped), then lets open connections finish their current reply (at most
-/// `shutdown_grace_secs`; `/psub` streams end at once) and returns.
+/// dropped), then lets open connections finish their current reply (until
+/// the shutdown's deadline, at least one second; `/psub` streams
+/// end at once) and returns. The server stops it only once the front
+/// connections are gone, so that `/ready` says `draining` (and `/health`
+/// stays 200) for as long as a graceful shutdown lasts.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let filter = IpFilter::from_config(&shared.config().admin);
     let front_port = shared.config().front.listen.port();
-    let grace = Duration::from_secs(u64::from(shared.config().shutdown_grace_secs));
     let ctx = Arc::new(Ctx {
         shared,
-        filter,
         shutdown: shutdown.clone(),
         front_port,
-        grace,
     });
     // Every connection task holds a clone of `done`; `recv` returns None once
     // all of them have ended.
@@ -130,12 +135,15 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Serves one connection; ends are normal and logged at debug level only.
 async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
-    let allowed = ctx.filter.allows(peer.ip());
     let mut shutdown = ctx.shutdown.clone();
-    let grace = ctx.grace;
+    let shared = ctx.shared.clone();
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(access::logged(peer, req, |req| handle(req, &ctx, allowed)).await) }
+        async move {
+            let arrived = Instant::now();
+            let stats = &ctx.shared.stats;
+            Ok::<_, Infallible>(access::logged(peer, req, arrived, stats, |req| handle(req, &ctx, peer, arrived)).await)
+        }
     });
     let mut conn = pin!(http1::Builder::new()
         .keep_alive(true)
@@ -147,6 +155,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         r = conn.as_mut() => r,
         () = stopped(&mut shutdown) => {
             conn.as_mut().graceful_shutdown();
+            let grace = shared
+                .lifecycle
+                .drain_deadline()
+                .map_or(MIN_REPLY_GRACE, |d| d.saturating_duration_since(Instant::now()))
+                .max(MIN_REPLY_GRACE);
             match tokio::time::timeout(grace, conn.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -161,9 +174,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
-/// Answers one request; every reply gets the common headers.
-async fn handle(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> AdminResponse {
-    let mut resp = route(req, ctx, allowed).await.unwrap_or_else(AdminError::into_response);
+/// Answers one request that arrived at `arrived`; every reply gets the
+/// common headers.
+async fn handle(req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr, arrived: Instant) -> AdminResponse {
+    let mut resp = route(req, ctx, peer, arrived)
+        .await
+        .unwrap_or_else(AdminError::into_response);
     response::finish(&mut resp);
     resp
 }
@@ -175,6 +191,8 @@ enum Endpoint {
     Pub,
     /// `/push`: publish raw content.
     Push,
+    /// `/pub_batch`: many pre-encoded messages in one POST body.
+    PubBatch,
     /// `/broadcast`: one message to every channel.
     Broadcast,
     /// `/sign`: a channel's token.
@@ -193,6 +211,43 @@ enum Endpoint {
     Stats,
     /// `/metrics`: server figures in the Prometheus text format.
     Metrics,
+    /// `/health`: liveness.
+    Health,
+    /// `/ready`: readiness.
+    Ready,
+}
+
+/// The `endpoint` label values of `comet_admin_request_duration_seconds`:
+/// every endpoint's path without the slash, then `demo` (the pages under
+/// `/demo/`) and `other` (any other path).
+pub const ENDPOINT_LABELS: [&str; 16] = [
+    "pub",
+    "push",
+    "pub_batch",
+    "broadcast",
+    "sign",
+    "close",
+    "clear",
+    "info",
+    "check",
+    "psub",
+    "stats",
+    "metrics",
+    "health",
+    "ready",
+    "demo",
+    "other",
+];
+
+/// The index in [`ENDPOINT_LABELS`] of a request for `path` (as it came,
+/// percent-encoded or not).
+pub(crate) fn endpoint_label(path: &str) -> usize {
+    let path = decode_path(path.as_bytes());
+    let other = ENDPOINT_LABELS.len() - 1;
+    if web::is_demo(&path) {
+        return other - 1;
+    }
+    Endpoint::from_path(&path).map_or(other, |e| e as usize)
 }
 
 impl Endpoint {
@@ -201,6 +256,7 @@ impl Endpoint {
         Some(match path {
             b"/pub" => Endpoint::Pub,
             b"/push" => Endpoint::Push,
+            b"/pub_batch" => Endpoint::PubBatch,
             b"/broadcast" => Endpoint::Broadcast,
             b"/sign" => Endpoint::Sign,
             b"/close" => Endpoint::Close,
@@ -210,6 +266,8 @@ impl Endpoint {
             b"/psub" => Endpoint::Psub,
             b"/stats" => Endpoint::Stats,
             b"/metrics" => Endpoint::Metrics,
+            b"/health" => Endpoint::Health,
+            b"/ready" => Endpoint::Ready,
             _ => return None,
         })
     }
@@ -219,23 +277,40 @@ impl Endpoint {
         match self {
             Endpoint::Pub | Endpoint::Push => method == Method::GET || method == Method::POST,
             Endpoint::Broadcast => method == Method::GET,
-            Endpoint::Stats | Endpoint::Metrics => method == Method::GET || method == Method::HEAD,
+            Endpoint::PubBatch => method == Method::POST,
+            Endpoint::Stats | Endpoint::Metrics | Endpoint::Health | Endpoint::Ready => {
+                method == Method::GET || method == Method::HEAD
+            }
             _ => true,
         }
     }
 
-    /// Whether a POST body contributes parameters.
+    /// Whether a POST body contributes parameters (`/pub_batch`'s body is
+    /// its messages, not parameters).
     fn reads_body(self) -> bool {
         !matches!(
             self,
-            Endpoint::Broadcast | Endpoint::Psub | Endpoint::Stats | Endpoint::Metrics
+            Endpoint::Broadcast
+                | Endpoint::PubBatch
+                | Endpoint::Psub
+                | Endpoint::Stats
+                | Endpoint::Metrics
+                | Endpoint::Health
+                | Endpoint::Ready
         )
     }
 }
 
 /// Filter, method and path checks, then the endpoint's handler.
-async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<AdminResponse, AdminError> {
-    if !allowed {
+async fn route(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    peer: SocketAddr,
+    arrived: Instant,
+) -> Result<AdminResponse, AdminError> {
+    let shared = &*ctx.shared;
+    let config = shared.config();
+    if !IpFilter::from_config(&config.admin).allows(peer.ip()) {
         return Err(AdminError::Forbidden);
     }
     let method = req.method().clone();
@@ -250,8 +325,9 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<Admin
     if !endpoint.allows(&method) {
         return Err(AdminError::InvalidMethod);
     }
-    let shared = &*ctx.shared;
-    let key = shared.config().admin.key.as_bytes();
+    // With admin.open_health, /health and /ready need no key.
+    let open = config.admin.open_health && matches!(endpoint, Endpoint::Health | Endpoint::Ready);
+    let key = if open { &b""[..] } else { config.admin.key.as_bytes() };
     // A key in the header is checked before any body is read.
     let bearer = match req.headers().get(AUTHORIZATION) {
         Some(v) if !key.is_empty() => Some(key_matches(bearer_token(v.as_bytes()), key)),
@@ -260,30 +336,46 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, allowed: bool) -> Result<Admin
     if bearer == Some(false) {
         return Err(AdminError::KeyWrong);
     }
+    let max_body = config.admin.max_body_bytes;
+    if endpoint == Endpoint::PubBatch {
+        check_key_param(&request::query(&req), key, bearer)?;
+        let body = request::body(req, max_body).await?;
+        return batch::publish(shared, &body, arrived).await;
+    }
     let params = if endpoint.reads_body() {
-        request::query_and_body(req, shared.config().admin.max_body_bytes).await?
+        request::query_and_body(req, max_body).await?
     } else {
         request::query(&req)
     };
-    if !key.is_empty() && bearer.is_none() {
-        match params.get("key") {
-            None => return Err(AdminError::KeyMissing),
-            Some(k) if !key_matches(k.as_bytes(), key) => return Err(AdminError::KeyWrong),
-            Some(_) => {}
-        }
-    }
+    check_key_param(&params, key, bearer)?;
     match endpoint {
-        Endpoint::Pub => publish::publish(shared, &params, Content::PreEncoded).await,
-        Endpoint::Push => publish::publish(shared, &params, Content::Raw).await,
-        Endpoint::Broadcast => publish::broadcast(shared, &params).await,
+        Endpoint::Pub => publish::publish(shared, &params, Content::PreEncoded, arrived).await,
+        Endpoint::Push => publish::publish(shared, &params, Content::Raw, arrived).await,
+        Endpoint::PubBatch => unreachable!("answered before the parameters are read"),
+        Endpoint::Broadcast => publish::broadcast(shared, &params, arrived).await,
         Endpoint::Sign => publish::sign(shared, &params).await,
         Endpoint::Close => query::close(shared, &params).await,
         Endpoint::Clear => query::clear(shared, &params).await,
-        Endpoint::Info => Ok(query::info(shared, &params)),
-        Endpoint::Check => Ok(query::check(shared, &params)),
+        Endpoint::Info => query::info(shared, &params).await,
+        Endpoint::Check => query::check(shared, &params).await,
         Endpoint::Psub => Ok(psub::subscribe(shared, method == Method::HEAD, &ctx.shutdown)),
         Endpoint::Stats => Ok(response::ok(JSON, Snapshot::take(shared).to_json() + "\n")),
         Endpoint::Metrics => Ok(response::ok(PROMETHEUS, Snapshot::take(shared).to_prometheus())),
+        Endpoint::Health => Ok(health::health()),
+        Endpoint::Ready => health::ready(shared),
+    }
+}
+
+/// With `admin.key` set and no key in the `Authorization` header (`bearer`
+/// is `None`), the `key` parameter must carry it.
+fn check_key_param(params: &crate::params::Params, key: &[u8], bearer: Option<bool>) -> Result<(), AdminError> {
+    if key.is_empty() || bearer.is_some() {
+        return Ok(());
+    }
+    match params.get("key") {
+        None => Err(AdminError::KeyMissing),
+        Some(k) if !key_matches(k.as_bytes(), key) => Err(AdminError::KeyWrong),
+        Some(_) => Ok(()),
     }
 }
 
@@ -313,6 +405,8 @@ mod tests {
     fn paths_match_exactly() {
         assert_eq!(Endpoint::from_path(b"/pub"), Some(Endpoint::Pub));
         assert_eq!(Endpoint::from_path(b"/psub"), Some(Endpoint::Psub));
+        assert_eq!(Endpoint::from_path(b"/health"), Some(Endpoint::Health));
+        assert_eq!(Endpoint::from_path(b"/ready"), Some(Endpoint::Ready));
         for p in [&b"/pub/"[..], b"/PUB", b"/sub", b"/ping", b"/", b""] {
             assert_eq!(Endpoint::from_path(p), None);
         }
@@ -326,6 +420,28 @@ mod tests {
         assert!(!Endpoint::Broadcast.allows(&Method::POST));
         assert!(Endpoint::Sign.allows(&Method::DELETE));
         assert!(!Endpoint::Broadcast.reads_body());
+        for e in [Endpoint::Health, Endpoint::Ready] {
+            assert!(e.allows(&Method::GET) && e.allows(&Method::HEAD));
+            assert!(!e.allows(&Method::POST));
+            assert!(!e.reads_body());
+        }
+    }
+
+    #[test]
+    fn endpoint_labels_follow_the_enum() {
+        let label = |p: &str| ENDPOINT_LABELS[endpoint_label(p)];
+        assert_eq!(label("/pub"), "pub");
+        assert_eq!(label("/%70ush"), "push");
+        assert_eq!(label("/metrics"), "metrics");
+        assert_eq!(label("/health"), "health");
+        assert_eq!(label("/ready"), "ready");
+        assert_eq!(label("/demo/ops.html"), "demo");
+        assert_eq!(label("/nope"), "other");
+        assert_eq!(label("/PUB"), "other");
+        for (i, name) in ENDPOINT_LABELS.iter().enumerate().take(14) {
+            let e = Endpoint::from_path(format!("/{name}").as_bytes()).expect("an endpoint");
+            assert_eq!(e as usize, i, "{name}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! intake (`crate::intake`) and formats the reply. They never lock the
 //! channel table and never deliver anything.
 
+use std::time::Instant;
+
 use super::response::{jsonp, ok, AdminError, AdminResponse, DEFAULT_TYPE, HTML_UTF8, JAVASCRIPT};
 use crate::encode;
 use crate::intake::{ChannelCmd, CmdReply};
@@ -39,8 +41,14 @@ fn content(p: &Params, max: usize) -> Result<&str, AdminError> {
     Ok(c)
 }
 
-/// `/pub` and `/push`: publish one data message, creating the channel.
-pub async fn publish(shared: &Shared, p: &Params, kind: Content) -> Result<AdminResponse, AdminError> {
+/// `/pub` and `/push`: publish one data message, creating the channel;
+/// the request arrived at `arrived` (delivery latency counts from there).
+pub async fn publish(
+    shared: &Shared,
+    p: &Params,
+    kind: Content,
+    arrived: Instant,
+) -> Result<AdminResponse, AdminError> {
     let config = shared.config();
     let cb = callback(p)?;
     let cname = p.str("cname");
@@ -57,17 +65,18 @@ pub async fn publish(shared: &Shared, p: &Params, kind: Content) -> Result<Admin
         cname: cname.to_string(),
         content,
     };
-    shared.intake.apply(cmd).await?;
+    shared.intake.apply_at(cmd, arrived).await?;
     Ok(ok(JAVASCRIPT, jsonp(cb, r#"{"type":"ok"}"#)))
 }
 
-/// `/broadcast`: one broadcast message to every existing channel.
-pub async fn broadcast(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
+/// `/broadcast`: one broadcast message to every existing channel; the
+/// request arrived at `arrived`.
+pub async fn broadcast(shared: &Shared, p: &Params, arrived: Instant) -> Result<AdminResponse, AdminError> {
     let content = content(p, shared.config().admin.max_body_bytes)?;
     let cmd = ChannelCmd::Broadcast {
         content: encode::escape_json(content).into(),
     };
-    shared.intake.apply(cmd).await?;
+    shared.intake.apply_at(cmd, arrived).await?;
     Ok(ok(DEFAULT_TYPE, "ok\n"))
 }
 

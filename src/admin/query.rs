@@ -37,27 +37,29 @@ pub async fn clear(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminEr
 }
 
 /// `/info`: global totals, or one channel's subscriber count.
-pub fn info(shared: &Shared, p: &Params) -> AdminResponse {
+pub async fn info(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
     let cname = p.str("cname");
     let body = if cname.is_empty() {
-        let (channels, subscribers) = shared.channels.totals();
+        let (channels, subscribers) = shared.intake.totals().await?;
         format!(r#"{{"version": "{VERSION}", "channels": {channels}, "subscribers": {subscribers}}}"#)
     } else {
-        let k = shared.channels.subscribers_of(cname);
+        let k = shared.intake.subscribers_of(cname).await?;
         format!(r#"{{"cname": "{}", "subscribers": {k}}}"#, escape_json(cname))
     };
-    ok(HTML_UTF8, body + "\n")
+    Ok(ok(HTML_UTF8, body + "\n"))
 }
 
 /// `/check`: which of the comma-separated names exist, in request order.
-pub fn check(shared: &Shared, p: &Params) -> AdminResponse {
+pub async fn check(shared: &Shared, p: &Params) -> Result<AdminResponse, AdminError> {
     let names = distinct_names(p.str("cname"));
+    let exist = shared.intake.exist(&names).await?;
     let found: Vec<String> = names
         .into_iter()
-        .filter(|n| shared.channels.exists(n))
-        .map(|n| format!(r#""{}": 1"#, escape_json(n)))
+        .zip(exist)
+        .filter(|(_, e)| *e)
+        .map(|(n, _)| format!(r#""{}": 1"#, escape_json(n)))
         .collect();
-    ok(HTML_UTF8, format!("{{{}}}\n", found.join(", ")))
+    Ok(ok(HTML_UTF8, format!("{{{}}}\n", found.join(", "))))
 }
 
 /// Splits a `/check` list at commas, dropping repeated names (a JSON object

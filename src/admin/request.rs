@@ -26,6 +26,17 @@ pub async fn query_and_body(req: Request<Incoming>, max_body: usize) -> Result<P
     if req.method() != Method::POST {
         return Ok(params);
     }
+    let body = body(req, max_body).await?;
+    if !body.is_empty() {
+        params.prepend_body(&body);
+    }
+    Ok(params)
+}
+
+/// The whole body, refused when larger than `max_body` bytes: a
+/// `Content-Length` over the bound before anything is read, a chunked body
+/// as soon as it passes the bound.
+pub async fn body(req: Request<Incoming>, max_body: usize) -> Result<bytes::Bytes, AdminError> {
     let too_large = || AdminError::TooLarge(format!("request body is larger than {max_body} bytes"));
     let declared = req
         .headers()
@@ -35,13 +46,9 @@ pub async fn query_and_body(req: Request<Incoming>, max_body: usize) -> Result<P
     if declared.is_some_and(|n| n > max_body as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(req.into_body(), max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(AdminError::BodyRead(e.to_string())),
-    };
-    if !body.is_empty() {
-        params.prepend_body(&body);
+    match Limited::new(req.into_body(), max_body).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(AdminError::BodyRead(e.to_string())),
     }
-    Ok(params)
 }

@@ -65,6 +65,9 @@ pub enum AdminError {
     /// unreachable); nothing was published.
     #[error("{0}")]
     Unavailable(String),
+    /// `/ready` while the server is not ready; carries the reason.
+    #[error("{0}")]
+    NotReady(String),
     /// `/close` or `/clear` of a channel that does not exist.
     #[error("channel[{0}] not connected")]
     NotConnected(String),
@@ -122,6 +125,7 @@ impl AdminError {
                 r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
+            AdminError::NotReady(why) => line(StatusCode::SERVICE_UNAVAILABLE, &why),
             AdminError::BadParam(e) => line(StatusCode::BAD_REQUEST, &e.to_string()),
             e @ AdminError::BodyRead(_) => closing(line(StatusCode::BAD_REQUEST, &e.to_string())),
             AdminError::TooLarge(reason) => closing(line(StatusCode::PAYLOAD_TOO_LARGE, &reason)),

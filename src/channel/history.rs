@@ -101,6 +101,16 @@ impl History {
         self.ring.is_empty()
     }
 
+    /// Keeps only the newest `n` messages (a smaller history size took
+    /// effect), giving back the room the others used.
+    pub fn keep_newest(&mut self, n: usize) {
+        if self.ring.len() > n {
+            let excess = self.ring.len() - n;
+            self.ring.drain(..excess);
+            self.ring.shrink_to_fit();
+        }
+    }
+
     /// Forgets every message and frees the ring.
     pub fn clear(&mut self) {
         self.ring = VecDeque::new();

@@ -12,13 +12,16 @@
 //! subscribers: framing is the front's job.
 
 mod history;
+mod remote;
 mod token;
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use hashbrown::HashTable;
 
 pub use history::{max_entries, History, Kind, Message};
+use remote::Remote;
+pub use remote::{start_for, Arrival, EpochBytes, Synced};
 
 /// A reference to a live channel: its slot and the slot's generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +58,9 @@ pub struct Limits {
     pub channel_timeout: u32,
     /// Token mode: subscribers need the channel's token and cannot create channels.
     pub token_auth: bool,
+    /// Cluster mode: Redis owns seqs and history; this table holds a copy
+    /// of the channels with local subscribers (`remote`).
+    pub cluster: bool,
 }
 
 /// Something the table reports while its caller holds it.
@@ -71,6 +77,16 @@ pub enum Notice<'a> {
     Broadcast(WorkerMask, ChannelId, i32),
     /// A channel was closed with this next seq; these workers end its subscribers.
     Close(WorkerMask, ChannelId, i32),
+    /// Cluster mode: a channel was created here; subscribe to it in Redis.
+    Joined(&'a Arc<str>),
+    /// Cluster mode: a channel was freed here; unsubscribe from it in Redis.
+    Left(&'a Arc<str>),
+    /// Cluster mode: a channel's first sync completed with this next seq and
+    /// history; these workers answer the subscribers that waited for it.
+    Synced(WorkerMask, ChannelId, i32, &'a [Message]),
+    /// Cluster mode: Redis lost the channel; these workers tell its
+    /// subscribers to resume at this seq (icomet's `next_seq`).
+    Reset(WorkerMask, ChannelId, i32),
 }
 
 /// Why a subscribe was refused (sent as an icomet 401/429 frame).
@@ -111,6 +127,9 @@ pub enum Start {
     Wait(i32),
     /// Case C: replay these, oldest first.
     Replay(Vec<Message>),
+    /// Cluster mode: the channel is syncing with Redis; the subscriber
+    /// waits with its seq until [`Notice::Synced`].
+    Pending(i32),
 }
 
 /// An accepted subscription.
@@ -139,19 +158,92 @@ pub struct Signed {
     pub expires: i32,
 }
 
+/// What a channel holds only once it has it: history, and rarer things.
+#[derive(Debug, Default)]
+struct SlotExtra {
+    history: History,
+    /// A token (`/sign`) or cluster state: most channels have neither, and
+    /// a channel with history alone costs 48 + its ring's bytes.
+    rare: Option<Box<Rare>>,
+}
+
+/// A channel's token and, in cluster mode, where its copy stands against Redis.
+#[derive(Debug, Default)]
+struct Rare {
+    token: Option<[u8; 32]>,
+    remote: Option<Remote>,
+}
+
+/// One channel (56 bytes: a million channels without history or token
+/// cost 56 MB here).
 #[derive(Debug, Default)]
 struct Slot {
-    /// Shared with `by_name` and with every worker holding subscribers.
+    /// Shared with every worker holding subscribers (the name index holds
+    /// only the slot's number).
     name: Arc<str>,
-    history: History,
-    token: Option<Box<[u8; 32]>>,
-    workers: WorkerMask,
+    /// History and token, allocated on the first message or `/sign`.
+    extra: Option<Box<SlotExtra>>,
+    workers: Workers,
     gen: u32,
     seq_next: i32,
     idle: i32,
-    presence_ticks: u32,
     subscribers: u32,
-    live: bool,
+}
+
+impl Slot {
+    /// Free slots have generation 0 (live ones never do).
+    fn live(&self) -> bool {
+        self.gen != 0
+    }
+
+    fn extra(&mut self) -> &mut SlotExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn history(&self) -> Option<&History> {
+        self.extra.as_ref().map(|e| &e.history)
+    }
+
+    fn token(&self) -> Option<[u8; 32]> {
+        self.extra.as_ref()?.rare.as_ref()?.token
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.extra().rare.get_or_insert_with(Box::default)
+    }
+
+    /// Cluster state (only in cluster mode).
+    fn remote(&self) -> Option<&Remote> {
+        self.extra.as_ref()?.rare.as_ref()?.remote.as_ref()
+    }
+
+    fn remote_mut(&mut self) -> Option<&mut Remote> {
+        self.extra.as_mut()?.rare.as_mut()?.remote.as_mut()
+    }
+}
+
+/// The workers that hold subscribers of a channel, as a bit set stored in
+/// two words (a `u128` would make every slot 16-byte aligned, and larger).
+#[derive(Debug, Default, Clone, Copy)]
+struct Workers([u64; 2]);
+
+impl Workers {
+    fn mask(self) -> WorkerMask {
+        WorkerMask::from(self.0[0]) | (WorkerMask::from(self.0[1]) << 64)
+    }
+
+    fn set(&mut self, w: usize, on: bool) {
+        let (word, bit) = (w / 64, 1u64 << (w % 64));
+        if on {
+            self.0[word] |= bit;
+        } else {
+            self.0[word] &= !bit;
+        }
+    }
+
+    fn any(self) -> bool {
+        self.0 != [0, 0]
+    }
 }
 
 /// The table of all channels.
@@ -160,9 +252,14 @@ pub struct ChannelTable {
     limits: Limits,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_name: AHashMap<Arc<str>, u32>,
+    /// Live slots by name: each entry is only a slot number (4 bytes); the
+    /// name itself is the slot's.
+    by_name: HashTable<u32>,
+    hasher: ahash::RandomState,
     subscribers: u64,
     next_gen: u32,
+    /// Ticks since the table was created (the presence period's phase).
+    ticks: u32,
 }
 
 impl ChannelTable {
@@ -176,15 +273,40 @@ impl ChannelTable {
             free: Vec::new(),
             // Grown on demand: a preallocated map is touched all over by a
             // few names (random buckets) and never shrinks.
-            by_name: AHashMap::new(),
+            by_name: HashTable::new(),
+            hasher: ahash::RandomState::new(),
             subscribers: 0,
             next_gen: 0,
+            ticks: 0,
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Puts new limits in force (a reload). Existing channels and
+    /// subscribers stay even when a count limit went down below them; the
+    /// limit refuses what comes next. A smaller `buffer_size` trims every
+    /// history to its newest `buffer_size` messages at once (one pass over
+    /// the channels), so that what a history holds is always a run of
+    /// consecutive seqs ending at the newest message.
+    pub fn set_limits(&mut self, limits: Limits) {
+        let shrink = limits.buffer_size < self.limits.buffer_size;
+        self.limits = limits;
+        if !shrink {
+            return;
+        }
+        let keep = limits.buffer_size as usize;
+        for slot in self.slots.iter_mut().filter(|s| s.live()) {
+            if let Some(e) = slot.extra.as_mut() {
+                e.history.keep_newest(keep);
+                if e.history.is_empty() && e.rare.is_none() {
+                    slot.extra = None;
+                }
+            }
+        }
     }
 
     /// Number of live channels.
@@ -197,9 +319,17 @@ impl ChannelTable {
         self.subscribers
     }
 
+    /// The slot of a live channel.
+    fn find(&self, name: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_name
+            .find(self.hasher.hash_one(name), |&i| &*slots[i as usize].name == name)
+            .copied()
+    }
+
     /// The id of a live channel.
     pub fn lookup(&self, name: &str) -> Option<ChannelId> {
-        let slot = *self.by_name.get(name)?;
+        let slot = self.find(name)?;
         Some(ChannelId {
             slot,
             gen: self.slots[slot as usize].gen,
@@ -208,14 +338,12 @@ impl ChannelTable {
 
     /// Subscribers of the named channel (0 when it does not exist).
     pub fn subscribers_of(&self, name: &str) -> u32 {
-        self.by_name
-            .get(name)
-            .map_or(0, |&s| self.slots[s as usize].subscribers)
+        self.find(name).map_or(0, |s| self.slots[s as usize].subscribers)
     }
 
-    /// The history of a live channel.
+    /// The history of a live channel (`None` also when it has none yet).
     pub fn history(&self, name: &str) -> Option<&History> {
-        self.by_name.get(name).map(|&s| &self.slots[s as usize].history)
+        self.find(name).and_then(|s| self.slots[s as usize].history())
     }
 
     fn create(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
@@ -229,36 +357,50 @@ impl ChannelTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        // Generations are table-wide, so an id stays unique even after the
-        // slot array is released and rebuilt.
-        self.next_gen = self.next_gen.wrapping_add(1);
+        // Generations are table-wide (never 0, which marks a free slot),
+        // so an id stays unique even after the slot array is released and
+        // rebuilt.
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let name: Arc<str> = name.into();
+        let hash = self.hasher.hash_one(&*name);
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.by_name
+            .insert_unique(hash, idx, |&i| hasher.hash_one(&*slots[i as usize].name));
         self.slots[idx as usize] = Slot {
-            name: name.clone(),
+            name,
             gen: self.next_gen,
             seq_next: 1,
-            live: true,
             ..Slot::default()
         };
-        out(Notice::Online(&name));
-        self.by_name.insert(name, idx);
+        out(Notice::Online(&self.slots[idx as usize].name));
+        if self.limits.cluster {
+            self.start_remote(idx);
+            out(Notice::Joined(&self.slots[idx as usize].name));
+        }
         Ok(idx)
     }
 
     fn free_slot(&mut self, idx: u32, out: &mut dyn FnMut(Notice)) {
+        out(Notice::Offline(&self.slots[idx as usize].name));
+        if self.limits.cluster {
+            out(Notice::Left(&self.slots[idx as usize].name));
+        }
+        let hash = self.hasher.hash_one(&*self.slots[idx as usize].name);
+        if let Ok(entry) = self.by_name.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
         let slot = &mut self.slots[idx as usize];
-        out(Notice::Offline(&slot.name));
-        self.by_name.remove(&slot.name);
         self.subscribers -= u64::from(slot.subscribers);
-        // Keep the generation: a stale id must not match the next occupant.
-        let gen = slot.gen;
-        *slot = Slot { gen, ..Slot::default() };
+        // Generation 0 marks it free; ids hold the old generation, which the
+        // next occupant will not have (generations are table-wide).
+        *slot = Slot::default();
         self.free.push(idx);
         if self.by_name.is_empty() {
             // Everyone left: give back what a burst of channels grew.
             self.slots = Vec::with_capacity(self.limits.max_channels as usize);
             self.free = Vec::new();
-            self.by_name = AHashMap::new();
+            self.by_name = HashTable::new();
         }
     }
 
@@ -274,37 +416,30 @@ impl ChannelTable {
         long_poll: bool,
         out: &mut dyn FnMut(Notice),
     ) -> Result<Subscribed, SubscribeError> {
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None if self.limits.token_auth => return Err(SubscribeError::TokenError),
             None => self.create(name, out).map_err(|_| SubscribeError::TooManyChannels)?,
         };
         let limits = self.limits;
         let slot = &mut self.slots[idx as usize];
-        if limits.token_auth && slot.token.as_deref().map(|t| &t[..]) != Some(token.as_bytes()) {
+        let token_ok = slot.token().is_some_and(|t| t == token.as_bytes());
+        if limits.token_auth && !token_ok {
             return Err(SubscribeError::TokenError);
         }
         if slot.subscribers >= limits.max_subscribers {
             return Err(SubscribeError::TooManySubscribers);
         }
         slot.idle = slot.idle.max(limits.channel_timeout as i32);
-        let n = slot.seq_next;
-        let start = if seq == 0 || seq.wrapping_sub(n) > 0 {
-            Start::NextSeq(n)
-        } else if seq == n {
-            Start::Wait(seq)
+        let start = if slot.remote().is_some_and(|r| r.waiting()) {
+            Start::Pending(seq)
         } else {
-            let replay: Vec<Message> = slot.history.since(seq).cloned().collect();
-            if replay.is_empty() {
-                Start::Wait(seq)
-            } else {
-                Start::Replay(replay)
-            }
+            start_for(seq, slot.seq_next, slot.history().into_iter().flat_map(History::iter))
         };
-        let counted = !long_poll || matches!(start, Start::Wait(_));
+        let counted = !long_poll || matches!(start, Start::Wait(_) | Start::Pending(_));
         if counted {
             slot.subscribers += 1;
-            slot.workers |= 1 << worker;
+            slot.workers.set(worker, true);
             self.subscribers += 1;
         }
         Ok(Subscribed {
@@ -324,7 +459,7 @@ impl ChannelTable {
         let Some(slot) = self
             .slots
             .get_mut(id.slot as usize)
-            .filter(|s| s.live && s.gen == id.gen)
+            .filter(|s| s.live() && s.gen == id.gen)
         else {
             return;
         };
@@ -332,7 +467,7 @@ impl ChannelTable {
         slot.subscribers -= n;
         self.subscribers -= u64::from(n);
         if worker_empty {
-            slot.workers &= !(1 << worker);
+            slot.workers.set(worker, false);
         }
     }
 
@@ -340,8 +475,8 @@ impl ChannelTable {
     /// publish does (reference §5.2).
     fn publish_target(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Result<u32, TooManyChannels> {
         let timeout = self.limits.channel_timeout as i32;
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None => self.create(name, out)?,
         };
         let slot = &mut self.slots[idx as usize];
@@ -355,14 +490,16 @@ impl ChannelTable {
         let slot = &mut self.slots[idx as usize];
         let seq = slot.seq_next;
         slot.seq_next = seq.wrapping_add(1);
-        slot.history.push(
-            Message {
-                seq,
-                kind,
-                content: content.clone(),
-            },
-            size,
-        );
+        if size > 0 {
+            slot.extra().history.push(
+                Message {
+                    seq,
+                    kind,
+                    content: content.clone(),
+                },
+                size,
+            );
+        }
         seq
     }
 
@@ -377,7 +514,7 @@ impl ChannelTable {
         let idx = self.publish_target(name, out)?;
         let seq = self.append(idx, Kind::Data, content);
         let slot = &self.slots[idx as usize];
-        if slot.workers != 0 {
+        if slot.workers.any() {
             let id = ChannelId {
                 slot: idx,
                 gen: slot.gen,
@@ -387,7 +524,7 @@ impl ChannelTable {
                 kind: Kind::Data,
                 content: content.clone(),
             };
-            out(Notice::Message(slot.workers, id, &m));
+            out(Notice::Message(slot.workers.mask(), id, &m));
         }
         Ok(seq)
     }
@@ -399,15 +536,15 @@ impl ChannelTable {
         let mut n = 0;
         for idx in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[idx as usize];
-            if !slot.live {
+            if !slot.live() {
                 continue;
             }
             slot.idle = slot.idle.max(timeout);
             let seq = self.append(idx, Kind::Broadcast, content);
             let slot = &self.slots[idx as usize];
-            if slot.workers != 0 {
+            if slot.workers.any() {
                 out(Notice::Broadcast(
-                    slot.workers,
+                    slot.workers.mask(),
                     ChannelId {
                         slot: idx,
                         gen: slot.gen,
@@ -424,8 +561,8 @@ impl ChannelTable {
     /// (`<= 0` means `channel_timeout`).
     pub fn sign(&mut self, name: &str, expires: i32, out: &mut dyn FnMut(Notice)) -> Result<Signed, TooManyChannels> {
         let limits = self.limits;
-        let idx = match self.by_name.get(name) {
-            Some(&i) => i,
+        let idx = match self.find(name) {
+            Some(i) => i,
             None => self.create(name, out)?,
         };
         let expires = if expires <= 0 {
@@ -435,10 +572,11 @@ impl ChannelTable {
         };
         let slot = &mut self.slots[idx as usize];
         slot.idle = expires;
-        let token = **slot.token.get_or_insert_with(|| Box::new(token::generate()));
-        let kept = slot.history.len().min(limits.buffer_size as usize) as i32;
+        let seq_next = slot.seq_next;
+        let token = *slot.rare().token.get_or_insert_with(token::generate);
+        let kept = slot.history().map_or(0, History::len).min(limits.buffer_size as usize) as i32;
         Ok(Signed {
-            seq: slot.seq_next.wrapping_sub(kept),
+            seq: seq_next.wrapping_sub(kept),
             token: String::from_utf8(token.to_vec()).expect("tokens are hex"),
             expires,
         })
@@ -447,18 +585,15 @@ impl ChannelTable {
     /// Closes a channel: its subscribers get a close message and the channel is
     /// freed. Returns the channel's next seq, or `None` if it does not exist.
     pub fn close(&mut self, name: &str, out: &mut dyn FnMut(Notice)) -> Option<i32> {
-        let idx = *self.by_name.get(name)?;
+        let idx = self.find(name)?;
         let slot = &self.slots[idx as usize];
         let n = slot.seq_next;
-        if slot.workers != 0 {
-            out(Notice::Close(
-                slot.workers,
-                ChannelId {
-                    slot: idx,
-                    gen: slot.gen,
-                },
-                n,
-            ));
+        if slot.workers.any() {
+            let id = ChannelId {
+                slot: idx,
+                gen: slot.gen,
+            };
+            out(Notice::Close(slot.workers.mask(), id, n));
         }
         self.free_slot(idx, out);
         Some(n)
@@ -466,9 +601,14 @@ impl ChannelTable {
 
     /// Empties a channel's history. Returns its next seq, or `None` if it does not exist.
     pub fn clear(&mut self, name: &str) -> Option<i32> {
-        let idx = *self.by_name.get(name)?;
+        let idx = self.find(name)?;
         let slot = &mut self.slots[idx as usize];
-        slot.history.clear();
+        if let Some(e) = slot.extra.as_mut() {
+            e.history.clear();
+            if e.rare.is_none() {
+                slot.extra = None;
+            }
+        }
         Some(slot.seq_next)
     }
 
@@ -476,21 +616,26 @@ impl ChannelTable {
     pub fn seq_next(&self, id: ChannelId) -> Option<i32> {
         self.slots
             .get(id.slot as usize)
-            .filter(|s| s.live && s.gen == id.gen)
+            .filter(|s| s.live() && s.gen == id.gen)
             .map(|s| s.seq_next)
     }
 
     /// One maintenance tick (reference §5.2): periodic presence, idle expiry.
+    ///
+    /// Every channel is announced online once every `channel_timeout`
+    /// ticks, as icomet does; the tick of each channel is spread by its slot
+    /// number, so that channels created together (a reconnect storm) are
+    /// not announced together, and a slot needs no counter of its own.
     pub fn tick(&mut self, out: &mut dyn FnMut(Notice)) {
-        let timeout = self.limits.channel_timeout;
+        let timeout = self.limits.channel_timeout.max(1);
+        self.ticks = self.ticks.wrapping_add(1);
+        let phase = self.ticks % timeout;
         for idx in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[idx as usize];
-            if !slot.live {
+            if !slot.live() {
                 continue;
             }
-            slot.presence_ticks += 1;
-            if slot.presence_ticks >= timeout {
-                slot.presence_ticks = 0;
+            if idx % timeout == phase {
                 out(Notice::Online(&slot.name));
             }
             if slot.subscribers == 0 {

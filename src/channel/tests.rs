@@ -11,6 +11,7 @@ fn limits() -> Limits {
         buffer_size: 3,
         channel_timeout: 4,
         token_auth: false,
+        cluster: false,
     }
 }
 
@@ -26,6 +27,13 @@ impl Log {
                 Notice::Message(w, _, m) => format!("deliver {w} {} {}", m.seq, m.content),
                 Notice::Broadcast(w, _, seq) => format!("broadcast {w} {seq}"),
                 Notice::Close(w, _, seq) => format!("close {w} {seq}"),
+                Notice::Joined(c) => format!("join {c}"),
+                Notice::Left(c) => format!("leave {c}"),
+                Notice::Synced(w, _, next, h) => {
+                    let seqs: Vec<String> = h.iter().map(|m| m.seq.to_string()).collect();
+                    format!("synced {w} {next} [{}]", seqs.join(","))
+                }
+                Notice::Reset(w, _, next) => format!("reset {w} {next}"),
             })
         }
     }
@@ -75,7 +83,7 @@ fn start_cases() {
 fn seq_wraps_as_i32() {
     let mut t = ChannelTable::new(limits());
     t.publish("c", &c("a"), &mut |_| {}).expect("room");
-    let idx = t.by_name["c"] as usize;
+    let idx = t.find("c").expect("exists") as usize;
     t.slots[idx].seq_next = i32::MAX;
     assert_eq!(t.publish("c", &c("a"), &mut |_| {}), Ok(i32::MAX));
     assert_eq!(t.publish("c", &c("b"), &mut |_| {}), Ok(i32::MIN));
@@ -204,13 +212,31 @@ fn idle_expiry_and_presence_follow_the_tick() {
     let mut log = Log::default();
     t.publish("p", &c(""), &mut log.sink()).expect("room"); // idle = 4
     let id = t.subscribe("s", "", 0, 0, false, &mut log.sink()).expect("ok").id;
-    for _ in 0..4 {
-        t.tick(&mut log.sink());
+    assert_eq!(log.0, vec!["1 p", "1 s"], "online when created");
+    // Every channel is announced once in every channel_timeout (4) ticks.
+    for round in 0..3 {
+        log.0.clear();
+        for _ in 0..4 {
+            t.tick(&mut log.sink());
+        }
+        if round == 0 {
+            // p's idle time ran out at the fourth tick's end: still there.
+            assert!(t.lookup("p").is_some());
+        }
+        let mut got = log.0.clone();
+        got.sort();
+        let want: Vec<&str> = if round == 0 { vec!["1 p", "1 s"] } else { vec!["1 s"] };
+        assert!(
+            got.iter()
+                .map(String::as_str)
+                .filter(|l| l.starts_with('1'))
+                .eq(want.iter().copied()),
+            "round {round}: {got:?}"
+        );
+        if round == 1 {
+            assert!(log.0.contains(&"0 p".to_string()), "p expired in round 1: {:?}", log.0);
+        }
     }
-    // Tick 4: periodic online for both; p's idle reaches 0 (still alive).
-    assert_eq!(log.0, vec!["1 p", "1 s", "1 p", "1 s"]);
-    t.tick(&mut log.sink());
-    assert_eq!(log.0.last().map(String::as_str), Some("0 p"));
     assert!(t.lookup("p").is_none());
     // A channel with a subscriber never expires; after it leaves, it lives channel_timeout + 1 ticks.
     for _ in 0..10 {
@@ -225,6 +251,26 @@ fn idle_expiry_and_presence_follow_the_tick() {
     t.tick(&mut |_| {});
     assert!(t.lookup("s").is_none());
     assert_eq!(t.channels(), 0);
+}
+
+#[test]
+fn periodic_presence_is_spread_over_the_period() {
+    let mut t = ChannelTable::new(Limits {
+        max_channels: 1000,
+        channel_timeout: 10,
+        ..limits()
+    });
+    for i in 0..100 {
+        t.subscribe(&format!("c{i}"), "", 0, 0, false, &mut |_| {}).expect("ok");
+    }
+    let mut per_tick = Vec::new();
+    for _ in 0..10 {
+        let mut n = 0;
+        t.tick(&mut |notice| n += usize::from(matches!(notice, Notice::Online(_))));
+        per_tick.push(n);
+    }
+    // 100 channels created together: 10 announced per tick, not 100 at once.
+    assert_eq!(per_tick, vec![10; 10]);
 }
 
 #[test]
@@ -268,4 +314,215 @@ fn stale_ids_are_ignored_after_slot_reuse() {
     assert_ne!(old.key(), new.key());
     t.unsubscribe(old, 1, 0, true);
     assert_eq!(t.subscribers_of("d"), 1);
+}
+
+#[test]
+fn a_slot_stays_small() {
+    // A channel without history or token costs this much in the table
+    // (plus its name and an entry of the name index).
+    assert_eq!(std::mem::size_of::<Slot>(), 56);
+}
+
+#[test]
+fn names_are_found_after_many_creations_and_frees() {
+    let mut t = ChannelTable::new(Limits {
+        max_channels: 10_000,
+        ..limits()
+    });
+    for i in 0..5_000 {
+        t.publish(&format!("c{i}"), &c("x"), &mut |_| {}).expect("room");
+    }
+    for i in (0..5_000).step_by(2) {
+        assert!(t.close(&format!("c{i}"), &mut |_| {}).is_some());
+    }
+    for i in 0..5_000 {
+        let live = i % 2 == 1;
+        assert_eq!(t.lookup(&format!("c{i}")).is_some(), live, "c{i}");
+    }
+    assert_eq!(t.channels(), 2_500);
+    // Freed slots are reused with fresh generations.
+    let again = t.subscribe("c0", "", 0, 1, false, &mut |_| {}).expect("ok").id;
+    assert_eq!(t.lookup("c0"), Some(again));
+    assert_eq!(
+        t.publish("c0", &c("y"), &mut |_| {}),
+        Ok(1),
+        "a recreated channel restarts at 1"
+    );
+}
+
+fn cluster_table() -> ChannelTable {
+    ChannelTable::new(Limits {
+        max_subscribers: 100,
+        cluster: true,
+        ..limits()
+    })
+}
+
+fn m(seq: i32, content: &str) -> Message {
+    Message {
+        seq,
+        kind: Kind::Data,
+        content: c(content),
+    }
+}
+
+const E1: EpochBytes = *b"aaaaaaaaaaaaaaaa";
+const E2: EpochBytes = *b"bbbbbbbbbbbbbbbb";
+
+#[test]
+fn a_cluster_channel_syncs_before_its_subscribers_start() {
+    let mut t = cluster_table();
+    let mut log = Log::default();
+    let s = t.subscribe("c", "", 0, 1, false, &mut log.sink()).expect("ok");
+    assert_eq!(s.start, Start::Pending(0), "waits for the sync");
+    assert_eq!(log.0, vec!["1 c", "join c"]);
+    // A message arrives before the history read lands: buffered.
+    assert_eq!(t.remote_message("c", E1, m(4, "d"), &mut log.sink()), Arrival::Buffered);
+    assert_eq!(t.remote_confirmed("c"), Some(None), "a new copy reads all history");
+    // Redis had seqs 2 and 3 (and 4 arrived by PUB/SUB meanwhile).
+    let done = t.remote_synced("c", Some(E1), 4, vec![m(2, "b"), m(3, "c"), m(4, "d")], &mut log.sink());
+    assert_eq!(
+        done,
+        Synced {
+            held: true,
+            ..Synced::default()
+        }
+    );
+    assert_eq!(
+        log.0.last().map(String::as_str),
+        Some("synced 2 5 [2,3,4]"),
+        "history merged with the buffer"
+    );
+    // Live from now on: the next seq is delivered, older ones are duplicates.
+    log.0.clear();
+    assert_eq!(
+        t.remote_message("c", E1, m(5, "e"), &mut log.sink()),
+        Arrival::Delivered
+    );
+    assert_eq!(
+        t.remote_message("c", E1, m(5, "e"), &mut log.sink()),
+        Arrival::Duplicate
+    );
+    assert_eq!(
+        t.remote_message("c", E1, m(8, "h"), &mut log.sink()),
+        Arrival::Gap { missed: 2 }
+    );
+    assert_eq!(log.0, vec!["deliver 2 5 e", "deliver 2 8 h"]);
+    // New subscribers start from the local copy, with no Redis round trip.
+    let again = t.subscribe("c", "", 5, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(again.start.seqs(), vec![5, 8]);
+}
+
+#[test]
+fn a_resync_fills_what_was_missed_in_order_and_a_new_epoch_resets() {
+    let mut t = cluster_table();
+    t.subscribe("c", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.remote_confirmed("c");
+    t.remote_synced("c", Some(E1), 2, vec![m(1, "a"), m(2, "b")], &mut |_| {});
+    // Redis went away and came back: confirmed again, reads after seq 2.
+    assert_eq!(t.remote_confirmed("c"), Some(Some(2)));
+    let mut log = Log::default();
+    assert_eq!(t.remote_message("c", E1, m(5, "e"), &mut log.sink()), Arrival::Buffered);
+    let done = t.remote_synced("c", Some(E1), 5, vec![m(3, "c"), m(4, "d"), m(5, "e")], &mut log.sink());
+    assert_eq!(done.filled, 3);
+    assert_eq!(done.missed, 0);
+    assert_eq!(log.0, vec!["deliver 1 3 c", "deliver 1 4 d", "deliver 1 5 e"]);
+    // Redis restarted without its data: a new epoch. Subscribers are reset
+    // to where the new channel starts and get what it has.
+    assert_eq!(t.remote_confirmed("c"), Some(Some(5)));
+    let mut log = Log::default();
+    let done = t.remote_synced("c", Some(E2), 1, vec![m(1, "new")], &mut log.sink());
+    assert!(done.reset);
+    assert_eq!(log.0, vec!["reset 1 1", "deliver 1 1 new"]);
+    // ... and a message of a new epoch while live does the same.
+    let mut log = Log::default();
+    assert_eq!(
+        t.remote_message("c", E1, m(9, "old epoch back"), &mut log.sink()),
+        Arrival::Reset
+    );
+    assert_eq!(log.0, vec!["reset 1 9", "deliver 1 9 old epoch back"]);
+}
+
+#[test]
+fn cluster_closes_and_frees_leave_redis() {
+    let mut t = cluster_table();
+    let mut log = Log::default();
+    t.subscribe("c", "", 0, 3, false, &mut log.sink()).expect("ok");
+    assert!(t.remote_close("c", 7, &mut log.sink()));
+    assert_eq!(&log.0[2..], ["close 8 7", "0 c", "leave c"]);
+    assert!(!t.remote_close("c", 7, &mut |_| {}));
+    assert_eq!(t.remote_message("c", E1, m(1, "x"), &mut |_| {}), Arrival::NotHeld);
+    let mut held = Vec::new();
+    t.subscribe("d", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.held(&mut |name, left| held.push((name.to_string(), left)));
+    assert_eq!(held, [("d".to_string(), 4)]);
+}
+
+impl Start {
+    fn seqs(&self) -> Vec<i32> {
+        seqs(self)
+    }
+}
+
+#[test]
+fn new_limits_refuse_what_comes_next_and_keep_what_is_there() {
+    let mut t = ChannelTable::new(limits());
+    let mut log = Log::default();
+    for name in ["a", "b", "c"] {
+        t.subscribe(name, "", 0, 0, false, &mut log.sink()).expect("room");
+    }
+    t.subscribe("a", "", 0, 0, false, &mut log.sink()).expect("second of a");
+    t.set_limits(Limits {
+        max_channels: 2,
+        max_subscribers: 1,
+        ..limits()
+    });
+    assert_eq!(t.channels(), 3, "nothing is freed");
+    assert_eq!(t.subscribers_of("a"), 2, "nobody is dropped");
+    assert_eq!(t.publish("d", &c("x"), &mut log.sink()), Err(TooManyChannels));
+    assert_eq!(
+        t.subscribe("b", "", 0, 0, false, &mut log.sink()).map(|_| ()),
+        Err(SubscribeError::TooManySubscribers)
+    );
+    t.set_limits(limits());
+    assert_eq!(t.publish("d", &c("x"), &mut log.sink()), Ok(1), "room again");
+    t.subscribe("b", "", 0, 0, false, &mut log.sink()).expect("room again");
+}
+
+#[test]
+fn a_smaller_history_size_trims_every_history_at_once() {
+    let mut t = ChannelTable::new(Limits {
+        buffer_size: 6,
+        ..limits()
+    });
+    let mut log = Log::default();
+    for i in 1..=8 {
+        t.publish("h", &c("x"), &mut log.sink()).expect("room");
+        if i <= 2 {
+            t.publish("short", &c("y"), &mut log.sink()).expect("room");
+        }
+    }
+    let held = |t: &ChannelTable, name: &str| -> Vec<i32> {
+        t.history(name).map_or(vec![], |h| h.iter().map(|m| m.seq).collect())
+    };
+    assert_eq!(held(&t, "h"), (1..=8).collect::<Vec<_>>());
+    t.set_limits(Limits {
+        buffer_size: 3,
+        ..limits()
+    });
+    assert_eq!(held(&t, "h"), vec![6, 7, 8], "the newest three");
+    assert_eq!(held(&t, "short"), vec![1, 2], "already within the size");
+    assert!(t.history("h").is_some_and(|h| h.capacity() <= 4), "room given back");
+    let s = t.subscribe("h", "", 1, 0, false, &mut log.sink()).expect("accepted");
+    assert_eq!(seqs(&s.start), vec![6, 7, 8], "replay is contiguous");
+    t.set_limits(Limits {
+        buffer_size: 0,
+        ..limits()
+    });
+    assert!(t.history("h").is_none(), "size 0 keeps nothing");
+    assert_eq!(t.publish("h", &c("x"), &mut log.sink()), Ok(9), "seqs go on");
+    assert!(t.history("h").is_none());
+    t.set_limits(limits());
+    t.publish("h", &c("x"), &mut log.sink()).expect("room");
+    assert_eq!(held(&t, "h"), vec![10], "a larger size keeps again");
 }

@@ -45,10 +45,14 @@ pub const NOT_CONFIG: &[(&str, &str)] = &[
     ("COMET_FLOOR", "tools/bench/fanout_cpu.py: run against the bare C floor"),
     ("COMET_BENCH_FRONT", "tools/bench, storm, soak: front port"),
     ("COMET_BENCH_ADMIN", "tools/bench, storm, soak: admin port"),
-    ("COMET_NGINX", "tests/ops/nginx.rs, tools/test: the nginx binary"),
-    ("COMET_DEPLOY_URL", "tests/ops/nginx.rs: nginx's https origin"),
-    ("COMET_DEPLOY_HTTP", "tests/ops/nginx.rs: nginx's http origin"),
-    ("COMET_DEPLOY_ADMIN", "tests/ops/nginx.rs: comet's admin origin"),
+    ("COMET_NGINX", "tests/heavy/nginx.rs, tools/test: the nginx binary"),
+    ("COMET_DEPLOY_URL", "tests/heavy/nginx.rs: nginx's https origin"),
+    ("COMET_DEPLOY_HTTP", "tests/heavy/nginx.rs: nginx's http origin"),
+    ("COMET_DEPLOY_ADMIN", "tests/heavy/nginx.rs: comet's admin origin"),
+    (
+        "COMET_REDIS_SERVER",
+        "tests/it/support/redis.rs, tools/test: redis-server",
+    ),
 ];
 
 /// One configuration key and the variable that sets it.

@@ -59,8 +59,21 @@ fn shipped_yaml_sets_every_key() {
         "socket_recv_buffer_bytes",
         "descriptor_tables",
         "sse_retry_ms",
+        "allowed_origins",
+        "max_channels_per_connection",
+        "ws_max_message_bytes",
+        "ws_max_frames_per_sec",
+        "ws_echo",
     ];
-    let admin = ["listen", "allow", "deny", "max_body_bytes", "threads", "key"];
+    let admin = [
+        "listen",
+        "allow",
+        "deny",
+        "max_body_bytes",
+        "threads",
+        "key",
+        "open_health",
+    ];
     for (section, keys) in [("front", &front[..]), ("admin", &admin[..])] {
         let m = top[section].as_mapping().expect("a mapping");
         for key in keys {
@@ -302,14 +315,17 @@ fn every_key_prints_and_loads_back() {
         polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
         header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \
         socket_send_buffer_bytes: 16\n  socket_recv_buffer_bytes: 17\n  \
-        descriptor_tables: always\n  sse_retry_ms: 18\n\
+        descriptor_tables: always\n  sse_retry_ms: 18\n  \
+        allowed_origins: [\"https://a.example\"]\n  max_channels_per_connection: 3\n  \
+        ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  ws_echo: true\n\
         admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
-        max_body_bytes: 19\n  threads: 3\n  key: k3y\n";
+        max_body_bytes: 19\n  threads: 3\n  key: k3y\n  open_health: true\n";
     let c = check(yaml).expect("valid");
     let d = Config::default();
     assert_ne!(c.shutdown_grace_secs, d.shutdown_grace_secs);
     assert_ne!(c.front.max_connections_per_ip, d.front.max_connections_per_ip);
     assert_ne!(c.admin.key, d.admin.key);
+    assert_ne!(c.admin.open_health, d.admin.open_health);
     assert_eq!(reprint(&c), c);
     assert_eq!(reprint(&d), d);
 }
@@ -322,5 +338,20 @@ fn admin_keys_that_look_like_other_yaml_print_quoted() {
         c.admin.key = key.to_string();
         c.validate().expect("printable ASCII is a valid key");
         assert_eq!(reprint(&c).admin.key, key);
+    }
+}
+
+#[test]
+fn open_health_is_off_by_default_and_takes_a_boolean() {
+    assert!(!Config::default().admin.open_health);
+    let c = check("admin:\n  open_health: true\n").expect("valid");
+    assert!(c.admin.open_health);
+    assert_eq!(c.front, FrontConfig::default());
+    match Config::from_yaml("admin:\n  open_health: sometimes\n") {
+        Err(e @ ConfigError::Syntax { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("admin.open_health: "), "{msg}");
+        }
+        other => panic!("expected a syntax error naming admin.open_health, got {other:?}"),
     }
 }

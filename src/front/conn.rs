@@ -16,6 +16,11 @@ use super::subs::NIL;
 use super::{Front, Sock, Token, Transport, READ_BUF};
 use crate::params::{self, Params};
 use crate::shared::Shared;
+use crate::ws::WsState;
+
+/// Ticks a closing connection may take to read its last response before
+/// its socket is released anyway.
+pub(super) const CLOSE_LINGER_TICKS: u32 = 10;
 
 /// Most pieces one `send` takes.
 pub(super) const MAX_PARTS: usize = 8;
@@ -33,6 +38,48 @@ pub enum State {
     Dead,
 }
 
+/// A connection's yes/no facts, in one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// The current request is HTTP/1.0 (close-delimited, no chunking).
+    pub const HTTP10: u8 = 1;
+    /// The connection stays open after the current response.
+    pub const KEEP_ALIVE: u8 = 2;
+    /// Counted in `Stats::subscribers_by_transport` (from subscribing until
+    /// its response ends or it closes).
+    pub const SUBSCRIBER: u8 = 4;
+    /// A `/ws_echo` WebSocket (conformance testing).
+    pub const WS_ECHO: u8 = 8;
+    /// A WebSocket that sent its close frame and waits for the client's.
+    pub const WS_CLOSING: u8 = 16;
+    /// Dropped because its output queue overflowed (a slow consumer).
+    pub const SLOW: u8 = 32;
+    const KEEP_ALIVE_ONLY: Flags = Flags(Flags::KEEP_ALIVE);
+
+    /// Whether `bit` is set.
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Sets or clears `bit`.
+    pub fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+
+    /// Clears `bit`, returning whether it was set.
+    pub fn take(&mut self, bit: u8) -> bool {
+        let was = self.has(bit);
+        self.set(bit, false);
+        was
+    }
+}
+
 /// What a connection holds only while it needs it.
 #[derive(Debug, Default)]
 pub(super) struct Extra {
@@ -45,11 +92,19 @@ pub(super) struct Extra {
     pub out_pos: usize,
     /// A waiting long poll's JSONP callback.
     pub cb: Option<Box<str>>,
+    /// Body bytes of the last request still to arrive and be skipped.
+    pub body_left: u32,
+    /// A WebSocket's decoder state while a message is in progress.
+    pub ws: WsState,
+    /// Frames a WebSocket client sent in tick `frames_tick` (flood control).
+    pub frames: u32,
+    /// The tick `frames` counts.
+    pub frames_tick: u32,
 }
 
 impl Extra {
     fn is_empty(&self) -> bool {
-        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none()
+        self.inbuf.is_empty() && self.out.is_empty() && self.cb.is_none() && self.body_left == 0 && self.ws.is_idle()
     }
 }
 
@@ -62,19 +117,16 @@ pub(super) struct Conn<S> {
     pub state: State,
     /// The transport of its subscriptions (meaningful while waiting).
     pub transport: Transport,
-    /// Counted in `Stats::subscribers_by_transport` (from subscribing until
-    /// its response ends or it closes).
-    pub subscriber: bool,
-    pub http10: bool,
-    pub keep_alive: bool,
+    /// HTTP/1.0, keep-alive, counted as a subscriber: one byte.
+    pub flags: Flags,
     /// Tick the connection's timer entry is armed for (0: none).
     pub timer_at: u32,
-    /// Tick by which the current request head must be complete (0: none).
-    pub head_deadline: u32,
-    /// Body bytes of the last request still to arrive and be skipped.
-    pub body_left: u32,
-    /// Tick of the last frame sent to the subscriber.
-    pub last_frame: u32,
+    /// While idle: the tick by which the current request head must be
+    /// complete (0: none). While waiting: the tick of the last frame sent.
+    /// One field for both keeps the record at 40 bytes; every change of
+    /// state sets it (`Front::add`, request framing, subscribing, ending a
+    /// response).
+    pub tick: u32,
     /// The noop counter (reference §2.8).
     pub noop: i32,
     /// Its first subscription, or [`NIL`].
@@ -91,13 +143,9 @@ impl<S> Conn<S> {
             gen,
             state: State::Idle,
             transport: Transport::LongPoll,
-            subscriber: false,
-            http10: false,
-            keep_alive: true,
+            flags: Flags::KEEP_ALIVE_ONLY,
             timer_at: 0,
-            head_deadline: 0,
-            body_left: 0,
-            last_frame: 0,
+            tick: 0,
             noop: 0,
             first_sub: NIL,
             ip_key: 0,
@@ -123,6 +171,11 @@ impl<S> Conn<S> {
 
     fn has_output(&self) -> bool {
         self.extra.as_ref().is_some_and(|e| e.out_pos < e.out.len())
+    }
+
+    /// An upgraded connection: it speaks WebSocket until it closes.
+    pub fn is_websocket(&self) -> bool {
+        self.transport == Transport::Ws && self.state != State::Idle
     }
 }
 
@@ -163,7 +216,7 @@ impl<S: Sock> Front<S> {
         *c = Conn::vacant(gen);
         c.sock = Some(sock);
         c.ip_key = ip_key;
-        c.head_deadline = deadline;
+        c.tick = deadline;
         self.open += 1;
         self.shared.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.arm(idx, deadline);
@@ -219,30 +272,40 @@ impl<S: Sock> Front<S> {
                     break;
                 }
             };
-            self.take_input(idx, &rbuf[..n]);
+            self.take_input(idx, &mut rbuf[..n]);
         }
         self.rbuf = rbuf;
         let c = &mut self.conns[idx as usize];
         if eof && c.sock.is_some() {
-            if c.state == State::Waiting || !c.has_output() {
+            if c.state == State::Waiting || c.is_websocket() || !c.has_output() {
                 self.close_conn(idx);
             } else {
                 c.state = State::Closing;
-                c.keep_alive = false;
+                c.flags.set(Flags::KEEP_ALIVE, false);
             }
         }
     }
 
     /// Uses one read's bytes: answers the requests in them when the
     /// connection is idle, else keeps them for when it is.
-    fn take_input(&mut self, idx: u32, bytes: &[u8]) {
+    fn take_input(&mut self, idx: u32, bytes: &mut [u8]) {
         let c = &mut self.conns[idx as usize];
+        if c.is_websocket() {
+            self.ws_input(idx, bytes);
+            return;
+        }
         if c.state == State::Idle && !c.has_input() {
             let used = self.process(idx, bytes);
             let c = &mut self.conns[idx as usize];
+            if c.is_websocket() && used < bytes.len() {
+                // Frames that came in the same read as the upgrade.
+                self.ws_input(idx, &mut bytes[used..]);
+                return;
+            }
             if c.sock.is_some() && used < bytes.len() {
                 c.extra().inbuf.extend_from_slice(&bytes[used..]);
             }
+            c.shrink();
             return;
         }
         let queued = c.extra.as_ref().map_or(0, |e| e.inbuf.len());
@@ -264,8 +327,20 @@ impl<S: Sock> Front<S> {
         };
         let input = std::mem::take(&mut extra.inbuf);
         self.conns[idx as usize].extra = Some(extra);
+        let mut input = input;
         let used = self.process(idx, &input);
         let c = &mut self.conns[idx as usize];
+        if c.is_websocket() && used < input.len() {
+            // Frames queued behind the upgrade request.
+            let later = c
+                .extra
+                .as_mut()
+                .map(|e| std::mem::take(&mut e.inbuf))
+                .unwrap_or_default();
+            input.extend_from_slice(&later);
+            self.ws_input(idx, &mut input[used..]);
+            return;
+        }
         if c.sock.is_some() && used < input.len() {
             // Anything that arrived meanwhile is behind what is left here.
             let e = c.extra();
@@ -286,11 +361,11 @@ impl<S: Sock> Front<S> {
             if c.sock.is_none() || c.state != State::Idle {
                 return pos;
             }
-            if c.body_left > 0 {
+            if let Some(e) = c.extra.as_mut().filter(|e| e.body_left > 0) {
                 // The rest of an earlier request's body: not a request head.
-                let n = (c.body_left as usize).min(input.len() - pos);
+                let n = (e.body_left as usize).min(input.len() - pos);
                 pos += n;
-                c.body_left -= n as u32;
+                e.body_left -= n as u32;
             }
             if pos == input.len() {
                 return pos;
@@ -298,36 +373,43 @@ impl<S: Sock> Front<S> {
             let rest = &input[pos..];
             match request::frame(rest) {
                 Err(HeadError::Partial) => {
-                    if c.head_deadline == 0 {
-                        c.head_deadline = head_deadline;
+                    if c.tick == 0 {
+                        c.tick = head_deadline;
                         self.arm(idx, head_deadline);
                     }
                     return pos;
                 }
                 Err(HeadError::TooLarge) => {
                     let http10 = request::claims_http10(rest);
+                    self.count_bad_request();
                     let status = "431 Request Header Fields Too Large";
                     self.reply_and_close(idx, http10, status, b"request head too large\n");
                     return input.len();
                 }
                 Err(HeadError::BodyTooLarge { http10 }) => {
+                    self.count_bad_request();
                     self.reply_and_close(idx, http10, "413 Payload Too Large", b"request body too large\n");
                     return input.len();
                 }
                 Err(HeadError::Bad(reason)) => {
+                    self.count_bad_request();
                     self.reply_and_close(idx, false, "400 Bad Request", format!("{reason}\n").as_bytes());
                     return input.len();
                 }
                 Err(HeadError::NotImplemented) => {
+                    self.count_bad_request();
                     let page = respond::NOT_IMPLEMENTED_PAGE.as_bytes();
                     self.reply_and_close_typed(idx, false, "501 Not Implemented", "text/html", page);
                     return input.len();
                 }
                 Ok(framed) => {
-                    c.head_deadline = 0;
-                    c.http10 = framed.req.http10;
-                    c.keep_alive = framed.req.keep_alive;
-                    c.body_left = u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
+                    c.tick = 0;
+                    c.flags.set(Flags::HTTP10, framed.req.http10);
+                    c.flags.set(Flags::KEEP_ALIVE, framed.req.keep_alive);
+                    if framed.body_left > 0 {
+                        c.extra().body_left =
+                            u32::try_from(framed.body_left).expect("bodies are at most MAX_FRONT_BODY");
+                    }
                     // A chunked body consumes the rest (see `request::frame`).
                     pos += framed.consumed;
                     self.handle(idx, framed.req);
@@ -347,6 +429,7 @@ impl<S: Sock> Front<S> {
                 let cb = match ping_callback(&p) {
                     Ok(cb) => cb,
                     Err(e) => {
+                        self.count_bad_request();
                         self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
                         return;
                     }
@@ -375,7 +458,18 @@ impl<S: Sock> Front<S> {
                 self.reply(idx, reply, b"");
             }
             Route::Subscribe(t) => self.subscribe(idx, req, t),
+            Route::WsEcho if self.settings.ws_echo => self.ws_echo(idx, req),
+            Route::WsEcho => {
+                let page = respond::not_found_page(&req.target);
+                self.reply_and_close_typed(idx, req.http10, "404 Not Found", "text/html", page.as_bytes());
+            }
         }
+    }
+
+    /// Counts a request refused as malformed, oversized or bad (for
+    /// `/metrics` and the `incidents` report).
+    pub(super) fn count_bad_request(&self) {
+        self.shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Answers with a plain-text error and closes the connection.
@@ -385,7 +479,7 @@ impl<S: Sock> Front<S> {
 
     fn reply_and_close_typed(&mut self, idx: u32, http10: bool, status: &str, ctype: &str, body: &[u8]) {
         let c = &mut self.conns[idx as usize];
-        c.keep_alive = false;
+        c.flags.set(Flags::KEEP_ALIVE, false);
         if let Some(e) = c.extra.as_mut() {
             e.inbuf = Vec::new();
         }
@@ -416,8 +510,10 @@ impl<S: Sock> Front<S> {
         }
         match c.state {
             State::Dead => self.close_conn(idx),
-            _ if c.keep_alive && !self.draining => {
+            _ if c.flags.has(Flags::KEEP_ALIVE) && !self.draining => {
+                // Between requests: no head deadline until one starts.
                 c.state = State::Idle;
+                c.tick = 0;
                 if c.has_input() {
                     self.process_queued(idx);
                 }
@@ -426,7 +522,13 @@ impl<S: Sock> Front<S> {
                 c.state = State::Closing;
                 if !c.has_output() {
                     self.close_conn(idx);
+                    return;
                 }
+                // A client that stops reading its last response is
+                // released after a while all the same.
+                let at = self.now + CLOSE_LINGER_TICKS;
+                c.tick = at;
+                self.arm(idx, at);
             }
         }
     }
@@ -462,10 +564,16 @@ impl<S: Sock> Front<S> {
         }
         e.out = Vec::new();
         e.out_pos = 0;
-        c.shrink();
         if c.state == State::Closing {
-            self.close_conn(idx);
+            if c.flags.has(Flags::WS_CLOSING) {
+                // The close frame is out: half-close and wait for the client's.
+                sock.shutdown_write();
+            } else {
+                self.close_conn(idx);
+                return;
+            }
         }
+        c.shrink();
     }
 
     /// Closes a connection and forgets its subscriptions. Never reshapes
@@ -474,7 +582,7 @@ impl<S: Sock> Front<S> {
         let c = &mut self.conns[idx as usize];
         let Some(sock) = c.sock.take() else { return };
         drop(sock);
-        if c.subscriber {
+        if c.flags.has(Flags::SUBSCRIBER) {
             self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
         // 31 bits: epoll tokens with bit 63 set belong to the worker itself.
@@ -483,8 +591,8 @@ impl<S: Sock> Front<S> {
         let mut first = c.first_sub;
         *c = Conn::vacant(gen);
         self.unsubscribe_all(&mut first);
-        if let (Some(table), true) = (&self.shared.per_ip, ip_key != 0) {
-            table.release(ip_key);
+        if ip_key != 0 {
+            self.shared.per_ip.release(ip_key);
         }
         self.free.push(idx);
         self.open -= 1;
@@ -533,9 +641,15 @@ pub(super) fn send_to<S: Sock>(c: &mut Conn<S>, parts: &[&[u8]], max_queued: usi
             return true;
         }
     }
+    // The rest of a frame the socket took in part is always queued (a frame
+    // must never be cut: a WebSocket's close, or the next response, follows
+    // it); a frame that finds the queue already holding bytes is refused
+    // when it would pass the bound. The queue thus holds at most
+    // `max_queued` plus one frame.
     let queued = c.extra.as_ref().map_or(0, |e| e.out.len() - e.out_pos);
-    if queued + total - written > max_queued {
+    if queued > 0 && queued + total - written > max_queued {
         c.state = State::Dead;
+        c.flags.set(Flags::SLOW, true);
         shared.stats.slow_consumer_drops.fetch_add(1, Ordering::Relaxed);
         log::debug!("dropping a slow consumer ({queued} bytes queued)");
         return false;

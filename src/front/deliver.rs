@@ -13,8 +13,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::conn::{send_to, State};
+use super::conn::{send_to, Flags, State};
 use super::subs::NIL;
 use super::subscribe::message_json;
 use super::transport::{ChunkHead, Frame, LAST_CHUNK};
@@ -22,6 +23,7 @@ use super::{Front, Sock, Transport};
 use crate::channel::{ChannelId, Kind, Message};
 use crate::encode;
 use crate::mailbox::Command;
+use crate::ws::CloseCode;
 
 /// The frames of the event being delivered, built on first use per variant.
 #[derive(Debug, Default)]
@@ -90,24 +92,30 @@ impl<S: Sock> Front<S> {
     /// command is the worker's and is handed back.
     pub fn apply(&mut self, cmd: Command) -> Option<Command> {
         match cmd {
-            Command::Message(chan, m) => self.deliver(chan, &m),
-            Command::Broadcast(content, list) => self.broadcast(&content, &list),
+            Command::Message(chan, m, arrival) => self.deliver(chan, &m, arrival),
+            Command::Broadcast(content, list, arrival) => self.broadcast(&content, &list, arrival),
             Command::Close(chan, next) => self.close_channel(chan, next),
+            Command::Synced(chan, next, history) => self.synced(chan, next, &history),
+            Command::Reset(chan, next) => self.reset_channel(chan, next),
             other => return Some(other),
         }
         None
     }
 
-    /// Delivers a message of one channel.
-    pub fn deliver(&mut self, chan: ChannelId, m: &Message) {
+    /// Delivers a message of one channel, published by an admin request
+    /// that arrived at `arrival`.
+    pub fn deliver(&mut self, chan: ChannelId, m: &Message, arrival: Instant) {
         let Some(list) = self.subs.list(chan) else { return };
-        self.frames.set_message(&list.name, m);
+        self.frames.set_message(list.name(), m);
+        self.latency.begin(arrival);
         self.fan_out(chan, Some(m.seq));
+        self.latency.flush(&self.shared.stats.delivery_latency);
         self.frames.shrink();
     }
 
     /// Delivers one broadcast to the channels listed, each with its own seq.
-    pub fn broadcast(&mut self, content: &Arc<str>, channels: &[(ChannelId, i32)]) {
+    pub fn broadcast(&mut self, content: &Arc<str>, channels: &[(ChannelId, i32)], arrival: Instant) {
+        self.latency.begin(arrival);
         for &(chan, seq) in channels {
             let Some(list) = self.subs.list(chan) else { continue };
             let m = Message {
@@ -115,16 +123,17 @@ impl<S: Sock> Front<S> {
                 kind: Kind::Broadcast,
                 content: content.clone(),
             };
-            self.frames.set_message(&list.name, &m);
+            self.frames.set_message(list.name(), &m);
             self.fan_out(chan, Some(seq));
         }
+        self.latency.flush(&self.shared.stats.delivery_latency);
         self.frames.shrink();
     }
 
     /// Ends every subscription of a closed channel with its close message.
     pub fn close_channel(&mut self, chan: ChannelId, next_seq: i32) {
         let Some(list) = self.subs.list(chan) else { return };
-        self.frames.set_close(&list.name, next_seq);
+        self.frames.set_close(list.name(), next_seq);
         self.fan_out(chan, None);
     }
 
@@ -150,9 +159,10 @@ impl<S: Sock> Front<S> {
             }
             let idx = sub.conn;
             let c = &mut self.conns[idx as usize];
-            let (t, chunked) = (c.transport, !c.http10);
+            let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));
             let ends = closing || !t.is_streaming();
-            c.last_frame = now;
+            c.tick = now;
+            self.latency.wrote(t);
             // Only long polls have a callback, and a long poll always ends here.
             let cb = c.extra.as_mut().and_then(|e| e.cb.take());
             let ok = match cb {
@@ -189,13 +199,22 @@ impl<S: Sock> Front<S> {
                 }
             };
             sent += u64::from(ok);
-            if ends {
+            if ends && t.upgrades() {
+                // A WebSocket loses this channel only; it closes (1000)
+                // below if that was its last.
                 let c = &mut self.conns[idx as usize];
-                if std::mem::take(&mut c.subscriber) {
+                let (_, empty) = self.subs.remove_of_conn(&mut c.first_sub, this);
+                removed += 1;
+                list_empty = empty;
+                ended.push((idx, ok));
+            } else if ends {
+                let c = &mut self.conns[idx as usize];
+                if c.flags.take(Flags::SUBSCRIBER) {
                     self.shared.stats.subscribers_by_transport[t.index()].fetch_sub(1, Ordering::Relaxed);
                 }
                 if c.state == State::Waiting {
                     c.state = State::Idle;
+                    c.tick = 0;
                 }
                 let (_, empty) = self.subs.remove_of_conn(&mut c.first_sub, this);
                 removed += 1;
@@ -210,10 +229,14 @@ impl<S: Sock> Front<S> {
         }
         self.shared.stats.delivered.fetch_add(sent, Ordering::Relaxed);
         for (idx, ok) in ended {
-            if ok {
-                self.end_response(idx);
-            } else {
-                self.close_conn(idx);
+            let c = &self.conns[idx as usize];
+            match (c.is_websocket(), ok) {
+                (true, false) if c.flags.has(Flags::SLOW) => {
+                    self.ws_close(idx, CloseCode::TRY_AGAIN_LATER, "slow consumer");
+                }
+                (true, true) => self.ws_channel_closed(idx),
+                (false, true) => self.end_response(idx),
+                (_, false) => self.close_conn(idx),
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use super::Transport;
 use crate::params;
+use crate::ws::{AcceptKey, AllowedOrigins, Refusal, UpgradeRequest};
 
 /// Largest request head accepted; beyond it the answer is 431.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -20,6 +21,9 @@ pub enum Route {
     Subscribe(Transport),
     /// `/ping`.
     Ping,
+    /// `/ws_echo`: the WebSocket echo endpoint for conformance testing
+    /// (served only when `front.ws_echo` is on).
+    WsEcho,
     /// Anything else.
     NotFound,
 }
@@ -52,6 +56,12 @@ pub struct Request {
     pub keep_alive: bool,
     /// The `Last-Event-ID` header, if any.
     pub last_event_id: Option<String>,
+    /// For `/ws` and `/ws_echo`: the upgrade's accept key, or the HTTP
+    /// refusal to answer with (the origin is checked later, against the
+    /// configured list).
+    pub upgrade: Option<Result<AcceptKey, Refusal>>,
+    /// The `Origin` header of an upgrade request, if any.
+    pub origin: Option<Box<[u8]>>,
     /// Bytes of the head.
     pub head_len: usize,
     /// Declared body length (`Content-Length`).
@@ -194,7 +204,22 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
     let route = match Transport::from_path(&decoded) {
         Some(t) => Route::Subscribe(t),
         None if decoded == b"/ping" => Route::Ping,
+        None if decoded == b"/ws_echo" => Route::WsEcho,
         None => Route::NotFound,
+    };
+    let (upgrade, origin) = match route {
+        Route::Subscribe(Transport::Ws) | Route::WsEcho => {
+            let mut u = UpgradeRequest::new(req.method.unwrap_or(""), req.version.unwrap_or(0));
+            let mut origin = None;
+            for h in req.headers.iter() {
+                u.header(h.name, h.value);
+                if h.name.eq_ignore_ascii_case("origin") {
+                    origin = Some(h.value.trim_ascii().into());
+                }
+            }
+            (Some(u.check(&AllowedOrigins::any())), origin)
+        }
+        _ => (None, None),
     };
     Ok(Request {
         method,
@@ -204,6 +229,8 @@ pub fn parse(buf: &[u8]) -> Result<Request, HeadError> {
         http10,
         keep_alive,
         last_event_id,
+        upgrade,
+        origin,
         head_len,
         body_len,
         chunked_body,

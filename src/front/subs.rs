@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use hashbrown::HashTable;
 
 use crate::channel::ChannelId;
 
@@ -58,17 +58,25 @@ pub struct Sub {
     pub next_of_conn: u32,
 }
 
-/// A worker's subscriptions of one channel.
+/// A worker's subscriptions of one channel (32 bytes).
 #[derive(Debug)]
 pub struct ChannelList {
-    /// The channel name (for frames built here), shared with the channel table.
-    pub name: Arc<str>,
-    /// Oldest subscription, or [`NIL`].
+    /// The channel.
+    chan: ChannelId,
+    /// The channel name (for frames built here), shared with the channel
+    /// table; `None` while the list is free.
+    name: Option<Arc<str>>,
+    /// Oldest subscription, or [`NIL`] (the list is then free).
     pub head: u32,
     /// Newest subscription, or [`NIL`].
     tail: u32,
-    /// Subscriptions in the list.
-    pub len: u32,
+}
+
+impl ChannelList {
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
 }
 
 /// Every subscription of one worker.
@@ -76,7 +84,14 @@ pub struct ChannelList {
 pub struct Subs {
     slab: Vec<Sub>,
     free: Vec<u32>,
-    lists: AHashMap<u64, ChannelList>,
+    /// Channel lists, densely; the index finds them by channel.
+    lists: Vec<ChannelList>,
+    free_lists: Vec<u32>,
+    /// List numbers by channel: 4 bytes an entry, so that a worker serving
+    /// 20,000 one-subscriber channels pays the hash table's slack on 4
+    /// bytes, not on a whole list.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
 }
 
 impl Subs {
@@ -90,14 +105,22 @@ impl Subs {
         &mut self.slab[i as usize]
     }
 
+    /// The number of a channel's list.
+    fn list_of(&self, chan: ChannelId) -> Option<u32> {
+        let lists = &self.lists;
+        self.index
+            .find(self.hasher.hash_one(chan.key()), |&l| lists[l as usize].chan == chan)
+            .copied()
+    }
+
     /// The worker's list of a channel.
     pub fn list(&self, chan: ChannelId) -> Option<&ChannelList> {
-        self.lists.get(&chan.key())
+        self.list_of(chan).map(|l| &self.lists[l as usize])
     }
 
     /// The name of a channel this worker serves.
-    pub fn name(&self, chan: ChannelId) -> Option<&Arc<str>> {
-        self.list(chan).map(|l| &l.name)
+    pub fn name(&self, chan: ChannelId) -> Option<&str> {
+        self.list(chan).map(ChannelList::name)
     }
 
     /// Live subscriptions.
@@ -112,14 +135,16 @@ impl Subs {
 
     /// Adds a subscription of connection `conn` (whose first subscription
     /// is `*first`) to channel `chan` named `name`, at the end of the
-    /// channel's list and in front of the connection's; returns its index.
+    /// channel's list and of the connection's (a connection's list is in
+    /// the order it subscribed: its first is its URL channel); returns its
+    /// index.
     pub fn add(&mut self, conn: u32, first: &mut u32, chan: ChannelId, name: &Arc<str>, next_seq: i32) -> u32 {
         let sub = Sub {
             conn,
             chan,
             next_seq,
             links: Links::NONE,
-            next_of_conn: *first,
+            next_of_conn: NIL,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -131,13 +156,20 @@ impl Subs {
                 (self.slab.len() - 1) as u32
             }
         };
-        *first = i;
-        let list = self.lists.entry(chan.key()).or_insert_with(|| ChannelList {
-            name: name.clone(),
-            head: NIL,
-            tail: NIL,
-            len: 0,
-        });
+        if *first == NIL {
+            *first = i;
+        } else {
+            let mut last = *first;
+            while self.slab[last as usize].next_of_conn != NIL {
+                last = self.slab[last as usize].next_of_conn;
+            }
+            self.slab[last as usize].next_of_conn = i;
+        }
+        let l = match self.list_of(chan) {
+            Some(l) => l,
+            None => self.new_list(chan, name),
+        };
+        let list = &mut self.lists[l as usize];
         self.slab[i as usize].links.prev = list.tail;
         if list.tail == NIL {
             list.head = i;
@@ -145,8 +177,32 @@ impl Subs {
             self.slab[list.tail as usize].links.next = i;
         }
         list.tail = i;
-        list.len += 1;
         i
+    }
+
+    /// An empty list for `chan`, indexed.
+    fn new_list(&mut self, chan: ChannelId, name: &Arc<str>) -> u32 {
+        let list = ChannelList {
+            chan,
+            name: Some(name.clone()),
+            head: NIL,
+            tail: NIL,
+        };
+        let l = match self.free_lists.pop() {
+            Some(l) => {
+                self.lists[l as usize] = list;
+                l
+            }
+            None => {
+                self.lists.push(list);
+                (self.lists.len() - 1) as u32
+            }
+        };
+        let (lists, hasher) = (&self.lists, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(chan.key()), l, |&x| {
+            hasher.hash_one(lists[x as usize].chan.key())
+        });
+        l
     }
 
     /// Removes subscription `i` from its channel's list and frees it (the
@@ -155,11 +211,11 @@ impl Subs {
     /// worker's list of that channel is now empty (and gone).
     fn unlink(&mut self, i: u32) -> (ChannelId, bool) {
         let Sub { chan, links, .. } = self.slab[i as usize];
-        let key = chan.key();
-        let Some(list) = self.lists.get_mut(&key) else {
+        let Some(l) = self.list_of(chan) else {
             debug_assert!(false, "a subscription of a channel this worker does not list");
             return (chan, true);
         };
+        let list = &mut self.lists[l as usize];
         if links.prev == NIL {
             list.head = links.next;
         } else {
@@ -170,10 +226,15 @@ impl Subs {
         } else {
             self.slab[links.next as usize].links.prev = links.prev;
         }
-        list.len -= 1;
-        let empty = list.len == 0;
+        let empty = list.head == NIL;
         if empty {
-            self.lists.remove(&key);
+            let hash = self.hasher.hash_one(chan.key());
+            if let Ok(entry) = self.index.find_entry(hash, |&x| x == l) {
+                entry.remove();
+            }
+            // Drop the name now; the slot waits in the free list.
+            self.lists[l as usize].name = None;
+            self.free_lists.push(l);
         }
         self.slab[i as usize] = Sub {
             conn: NIL,
@@ -220,18 +281,18 @@ impl Subs {
         }
     }
 
-    /// The subscription of a connection (list at `first`) to `chan`.
-    #[cfg_attr(not(test), allow(dead_code))] // WebSocket `unsub` will use it
-    pub fn find(&self, first: u32, chan_key: u64) -> Option<u32> {
-        let mut cur = first;
-        while cur != NIL {
-            let s = &self.slab[cur as usize];
-            if s.chan.key() == chan_key {
-                return Some(cur);
-            }
-            cur = s.next_of_conn;
-        }
-        None
+    /// The subscription of a connection (list at `first`) to the channel named `name`.
+    pub fn find_by_name(&self, first: u32, name: &str) -> Option<u32> {
+        self.of_conn(first)
+            .find(|&i| self.name(self.slab[i as usize].chan) == Some(name))
+    }
+
+    /// A connection's subscriptions (list at `first`), in the order it made them.
+    pub fn of_conn(&self, first: u32) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors((first != NIL).then_some(first), move |&i| {
+            let next = self.slab[i as usize].next_of_conn;
+            (next != NIL).then_some(next)
+        })
     }
 
     /// Frees what a burst grew once nobody is subscribed.
@@ -239,7 +300,9 @@ impl Subs {
         debug_assert!(self.is_empty());
         self.slab = Vec::new();
         self.free = Vec::new();
-        self.lists = AHashMap::new();
+        self.lists = Vec::new();
+        self.free_lists = Vec::new();
+        self.index = HashTable::new();
     }
 }
 
@@ -265,13 +328,13 @@ mod tests {
             cur = s.get(cur).links.next;
         }
         assert_eq!(l.tail, prev);
-        assert_eq!(out.len(), l.len as usize);
         out
     }
 
     #[test]
     fn records_stay_small() {
         assert_eq!(std::mem::size_of::<Sub>(), 28);
+        assert_eq!(std::mem::size_of::<ChannelList>(), 32);
     }
 
     #[test]
@@ -282,18 +345,19 @@ mod tests {
         let a = s.add(7, &mut first, chan(1), &name, 5);
         let b = s.add(7, &mut first, chan(2), &name, 9);
         let c = s.add(7, &mut first, chan(3), &name, 1);
-        assert_eq!(s.find(first, chan(2).key()), Some(b));
-        assert_eq!(s.find(first, chan(4).key()), None);
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [a, b, c], "in the order made");
+        assert_eq!(s.find_by_name(first, "c"), Some(a), "all three share the name here");
+        assert_eq!(s.find_by_name(first, "d"), None);
         assert_eq!(s.remove_of_conn(&mut first, b), (chan(2), true));
-        assert_eq!(s.find(first, chan(2).key()), None);
-        assert_eq!(
-            (s.find(first, chan(1).key()), s.find(first, chan(3).key())),
-            (Some(a), Some(c))
-        );
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [a, c]);
+        assert_eq!(s.remove_of_conn(&mut first, a), (chan(1), true));
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [c]);
+        let d = s.add(7, &mut first, chan(4), &name, 1);
+        assert_eq!(s.of_conn(first).collect::<Vec<_>>(), [c, d]);
         let mut gone = Vec::new();
         s.remove_all(&mut first, |ch, empty| gone.push((ch.slot, empty)));
         gone.sort_unstable();
-        assert_eq!(gone, [(1, true), (3, true)]);
+        assert_eq!(gone, [(3, true), (4, true)]);
         assert_eq!((first, s.len()), (NIL, 0));
     }
 
@@ -315,7 +379,8 @@ mod tests {
             let conn = (x % u64::from(n)) as u32;
             let ch = ((x >> 32) % 3) as u32;
             let first = &mut firsts[conn as usize];
-            match s.find(*first, chan(ch).key()) {
+            let found = s.of_conn(*first).find(|&i| s.get(i).chan == chan(ch));
+            match found {
                 Some(i) => {
                     let at = models[ch as usize].iter().position(|&c| c == conn).expect("modelled");
                     models[ch as usize].remove(at);

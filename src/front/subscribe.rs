@@ -4,14 +4,15 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::State;
+use super::conn::{Flags, State};
 use super::request::Request;
-use super::transport::{self, Frame};
+use super::transport::{self, Frame, Head};
 use super::{Front, Sock, Transport};
-use crate::channel::{Kind, Message, Start};
+use crate::channel::{Kind, Message, Start, SubscribeError, Subscribed};
 use crate::channels::SubscribeReq;
 use crate::encode;
 use crate::params::{self, BadParam, Params};
+use crate::ws::CloseCode;
 
 /// The parameters of a subscribe request, decoded and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,78 +77,143 @@ impl<S: Sock> Front<S> {
         let sp = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
             Ok(sp) => sp,
             Err(e) => {
+                self.count_bad_request();
                 self.reply_and_close(idx, req.http10, "400 Bad Request", format!("{e}\n").as_bytes());
                 return;
             }
+        };
+        let accept = if t.upgrades() {
+            match self.check_upgrade(&req) {
+                Ok(accept) => Some(accept),
+                Err(refusal) => {
+                    self.refuse_upgrade(idx, &refusal);
+                    return;
+                }
+            }
+        } else {
+            None
         };
         let chunked = !req.http10;
         if req.http10 {
             // Without chunking, only closing the connection ends the response
             // (icomet's bogus `Content-Length: 0` here is §11.7).
-            self.conns[idx as usize].keep_alive = false;
+            self.conns[idx as usize].flags.set(Flags::KEEP_ALIVE, false);
         }
-        let result = self.shared.channels.subscribe(SubscribeReq {
-            name: sp.cname,
-            token: sp.token,
-            seq: sp.seq,
-            worker: self.worker,
-            long_poll: !t.is_streaming(),
+        // A WebSocket opened without a `cname` parameter holds no URL
+        // channel: it subscribes with `sub` commands.
+        let url_channel = !t.upgrades() || p.get("cname").is_some();
+        let result = url_channel.then(|| {
+            self.shared.channels.subscribe(SubscribeReq {
+                name: sp.cname,
+                token: sp.token,
+                seq: sp.seq,
+                worker: self.worker,
+                long_poll: !t.is_streaming(),
+            })
         });
-        let keep_alive = self.conns[idx as usize].keep_alive;
+        let head = Head {
+            http10: req.http10,
+            keep_alive: self.conns[idx as usize].flags.has(Flags::KEEP_ALIVE),
+            ok: !matches!(result, Some(Err(_))),
+            date: &self.date,
+            accept: accept.as_ref(),
+        };
         let mut out = Vec::with_capacity(512);
-        t.head(&mut out, req.http10, keep_alive, result.is_ok(), &self.date);
-        t.prologue(&mut out, chunked, result.is_ok(), self.settings.sse_retry_ms);
-        let s = match result {
-            Err(e) => {
+        t.head(&mut out, head);
+        t.prologue(&mut out, chunked, head.ok, self.settings.sse_retry_ms);
+        let joined = match result {
+            Some(Err(e)) => {
                 let json = encode::message(e.code(), sp.cname, 0, &e.to_string());
-                let refusal = Frame {
-                    ends: true,
-                    ..Frame::control(&json)
-                };
-                t.frame_jsonp(&mut out, refusal, sp.cb, chunked);
-                self.send(idx, &[&out]);
-                self.end_response(idx);
+                if t.upgrades() {
+                    // After the upgrade, as icomet's object in a text frame,
+                    // then a close with the matching code.
+                    self.enter_waiting(idx, t, sp.noop, None);
+                    t.frame(&mut out, Frame::control(&json), true);
+                    self.send(idx, &[&out]);
+                    self.ws_close(idx, refusal_code(e), &e.to_string());
+                } else {
+                    let refusal = Frame {
+                        ends: true,
+                        ..Frame::control(&json)
+                    };
+                    t.frame_jsonp(&mut out, refusal, sp.cb, chunked);
+                    self.send(idx, &[&out]);
+                    self.end_response(idx);
+                }
                 return;
             }
-            Ok(s) => s,
-        };
-        let next = match s.start {
-            Start::NextSeq(n) => {
-                let json = encode::message("next_seq", sp.cname, n, "");
-                let f = Frame {
-                    sse_id: Some(n.wrapping_sub(1)),
-                    ..Frame::control(&json)
-                };
-                t.frame_jsonp(&mut out, f, sp.cb, chunked);
-                n
+            Some(Ok(s)) => {
+                let next = start_into(&mut out, t, &s, sp.seq, sp.cb, chunked);
+                if !s.counted {
+                    // A long poll answered at once: it never joined the channel.
+                    self.send(idx, &[&out]);
+                    self.end_response(idx);
+                    return;
+                }
+                Some((s, next))
             }
-            Start::Wait(seq) => seq,
-            Start::Replay(messages) => {
-                replay_into(&mut out, t, &s.name, &messages, sp.cb, chunked);
-                messages.last().map_or(sp.seq, |m| m.seq.wrapping_add(1))
-            }
+            None => None,
         };
-        if !s.counted {
-            // A long poll answered at once: it never joined the channel.
-            self.send(idx, &[&out]);
-            self.end_response(idx);
-            return;
+        self.enter_waiting(idx, t, sp.noop, sp.cb);
+        if let Some((s, next)) = joined {
+            let c = &mut self.conns[idx as usize];
+            self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+            if matches!(s.start, Start::Pending(_)) {
+                self.await_sync(idx, s.id);
+            }
         }
+        let now = self.now;
+        if self.send(idx, &[&out]) {
+            self.arm(idx, now + self.settings.polling_timeout + 1);
+        } else {
+            self.close_conn(idx);
+        }
+    }
+
+    /// The connection becomes a waiting subscriber of transport `t` (its
+    /// subscriptions are added by the caller).
+    pub(super) fn enter_waiting(&mut self, idx: u32, t: Transport, noop: i32, cb: Option<&str>) {
         let now = self.now;
         let c = &mut self.conns[idx as usize];
         c.state = State::Waiting;
         c.transport = t;
-        c.subscriber = true;
-        c.noop = sp.noop;
-        c.last_frame = now;
-        if let Some(cb) = sp.cb {
+        c.flags.set(Flags::SUBSCRIBER, true);
+        c.noop = noop;
+        c.tick = now;
+        if let Some(cb) = cb {
             c.extra().cb = Some(cb.into());
         }
-        self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
         self.shared.stats.subscribers_by_transport[t.index()].fetch_add(1, Ordering::Relaxed);
-        if self.send(idx, &[&out]) {
-            self.arm(idx, now + self.settings.polling_timeout + 1);
-        } else {
+    }
+
+    /// A subscription of connection `idx` to one more channel, for a
+    /// WebSocket `sub` command: the same answer a new `/ws` subscription to
+    /// that channel gets, or a refusal object; the socket stays either way.
+    pub(super) fn join_channel(&mut self, idx: u32, cname: &str, seq: i32, token: &str) {
+        let result = self.shared.channels.subscribe(SubscribeReq {
+            name: cname,
+            token,
+            seq,
+            worker: self.worker,
+            long_poll: false,
+        });
+        let t = self.conns[idx as usize].transport;
+        let mut out = Vec::new();
+        match result {
+            Err(e) => {
+                let json = encode::message(e.code(), cname, 0, &e.to_string());
+                t.frame(&mut out, Frame::control(&json), true);
+            }
+            Ok(s) => {
+                let next = start_into(&mut out, t, &s, seq, None, true);
+                let c = &mut self.conns[idx as usize];
+                self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+                if matches!(s.start, Start::Pending(_)) {
+                    self.await_sync(idx, s.id);
+                }
+            }
+        }
+        if !out.is_empty() && !self.send(idx, &[&out]) {
             self.close_conn(idx);
         }
     }
@@ -164,17 +230,54 @@ impl<S: Sock> Front<S> {
     /// it leaves its channels and its counters.
     pub(super) fn leave(&mut self, idx: u32) {
         let c = &mut self.conns[idx as usize];
-        if std::mem::take(&mut c.subscriber) {
+        if c.flags.take(Flags::SUBSCRIBER) {
             self.shared.stats.subscribers_by_transport[c.transport.index()].fetch_sub(1, Ordering::Relaxed);
         }
         if c.state == State::Waiting {
             c.state = State::Idle;
+            c.tick = 0;
         }
         if let Some(e) = c.extra.as_mut() {
             e.cb = None;
         }
         let mut first = std::mem::replace(&mut c.first_sub, super::subs::NIL);
         self.unsubscribe_all(&mut first);
+    }
+}
+
+/// Appends what a subscriber starting at `s.start` is sent first
+/// (reference §2.5); returns the next seq it should get.
+pub(super) fn start_into(
+    out: &mut Vec<u8>,
+    t: Transport,
+    s: &Subscribed,
+    seq: i32,
+    cb: Option<&str>,
+    chunked: bool,
+) -> i32 {
+    match &s.start {
+        Start::NextSeq(n) => {
+            let json = encode::message("next_seq", &s.name, *n, "");
+            let f = Frame {
+                sse_id: Some(n.wrapping_sub(1)),
+                ..Frame::control(&json)
+            };
+            t.frame_jsonp(out, f, cb, chunked);
+            *n
+        }
+        Start::Wait(seq) | Start::Pending(seq) => *seq,
+        Start::Replay(messages) => {
+            replay_into(out, t, &s.name, messages, cb, chunked);
+            messages.last().map_or(seq, |m| m.seq.wrapping_add(1))
+        }
+    }
+}
+
+/// The WebSocket close code of a refused subscription: 4000 + icomet's type.
+fn refusal_code(e: SubscribeError) -> CloseCode {
+    match e {
+        SubscribeError::TokenError => CloseCode::TOKEN_ERROR,
+        SubscribeError::TooManyChannels | SubscribeError::TooManySubscribers => CloseCode::TOO_MANY_SUBSCRIBERS,
     }
 }
 

@@ -8,11 +8,12 @@
 
 use std::sync::atomic::Ordering;
 
-use super::conn::State;
+use super::conn::{Flags, State};
 use super::subs::NIL;
 use super::transport::Frame;
 use super::{respond, Front, Sock};
 use crate::encode;
+use crate::ws::CloseCode;
 
 impl<S: Sock> Front<S> {
     /// Makes sure the connection's timer fires no later than tick `at`.
@@ -54,19 +55,29 @@ impl<S: Sock> Front<S> {
             return;
         }
         c.timer_at = 0;
-        if c.head_deadline != 0 && c.state == State::Idle {
-            if c.head_deadline <= now {
+        if c.state == State::Closing && c.tick != 0 {
+            // Its last response, or its WebSocket close, had its time.
+            if c.tick <= now {
+                self.close_conn(idx);
+            } else {
+                let at = c.tick;
+                self.arm(idx, at);
+            }
+            return;
+        }
+        if c.state == State::Idle && c.tick != 0 {
+            if c.tick <= now {
                 log::debug!("worker {}: request head timeout", self.worker);
                 self.shared.stats.head_timeouts.fetch_add(1, Ordering::Relaxed);
                 self.close_conn(idx);
             } else {
-                let at = c.head_deadline;
+                let at = c.tick;
                 self.arm(idx, at);
             }
             return;
         }
         if c.state == State::Waiting {
-            let due = c.last_frame + self.settings.polling_timeout + 1;
+            let due = c.tick + self.settings.polling_timeout + 1;
             if due > now {
                 self.arm(idx, due);
             } else {
@@ -82,12 +93,12 @@ impl<S: Sock> Front<S> {
         let c = &mut self.conns[idx as usize];
         let name = match c.first_sub {
             NIL => "",
-            i => self.subs.name(self.subs.get(i).chan).map_or("", |n| &**n),
+            i => self.subs.name(self.subs.get(i).chan).unwrap_or(""),
         };
         let json = encode::message("noop", name, c.noop, "");
         c.noop = c.noop.wrapping_add(1);
-        c.last_frame = now;
-        let (t, chunked) = (c.transport, !c.http10);
+        c.tick = now;
+        let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));
         let cb = c.extra.as_mut().and_then(|e| e.cb.take());
         let mut out = Vec::new();
         t.frame_jsonp(&mut out, Frame::control(&json), cb.as_deref(), chunked);
@@ -118,11 +129,12 @@ impl<S: Sock> Front<S> {
             if c.sock.is_none() {
                 continue;
             }
-            c.keep_alive = false;
+            c.flags.set(Flags::KEEP_ALIVE, false);
             match c.state {
+                _ if c.is_websocket() => self.ws_close(idx, CloseCode::GOING_AWAY, "server shutting down"),
                 State::Waiting if !c.transport.is_streaming() => self.send_noop(idx),
                 State::Waiting => {
-                    let (t, chunked) = (c.transport, !c.http10);
+                    let (t, chunked) = (c.transport, !c.flags.has(Flags::HTTP10));
                     self.leave(idx);
                     let mut out = Vec::new();
                     t.end(&mut out, chunked);

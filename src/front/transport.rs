@@ -8,6 +8,8 @@
 //! adding a variant here and its arms in these methods.
 
 use crate::encode;
+use crate::ws::frame::{FrameHeader, Opcode};
+use crate::ws::{close, AcceptKey, CloseCode};
 
 /// The end of a chunked response.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -23,6 +25,23 @@ pub enum Transport {
     Sse,
     /// `/iframe`: script-wrapped frames for a forever-iframe.
     Iframe,
+    /// `/ws`: a WebSocket (RFC 6455), one text frame per message object.
+    Ws,
+}
+
+/// What a subscriber response head depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The request was HTTP/1.0.
+    pub http10: bool,
+    /// The connection stays open after the response.
+    pub keep_alive: bool,
+    /// Accepted (false for a 401/429 refusal).
+    pub ok: bool,
+    /// The `Date:` line.
+    pub date: &'a [u8],
+    /// A WebSocket's accept key.
+    pub accept: Option<&'a AcceptKey>,
 }
 
 /// One message object to frame, with what follows it.
@@ -52,11 +71,12 @@ impl Frame<'_> {
 
 impl Transport {
     /// Every transport, in [`Transport::index`] order.
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::LongPoll,
         Transport::Stream,
         Transport::Sse,
         Transport::Iframe,
+        Transport::Ws,
     ];
 
     /// Number of transports.
@@ -82,6 +102,7 @@ impl Transport {
             b"/stream" => Transport::Stream,
             b"/sse" => Transport::Sse,
             b"/iframe" => Transport::Iframe,
+            b"/ws" => Transport::Ws,
             _ => return None,
         })
     }
@@ -93,6 +114,7 @@ impl Transport {
             Transport::Stream => "stream",
             Transport::Sse => "sse",
             Transport::Iframe => "iframe",
+            Transport::Ws => "ws",
         }
     }
 
@@ -106,9 +128,28 @@ impl Transport {
         self == Transport::LongPoll
     }
 
+    /// Whether the HTTP response ends and the connection carries frames of
+    /// its own protocol from now on (WebSocket).
+    pub fn upgrades(self) -> bool {
+        self == Transport::Ws
+    }
+
     /// Appends the head of a subscriber response (reference §3.1).
-    /// `ok` is false for a 401/429 refusal, which omits `Connection: keep-alive`.
-    pub fn head(self, out: &mut Vec<u8>, http10: bool, keep_alive: bool, ok: bool, date: &[u8]) {
+    /// `ok` is false for a 401/429 refusal, which omits `Connection:
+    /// keep-alive`. A WebSocket's head is the `101` with its accept key
+    /// (refusals come after the upgrade, as frames).
+    pub fn head(self, out: &mut Vec<u8>, h: Head<'_>) {
+        let Head {
+            http10,
+            keep_alive,
+            ok,
+            date,
+            accept,
+        } = h;
+        if let (Transport::Ws, Some(accept)) = (self, accept) {
+            accept.push_response(out);
+            return;
+        }
         out.extend_from_slice(if http10 {
             b"HTTP/1.0 200 OK\r\n"
         } else {
@@ -124,7 +165,9 @@ impl Transport {
             // documents leave origin-keyed agent clusters (Chromium ignores the
             // setter otherwise).
             Transport::Iframe => b"Content-Type: text/html; charset=utf-8\r\nOrigin-Agent-Cluster: ?0\r\n",
-            Transport::LongPoll | Transport::Stream => b"Content-Type: application/json; charset=utf-8\r\n",
+            Transport::LongPoll | Transport::Stream | Transport::Ws => {
+                b"Content-Type: application/json; charset=utf-8\r\n"
+            }
         });
         if self.is_streaming() {
             out.extend_from_slice(b"X-Accel-Buffering: no\r\n");
@@ -183,7 +226,7 @@ impl Transport {
                 if let Some(next) = f.next {
                     self.object_into(out, next, f.sse_id, chunked);
                 }
-                if f.ends && chunked {
+                if f.ends && chunked && self != Transport::Ws {
                     out.extend_from_slice(LAST_CHUNK);
                 }
             }
@@ -192,6 +235,13 @@ impl Transport {
 
     /// Appends one message object in a streaming framing.
     fn object_into(self, out: &mut Vec<u8>, json: &[u8], sse_id: Option<i32>, chunked: bool) {
+        if self == Transport::Ws {
+            // One text frame whose payload is exactly the object: servers
+            // never mask, so the frame is the same for every subscriber.
+            out.extend_from_slice(FrameHeader::new(Opcode::Text, true, json.len() as u64).as_bytes());
+            out.extend_from_slice(json);
+            return;
+        }
         let mut body = Vec::with_capacity(json.len() + 48);
         match self {
             Transport::Sse => {
@@ -207,7 +257,7 @@ impl Transport {
                 body.extend_from_slice(&encode::script_safe(json));
                 body.extend_from_slice(b");</script>\n");
             }
-            Transport::LongPoll | Transport::Stream => {
+            Transport::LongPoll | Transport::Stream | Transport::Ws => {
                 body.extend_from_slice(json);
                 body.push(b'\n');
             }
@@ -215,11 +265,15 @@ impl Transport {
         body_into(out, &body, chunked);
     }
 
-    /// Appends the end of a streaming response (for shutdown); long polls
-    /// end with their frame and have nothing to add.
+    /// Appends the end of a streaming response for a shutdown (a
+    /// WebSocket's close frame says "going away"); long polls end with their
+    /// frame and have nothing to add.
     pub fn end(self, out: &mut Vec<u8>, chunked: bool) {
-        if self.is_streaming() && chunked {
-            out.extend_from_slice(LAST_CHUNK);
+        match self {
+            Transport::Ws => close::push_close_frame(out, CloseCode::GOING_AWAY, "server shutting down"),
+            Transport::LongPoll => {}
+            _ if chunked => out.extend_from_slice(LAST_CHUNK),
+            _ => {}
         }
     }
 }
@@ -360,7 +414,10 @@ mod tests {
                 assert!(!std::mem::replace(&mut seen[t.variant(chunked)], true));
             }
         }
-        assert_eq!(Transport::ALL.map(Transport::name), ["poll", "stream", "sse", "iframe"]);
+        assert_eq!(
+            Transport::ALL.map(Transport::name),
+            ["poll", "stream", "sse", "iframe", "ws"]
+        );
     }
 
     #[test]
@@ -414,16 +471,44 @@ mod tests {
     }
 
     #[test]
+    fn websocket_frames_are_one_text_frame_per_object() {
+        let f = frame(Transport::Ws, broadcast(), true);
+        let want = [&[0x81, BCAST.len() as u8][..], BCAST, &[0x81, NEXT.len() as u8], NEXT].concat();
+        assert_eq!(f, want, "a broadcast is two frames, neither chunked");
+        let close = Frame {
+            ends: true,
+            ..Frame::control(NEXT)
+        };
+        assert_eq!(
+            frame(Transport::Ws, close, true),
+            [&[0x81, NEXT.len() as u8][..], NEXT].concat()
+        );
+        let long = vec![b'x'; 300];
+        let f = frame(Transport::Ws, Frame::control(&long), true);
+        assert_eq!(&f[..4], &[0x81, 126, 1, 44], "a 16-bit length");
+        let mut out = Vec::new();
+        Transport::Ws.end(&mut out, true);
+        assert_eq!(&out[..4], &[0x88, 22, 0x03, 0xe9], "close 1001 on shutdown");
+    }
+
+    #[test]
     fn heads() {
         let mut out = Vec::new();
-        Transport::Sse.head(&mut out, false, true, true, b"Date: x\r\n");
+        let h = |http10, keep_alive, ok| Head {
+            http10,
+            keep_alive,
+            ok,
+            date: b"Date: x\r\n",
+            accept: None,
+        };
+        Transport::Sse.head(&mut out, h(false, true, true));
         let head = String::from_utf8(out).expect("ascii");
         assert!(head.contains("Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n"));
         assert!(head.contains(
             "X-Accel-Buffering: no\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nDate: x\r\n\r\n"
         ));
         let mut out = Vec::new();
-        Transport::LongPoll.head(&mut out, true, false, false, b"Date: x\r\n");
+        Transport::LongPoll.head(&mut out, h(true, false, false));
         assert_eq!(
             out,
             b"HTTP/1.0 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n"

@@ -185,6 +185,11 @@ fn check_head(buf: &[u8], req: &Request) {
         Route::Subscribe(Transport::Stream) => assert!(named(&[b"/stream"])),
         Route::Subscribe(Transport::Sse) => assert!(named(&[b"/sse"])),
         Route::Subscribe(Transport::Iframe) => assert!(named(&[b"/iframe"])),
+        Route::Subscribe(Transport::Ws) => {
+            assert!(named(&[b"/ws"]));
+            assert!(req.upgrade.is_some(), "a /ws request carries its upgrade check");
+        }
+        Route::WsEcho => assert!(named(&[b"/ws_echo"])),
         Route::Ping => assert!(named(&[b"/ping"])),
         Route::NotFound => {
             let page = respond::not_found_page(&req.target);
@@ -226,7 +231,7 @@ fn decode_params(req: &Request) -> String {
             }
             Err(e) => format!("400 {e}"),
         },
-        Route::NotFound => String::new(),
+        Route::NotFound | Route::WsEcho => String::new(),
     }
 }
 

@@ -8,15 +8,19 @@
 //! parsing and encoding code: it starts no server and opens no sockets.
 
 mod admin;
+mod cluster_wire;
 mod config;
 mod front;
 pub mod json;
+mod jwt;
 mod params;
 mod ws;
 
 pub use admin::admin_params;
+pub use cluster_wire::cluster_wire;
 pub use config::config;
 pub use front::front_request;
+pub use jwt::jwt_token;
 pub use params::params;
 pub use ws::ws_frames;
 
@@ -24,12 +28,14 @@ pub use ws::ws_frames;
 pub type Check = fn(&[u8]);
 
 /// Every fuzz target: its name (the directory under `fuzz/corpus/`) and its check.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("front_request", front_request),
     ("params", params),
     ("admin_params", admin_params),
     ("config", config),
     ("ws_frames", ws_frames),
+    ("jwt_token", jwt_token),
+    ("cluster_wire", cluster_wire),
 ];
 
 /// Cuts `input` into pieces whose lengths come from `seed`, as reads from a

@@ -18,7 +18,6 @@ use std::sync::atomic::Ordering;
 
 use super::sys::{self, Flags, Socket};
 use super::{Worker, LISTENER};
-use crate::per_ip::client_key;
 
 /// Refused connections one worker keeps waiting for their request.
 const REFUSE_POOL: usize = 64;
@@ -99,7 +98,7 @@ impl Worker {
 
     /// The listener is readable: accept what is queued (a bounded batch).
     pub(crate) fn accept_ready(&mut self) {
-        let want_peer = self.shared.per_ip.is_some();
+        let want_peer = self.shared.per_ip.enabled();
         for _ in 0..512 {
             if self.drain_deadline.is_some() {
                 return;
@@ -125,8 +124,10 @@ impl Worker {
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => return,
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        // `incidents` reports the burst for every worker at once.
                         if self.accept_failures == 0 {
-                            log::warn!(
+                            self.shared.lifecycle.set_accept_failing(true);
+                            log::debug!(
                                 "worker {}: accept: {e}; pausing accepts, retrying every second",
                                 self.index
                             );
@@ -167,13 +168,7 @@ impl Worker {
     /// Applies the per-address cap; the key to release on close (0: none),
     /// or `None` when the address is at its cap.
     fn admit(&self, peer: Option<IpAddr>) -> Option<u32> {
-        match (&self.shared.per_ip, peer) {
-            (Some(table), Some(ip)) => {
-                let key = client_key(ip);
-                table.acquire(key).then_some(key)
-            }
-            _ => Some(0),
-        }
+        self.shared.per_ip.admit(peer)
     }
 
     /// Refuses a connection the worker will not serve.
@@ -271,12 +266,13 @@ impl Worker {
     /// Once a tick: report the end of a burst of accept failures.
     pub(crate) fn accept_tick(&mut self) {
         if self.accept_failures > 0 && self.front.now() > self.accept_pause_until {
-            log::warn!(
+            log::debug!(
                 "worker {}: accepting again after {} failed accepts (descriptors exhausted)",
                 self.index,
                 self.accept_failures
             );
             self.accept_failures = 0;
+            self.shared.lifecycle.set_accept_failing(false);
         }
         self.expire_refused(false);
         self.maybe_resume_accept();

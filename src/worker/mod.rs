@@ -250,13 +250,19 @@ impl Worker {
                     self.running = false;
                 }
             } else if self.front.should_release_memory() {
-                // Everyone left after a burst: the front gives back what it
-                // grew, here between events and never from inside one.
+                // Everyone left: the front gives back what it grew, here
+                // between events and never from inside one. After a large
+                // burst the pages go back to the OS and the thread renews;
+                // after a small one the table's tick trims once the last
+                // channel is gone.
+                let large = self.front.burst_was_large();
                 self.front.release_memory();
-                crate::malloc::trim();
-                match self.renew() {
-                    Ok(()) => return,
-                    Err(me) => self = *me,
+                if large {
+                    crate::malloc::trim();
+                    match self.renew() {
+                        Ok(()) => return,
+                        Err(me) => self = *me,
+                    }
                 }
             }
         }
@@ -272,8 +278,17 @@ impl Worker {
         for cmd in cmds.drain(..) {
             let Some(cmd) = self.front.apply(cmd) else { continue };
             match cmd {
-                Command::Message(..) | Command::Broadcast(..) | Command::Close(..) => {}
+                Command::Message(..)
+                | Command::Broadcast(..)
+                | Command::Close(..)
+                | Command::Synced(..)
+                | Command::Reset(..) => {}
                 Command::Drain(deadline) => self.begin_drain(deadline),
+                Command::Settings(settings) => {
+                    // The reload put the new configuration in force first.
+                    self.max_connections = self.shared.config().front.max_connections as u64;
+                    self.front.set_settings(settings);
+                }
                 Command::Panic => panic!("a panic injected by Server::inject_worker_panic"),
             }
         }

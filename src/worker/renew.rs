@@ -51,6 +51,10 @@ impl Worker {
             }
         }
         drop(slots);
+        if self.accept_failures > 0 {
+            // The successor starts with no failures behind it.
+            self.shared.lifecycle.set_accept_failing(false);
+        }
         self.shared
             .stats
             .worker_renewals

@@ -26,6 +26,9 @@ pub mod handshake;
 pub mod mask;
 mod origin;
 
+#[cfg(test)]
+mod bench;
+
 pub use close::CloseCode;
 pub use codec::{Close, Decoded, Event, WsError, WsState, MAX_KEPT};
 pub use handshake::{AcceptKey, Refusal, UpgradeRequest};

@@ -2,17 +2,14 @@
 //! WebSocket echo server, through `tools/autobahn/run`.
 //!
 //! [`conformance`] takes a function that starts a server and returns it (a
-//! guard kept alive for the run) with its echo URL. Today it drives the
-//! scaffolding echo server of `tests/it/support/ws_scaffold.rs`, built from `comet::ws`
-//! alone; once comet serves `/ws_echo` the same function starts comet. The
-//! test is skipped, with a printed message, where Python 2.7 is missing
-//! (the runner exits 77).
+//! guard kept alive for the run) with its echo URL: comet with
+//! `front.ws_echo` on, whose `/ws_echo` runs the same front path and codec
+//! as `/ws`. The test is skipped, with a printed message, where Python 2.7
+//! is missing (the runner exits 77).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use comet::ws::AllowedOrigins;
 
 /// Longest a whole run may take, installation included (a run takes about
 /// 10 s on a 2-core machine, the first installation about 30 s more).
@@ -55,11 +52,15 @@ fn conformance<S>(name: &str, start: impl FnOnce() -> (S, String)) {
 }
 
 #[test]
-fn autobahn_cases_1_to_7_and_10_against_the_codec_scaffold() {
-    conformance("scaffold", || {
-        // 10.1.1 sends 64 KiB; the scaffold takes up to 16 MiB like /ws_echo.
-        let server = crate::support::ws_scaffold::EchoServer::start(16 << 20, AllowedOrigins::any());
-        let url = server.url();
+fn autobahn_cases_1_to_7_and_10_against_comet() {
+    conformance("comet", || {
+        let mut config = crate::support::config();
+        config.front.ws_echo = true;
+        // Case 9 (manual) sends up to 16 MiB; 1-7 and 10 stay far below
+        // this queue bound.
+        config.front.max_queued_bytes = 32 << 20;
+        let server = crate::support::start(config);
+        let url = format!("ws://{}/ws_echo", server.front_addr());
         (server, url)
     });
 }

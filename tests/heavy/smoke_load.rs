@@ -9,33 +9,30 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::support::binary::Binary;
+use crate::support::binary::Binary;
+use crate::support::files::TempDir;
+use crate::support::json;
 
-const SUBSCRIBERS: usize = 40_000;
+const SUBSCRIBERS: u64 = 40_000;
 
 /// One load run at a time.
 static LOAD: Mutex<()> = Mutex::new(());
 
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+fn take_turn() -> MutexGuard<'static, ()> {
     LOAD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn json_number(line: &str, key: &str) -> i64 {
-    let pat = format!("\"{key}\":");
-    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
-    rest.split([',', '}'])
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} not a number in {line}"))
-}
+/// A child that is not comet (the C floor server); killed when dropped.
+struct Kill(std::process::Child);
 
-fn json_raw<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\":");
-    let rest = &line[line.find(&pat).unwrap_or_else(|| panic!("{key} missing in {line}")) + pat.len()..];
-    rest.split([',', '}']).next().unwrap_or("")
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Starts comet on loopback port 0 with `front_extra` (indented YAML lines)
@@ -47,33 +44,16 @@ fn start_comet(front_extra: &str) -> Binary {
     ))
 }
 
-/// Kills the child when dropped.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("comet-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// The seeds' workload (icomet's own benchmark): every subscriber on its own
 /// channel, and a /broadcast reaches all 40,000 channels, twice.
 #[test]
 fn forty_thousand_subscribers_on_their_own_channels_get_two_broadcasts() {
     let _turn = take_turn();
     let server = start_comet("");
-    let (front, admin) = (server.front().to_string(), server.admin().to_string());
     let channels = SUBSCRIBERS.to_string();
-    let line = run_load(
-        &front,
-        &admin,
+    let summary = run_load(
+        &server.front().to_string(),
+        &server.admin().to_string(),
         SUBSCRIBERS,
         &[
             "--channels",
@@ -89,15 +69,15 @@ fn forty_thousand_subscribers_on_their_own_channels_get_two_broadcasts() {
             "1",
         ],
     );
-    drop(server);
-    assert_everyone_got_it(&line, SUBSCRIBERS, 2);
-    assert_eq!(json_number(&line, "channels"), SUBSCRIBERS as i64, "{line}");
+    server.stop();
+    assert_everyone_got_it(&summary, SUBSCRIBERS, 2);
+    assert_eq!(summary["channels"], SUBSCRIBERS, "{summary}");
     // comet's /stats has rss_bytes: all three samples were taken (each after
     // its message reached every subscriber, or it would be null).
     for key in ["server_rss_ready", "server_rss_after_first", "server_rss_after_last"] {
-        assert!(json_number(&line, key) > 0, "{key}: {line}");
+        assert!(summary[key].as_u64().is_some_and(|b| b > 0), "{key}: {summary}");
     }
-    assert_eq!(json_raw(&line, "server_rss_note"), "null", "{line}");
+    assert!(summary["server_rss_note"].is_null(), "{summary}");
 }
 
 /// `TcpExt ListenOverflows` from /proc/net/netstat: handshakes the kernel
@@ -126,27 +106,26 @@ impl Drop for Resume<'_> {
 
 /// Connections offered at far more than the server accepts, with no pending
 /// cap (comet-load --max-pending 0), from several source addresses, into a
-/// listen queue of 128 (`front.listen_backlog`, below any machine's
-/// `net.core.somaxconn`): the burst must overflow it. So that it does on a
-/// machine of any speed, the server is stopped (SIGSTOP) while the burst
-/// starts, until the kernel has counted a thousand handshakes dropped for a
-/// full listen queue (TcpExt ListenOverflows, host-wide), and then resumed
-/// into the rest of the burst and the clients' retries. Every connection
-/// must still be subscribed and get the message, and none may be reset,
-/// closed or timed out.
+/// listen queue of 128 (`front.listen_backlog`, below the kernel's default
+/// cap of 4096, `net.core.somaxconn`): the burst must overflow it. So that
+/// it does on a machine of any speed, the server is stopped (SIGSTOP) while
+/// the burst starts, until the kernel has counted a thousand handshakes
+/// dropped for a full listen queue (TcpExt ListenOverflows, host-wide), and
+/// then resumed into the rest of the burst and the clients' retries. Every
+/// connection must still be subscribed and get the message, and none may
+/// be reset, closed or timed out.
 #[test]
 fn an_open_loop_burst_past_the_listen_queue_loses_nobody() {
-    const BURST: usize = 20_000;
+    const BURST: u64 = 20_000;
     const DROPPED: u64 = 1_000;
     let _turn = take_turn();
     let server = start_comet("  listen_backlog: 128\n");
-    let (front, admin) = (server.front().to_string(), server.admin().to_string());
     let before = listen_overflows();
     server.signal(libc::SIGSTOP);
     let resume = Resume(&server);
     let load = spawn_load(
-        &front,
-        &admin,
+        &server.front().to_string(),
+        &server.admin().to_string(),
         BURST,
         &[
             "--rate",
@@ -167,31 +146,30 @@ fn an_open_loop_burst_past_the_listen_queue_loses_nobody() {
     }
     let while_stopped = listen_overflows() - before;
     drop(resume);
-    let line = finish_load(load);
+    let summary = finish_load(load);
     let overflows = listen_overflows() - before;
-    for warning in server.log_lines("WARN") {
+    for warning in server.stop().iter().filter(|l| l.contains("WARN")) {
         eprintln!("server: {warning}");
     }
-    drop(server);
     eprintln!("burst of {BURST}: ListenOverflows +{while_stopped} while stopped, +{overflows} in all");
     assert!(
         while_stopped >= DROPPED,
         "the burst did not overflow the listen queue ({while_stopped} dropped in 60 s), \
-         so the overflow path went untested: {line}"
+         so the overflow path went untested: {summary}"
     );
-    assert_everyone_got_it(&line, BURST, 1);
-    assert_eq!(json_number(&line, "source_ips"), 4, "{line}");
+    assert_everyone_got_it(&summary, BURST, 1);
+    assert_eq!(summary["source_ips"], 4, "{summary}");
 }
 
 /// Runs comet-load against `front`/`admin`: `n` SSE subscribers over 100
 /// channels, one broadcast, unless `extra` (given last, so it wins) says
-/// otherwise. Returns its JSON line; panics if there is none.
-fn run_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> String {
+/// otherwise. Returns its JSON summary; panics if there is none.
+fn run_load(front: &str, admin: &str, n: u64, extra: &[&str]) -> serde_json::Value {
     finish_load(spawn_load(front, admin, n, extra))
 }
 
 /// Starts the comet-load run [`run_load`] describes.
-fn spawn_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> std::process::Child {
+fn spawn_load(front: &str, admin: &str, n: u64, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_comet-load"))
         .args(["--front", front, "--admin", admin])
         .args(["--connections", &n.to_string(), "--rate", "10000", "--channels", "100"])
@@ -214,31 +192,36 @@ fn spawn_load(front: &str, admin: &str, n: usize, extra: &[&str]) -> std::proces
 }
 
 /// Waits for a comet-load run to end (its own --duration-secs bounds it);
-/// returns its JSON line and panics if there is none or the run failed.
-fn finish_load(load: std::process::Child) -> String {
+/// returns its JSON summary and panics if there is none or the run failed.
+fn finish_load(load: std::process::Child) -> serde_json::Value {
     let out = load.wait_with_output().expect("wait for comet-load");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
         .rev()
-        .find(|l| l.starts_with("{\"comet_load\":"))
-        .expect("JSON summary line")
-        .to_string();
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary line in {stdout:?}"));
+    let summary = json(line);
+    assert_eq!(summary["comet_load"], 1, "{line}");
     assert!(out.status.success(), "comet-load failed: {line}");
-    line
+    summary
 }
 
 /// Every subscriber connected, and got each of `messages` exactly once;
 /// nothing failed (no connection reset, closed or timed out).
-fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
-    let n = subscribers as i64;
-    assert_eq!(json_number(line, "established"), n, "{line}");
-    assert_eq!(json_number(line, "ready"), n, "{line}");
-    assert_eq!(json_number(line, "connect_errors"), 0, "{line}");
-    assert_eq!(json_number(line, "error_total"), 0, "{line}");
-    assert_eq!(json_number(line, "deliveries"), n * messages, "{line}");
-    assert_eq!(json_number(line, "missing"), 0, "{line}");
-    assert_eq!(json_number(line, "duplicates"), 0, "{line}");
+fn assert_everyone_got_it(summary: &serde_json::Value, n: u64, messages: u64) {
+    let count = |key: &str| {
+        summary[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not a count in {summary}"))
+    };
+    assert_eq!(count("established"), n, "{summary}");
+    assert_eq!(count("ready"), n, "{summary}");
+    assert_eq!(count("connect_errors"), 0, "{summary}");
+    assert_eq!(count("error_total"), 0, "{summary}");
+    assert_eq!(count("deliveries"), n * messages, "{summary}");
+    assert_eq!(count("missing"), 0, "{summary}");
+    assert_eq!(count("duplicates"), 0, "{summary}");
 }
 
 /// tools/bench/sse_floor.c, the bare server c1000k's figures are compared
@@ -247,8 +230,8 @@ fn assert_everyone_got_it(line: &str, subscribers: usize, messages: i64) {
 #[test]
 fn the_c1000k_floor_passes_the_same_checks() {
     let _turn = take_turn();
-    let dir = temp_dir("floor");
-    let bin = dir.join("sse_floor");
+    let dir = TempDir::new("floor");
+    let bin = dir.path().join("sse_floor");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/bench/sse_floor.c");
     let built = Command::new("cc")
         .args(["-O2", "-pthread", "-o"])
@@ -272,22 +255,18 @@ fn the_c1000k_floor_passes_the_same_checks() {
     let admin = rest.split(',').next().expect(&first);
     // Reader threads sleep between partial batches (comet-load --help):
     // every delivery must still arrive.
-    let line = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
-    assert_everyone_got_it(&line, 3_000, 1);
-    // The floor's /stats has no rss_bytes: the samples are null, and the
-    // run is still a success.
+    let summary = run_load(front, admin, 3_000, &["--nap-us", "2000"]);
+    assert_everyone_got_it(&summary, 3_000, 1);
+    // The floor's /stats has no rss_bytes: the samples are null, the note
+    // says why, and the run is still a success.
     for key in ["server_rss_ready", "server_rss_after_first", "server_rss_after_last"] {
-        assert_eq!(json_raw(&line, key), "null", "{key}: {line}");
+        assert!(summary[key].is_null(), "{key}: {summary}");
     }
-    assert_eq!(
-        json_raw(&line, "server_rss_note"),
-        "\"/stats has no rss_bytes field\"",
-        "{line}"
-    );
+    assert_eq!(summary["server_rss_note"], "/stats has no rss_bytes field", "{summary}");
     // Pipelined /push (comet-load sends a window of them at once) to more
     // channels than the floor's frame table has slots: one message in
     // flight at a time, and no subscriber framed with another's channel.
-    let line = run_load(
+    let summary = run_load(
         front,
         admin,
         6_000,
@@ -303,6 +282,5 @@ fn the_c1000k_floor_passes_the_same_checks() {
         ],
     );
     drop(floor);
-    assert_everyone_got_it(&line, 6_000, 2);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_everyone_got_it(&summary, 6_000, 2);
 }

@@ -203,7 +203,7 @@ fn post_chunked_body_overrides_query() {
     let r = s
         .connect()
         .request("POST /sign HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\ncname=ch");
-    assert!(r.body().starts_with(r#"{"type":"sign","cname":"ch","seq":1,"#), "{r:?}");
+    assert_eq!(sign_fields(r.body(), None, "ch").0, 1, "{r:?}");
 }
 
 #[test]
@@ -331,17 +331,30 @@ fn channel_limit_gives_429_too_many_channels() {
     s.get("/push?cname=a&content=y").assert("HTTP/1.1 200 OK", JS, OK);
 }
 
-/// Splits a sign reply into (seq, token, expires, sub_timeout).
-fn sign_fields(body: &str, prefix: &str) -> (i32, String, i32, i32) {
-    let rest = body
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("{body:?} does not start with {prefix:?}"));
-    let (seq, rest) = rest.split_once(",\"token\":\"").expect("token");
-    let (token, rest) = rest.split_once("\",\"expires\":").expect("expires");
-    let (expires, rest) = rest.split_once(",\"sub_timeout\":").expect("sub_timeout");
-    let (sub_timeout, _) = rest.split_once('}').expect("close brace");
-    let n = |s: &str| s.parse::<i32>().expect("number");
-    (n(seq), token.to_string(), n(expires), n(sub_timeout))
+/// Reads a sign reply for `cname` (`{...}\n`, or `cb({...});\n` with a
+/// callback) with serde_json; checks that it is exactly the bytes icomet
+/// writes (its members in icomet's order) and returns (seq, token, expires,
+/// sub_timeout).
+fn sign_fields(body: &str, cb: Option<&str>, cname: &str) -> (i64, String, i64, i64) {
+    let inner = match cb {
+        Some(cb) => body
+            .strip_prefix(&format!("{cb}("))
+            .and_then(|b| b.strip_suffix(");\n")),
+        None => body.strip_suffix('\n'),
+    };
+    let inner = inner.unwrap_or_else(|| panic!("{body:?} is not a sign reply with callback {cb:?}"));
+    let v = support::json(inner);
+    assert_eq!(v["type"], "sign", "{body:?}");
+    assert_eq!(v["cname"], cname, "{body:?}");
+    let n = |key: &str| v[key].as_i64().unwrap_or_else(|| panic!("{key} in {body:?}"));
+    let (seq, expires, sub_timeout) = (n("seq"), n("expires"), n("sub_timeout"));
+    let token = v["token"].as_str().expect("a token").to_string();
+    let exact = format!(
+        "{{\"type\":\"sign\",\"cname\":{},\"seq\":{seq},\"token\":\"{token}\",\"expires\":{expires},\"sub_timeout\":{sub_timeout}}}",
+        serde_json::to_string(cname).expect("a JSON string")
+    );
+    assert_eq!(inner, exact);
+    (seq, token, expires, sub_timeout)
 }
 
 #[test]
@@ -352,8 +365,7 @@ fn sign_returns_the_same_token_and_its_fields() {
     }));
     let r = s.get("/sign?cname=s1&expires=100&cb=s1");
     r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
-    assert!(r.body().ends_with("});\n"), "{r:?}");
-    let (seq, token, expires, sub_timeout) = sign_fields(r.body(), "s1({\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    let (seq, token, expires, sub_timeout) = sign_fields(r.body(), Some("s1"), "s1");
     assert_eq!((seq, expires, sub_timeout), (1, 100, 7));
     assert_eq!(token.len(), 32);
     assert!(
@@ -363,8 +375,8 @@ fn sign_returns_the_same_token_and_its_fields() {
     s.get("/push?cname=s1&content=a").assert("HTTP/1.1 200 OK", JS, OK);
     s.get("/push?cname=s1&content=b").assert("HTTP/1.1 200 OK", JS, OK);
     let r = s.get("/sign?cname=s1");
-    assert!(r.body().ends_with("}\n") && !r.body().contains('('), "{r:?}");
-    let (seq, again, expires, _) = sign_fields(r.body(), "{\"type\":\"sign\",\"cname\":\"s1\",\"seq\":");
+    r.assert("HTTP/1.1 200 OK", HTML_UTF8, r.body());
+    let (seq, again, expires, _) = sign_fields(r.body(), None, "s1");
     assert_eq!(again, token, "re-signing keeps the token");
     assert_eq!(
         (seq, expires),
@@ -373,11 +385,7 @@ fn sign_returns_the_same_token_and_its_fields() {
     );
     // Empty cb wraps too; the name is JSON-escaped.
     let r = s.get("/sign?cname=q%22x&cb=");
-    assert!(
-        r.body()
-            .starts_with("({\"type\":\"sign\",\"cname\":\"q\\\"x\",\"seq\":1,"),
-        "{r:?}"
-    );
+    assert_eq!(sign_fields(r.body(), Some(""), "q\"x").0, 1);
 }
 
 #[test]
@@ -504,10 +512,7 @@ fn lenient_query_keeps_what_it_can() {
         vec![r#"{"type":"data","cname":"q5","seq":1,"content":"{\"a\":1}"}"#]
     );
     let r = s.get("/sign?CNAME=q5");
-    assert!(
-        r.body().starts_with("{\"type\":\"sign\",\"cname\":\"q5\",\"seq\":1,"),
-        "{r:?}"
-    );
+    assert_eq!(sign_fields(r.body(), None, "q5").0, 1, "{r:?}");
     s.get("/check?cname=q5")
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"q5\": 1}\n");
     assert!(!s.channels().exists(""), "nothing went to the channel \"\"");
@@ -575,4 +580,107 @@ fn pipelined_requests_are_answered_in_order() {
     c.read_response(false)
         .assert("HTTP/1.1 200 OK", HTML_UTF8, "{\"pp\": 1}\n");
     c.read_response(false).assert("HTTP/1.1 200 OK", HTML_UTF8, "ok 2\n");
+}
+
+/// A `/pub_batch` POST of `body` on a fresh connection, with `query` after
+/// the path.
+fn batch(s: &TestServer, query: &str, body: &str) -> Resp {
+    s.connect().request(&format!(
+        "POST /pub_batch{query} HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+const BATCH_JSON: &str = "application/json";
+
+#[test]
+fn pub_batch_publishes_every_line_in_order_and_delivers_it() {
+    let s = TestServer::default();
+    s.get("/push?cname=b1&content=first").assert("HTTP/1.1 200 OK", JS, OK);
+    // A long-polling subscriber of b2 waiting for seq 1 is answered by the
+    // batch's first b2 message.
+    let mut sub = Client::connect(s.server().front_addr());
+    sub.get("/poll?cname=b2&seq=1&cb=cb");
+    support::eventually("the subscriber is waiting", || {
+        support::subscribers(s.server(), "b2") == 1
+    });
+    let body = "b1\t{\\\"n\\\":1}\r\nb2\tone\n\nb1\t\nb2\ttwo";
+    batch(&s, "", body).assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":4}\n");
+    assert_eq!(
+        s.history("b1"),
+        vec![
+            r#"{"type":"data","cname":"b1","seq":1,"content":"first"}"#,
+            r#"{"type":"data","cname":"b1","seq":2,"content":"{\"n\":1}"}"#,
+            r#"{"type":"data","cname":"b1","seq":3,"content":""}"#,
+        ]
+    );
+    assert!(sub.head().starts_with("HTTP/1.1 200 OK"));
+    assert_eq!(
+        sub.chunk_str(),
+        "cb({\"type\":\"data\",\"cname\":\"b2\",\"seq\":1,\"content\":\"one\"});\n"
+    );
+    assert_eq!(s.history("b2").len(), 2);
+    // An empty body publishes nothing and says so.
+    batch(&s, "", "").assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":0}\n");
+}
+
+#[test]
+fn pub_batch_refuses_a_bad_body_whole() {
+    let s = TestServer::default();
+    let r = batch(&s, "", "ok\tfine\nbad\tsay \"hi\"\n");
+    r.assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "line 2: content contains an unescaped '\"'\n",
+    );
+    batch(&s, "", "just-a-name\n").assert(
+        "HTTP/1.1 400 Bad Request",
+        TEXT,
+        "line 1: no TAB between the channel name and the content\n",
+    );
+    assert!(!s.channels().exists("ok"), "nothing of a refused batch is published");
+    // POST only; the body is the messages, never form parameters.
+    s.get("/pub_batch").assert("HTTP/1.1 405 Invalid Method", DEFAULT, "");
+    let small = TestServer::start(config(|c| c.admin.max_body_bytes = 16));
+    batch(&small, "", "a\t0123456789abcdef").assert(
+        "HTTP/1.1 413 Payload Too Large",
+        TEXT,
+        "request body is larger than 16 bytes\n",
+    );
+}
+
+#[test]
+fn pub_batch_stopped_by_the_channel_limit_says_how_many_went_out() {
+    let s = TestServer::start(config(|c| c.front.max_channels = 2));
+    let r = batch(&s, "", "a\t1\nb\t2\na\t3\nc\t4\na\t5\n");
+    r.assert(
+        "HTTP/1.1 429 Too Many Requests",
+        BATCH_JSON,
+        "{\"type\":\"too_many_channels\",\"published\":3}\n",
+    );
+    assert_eq!(
+        s.history("a").len(),
+        2,
+        "the messages before c are published, none after"
+    );
+    assert!(!s.channels().exists("c"));
+}
+
+#[test]
+fn pub_batch_takes_the_admin_key_in_the_query_or_header() {
+    let s = TestServer::start(config(|c| c.admin.key = "batch-key-0123".into()));
+    batch(&s, "", "k\tx").assert("HTTP/1.1 401 Unauthorized", TEXT, "admin key required\n");
+    batch(&s, "?key=wrong", "k\tx").assert("HTTP/1.1 401 Unauthorized", TEXT, "wrong admin key\n");
+    // A key inside the body is content, not a parameter.
+    batch(&s, "", "key=batch-key-0123").assert("HTTP/1.1 401 Unauthorized", TEXT, "admin key required\n");
+    batch(&s, "?key=batch-key-0123", "k\tx").assert(
+        "HTTP/1.1 200 OK",
+        BATCH_JSON,
+        "{\"type\":\"ok\",\"published\":1}\n",
+    );
+    let r = s.connect().request(
+        "POST /pub_batch HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer batch-key-0123\r\nContent-Length: 3\r\n\r\nk\ty",
+    );
+    r.assert("HTTP/1.1 200 OK", BATCH_JSON, "{\"type\":\"ok\",\"published\":1}\n");
+    assert_eq!(s.history("k").len(), 2);
 }

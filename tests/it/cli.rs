@@ -2,52 +2,31 @@
 //! binds (config printing and checking, usage errors) and their exit codes.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
 use comet::config::Config;
+
+use crate::support::binary::command;
+use crate::support::files::{repo, TempFile};
 
 /// Runs the built binary with `args`.
 fn comet(args: &[&str]) -> Output {
     comet_env(args, &[])
 }
 
-/// Runs the built binary with `args` and these environment variables; every
-/// `COMET_*` variable this process has is removed first.
+/// Runs the built binary with `args` and these environment variables (on a
+/// clean environment: see `support::binary::hermetic`).
 fn comet_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comet"));
-    cmd.args(args).env_remove("RUST_LOG");
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("COMET_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.envs(env.iter().copied()).output().expect("run the comet binary")
+    command()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the comet binary")
 }
 
-/// A config file in the temp dir, removed when dropped.
-struct TempConfig(PathBuf);
-
-impl TempConfig {
-    /// Writes `text` to a file whose name is unique to this process and call.
-    fn new(text: &str) -> TempConfig {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("comet-cli-test-{}-{n}.yaml", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        std::fs::write(&path, text).expect("write config file");
-        TempConfig(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("temp paths are UTF-8")
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A config file holding `text`, removed when dropped.
+fn config_file(text: &str) -> TempFile {
+    TempFile::new("cli", "yaml", text)
 }
 
 fn stdout(o: &Output) -> String {
@@ -59,7 +38,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn shipped_yaml() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("comet.yaml")
+    repo().join("comet.yaml")
 }
 
 #[test]
@@ -87,12 +66,12 @@ fn print_config_without_file_or_environment_is_the_default() {
 
 #[test]
 fn environment_wins_over_file() {
-    let file = TempConfig::new("workers: 2\nfront:\n  polling_timeout: 10\n  max_channels: 500\n");
+    let file = config_file("workers: 2\nfront:\n  polling_timeout: 10\n  max_channels: 500\n");
     let env = [
         ("COMET_FRONT_POLLING_TIMEOUT", "20"),
         ("COMET_ADMIN_ALLOW", "127.0.0.1,10.0.0.5"),
     ];
-    let o = comet_env(&["--print-config", "-c", file.path()], &env);
+    let o = comet_env(&["--print-config", "-c", file.path_str()], &env);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let c = Config::from_yaml(&stdout(&o)).expect("the printed config parses");
     assert_eq!(c.front.polling_timeout, 20, "the environment wins over the file");
@@ -102,7 +81,7 @@ fn environment_wins_over_file() {
     assert_eq!(c.front.channel_timeout, 30, "the rest is the default");
     // --check-config applies the environment too.
     let o = comet_env(
-        &["--check-config", "-c", file.path()],
+        &["--check-config", "-c", file.path_str()],
         &[("COMET_FRONT_POLLING_TIMEOUT", "0")],
     );
     assert_eq!(o.status.code(), Some(64));
@@ -114,9 +93,9 @@ fn environment_wins_over_file() {
 
 #[test]
 fn print_config_masks_the_admin_key() {
-    let file = TempConfig::new("admin:\n  key: from-the-file\n");
+    let file = config_file("admin:\n  key: from-the-file\n");
     for env in [&[][..], &[("COMET_ADMIN_KEY", "from-the-env")][..]] {
-        let o = comet_env(&["--print-config", "-c", file.path()], env);
+        let o = comet_env(&["--print-config", "-c", file.path_str()], env);
         assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
         let out = stdout(&o);
         assert!(!out.contains("from-the-"), "{out}");
@@ -167,8 +146,8 @@ fn check_config_without_file_checks_the_defaults() {
 
 #[test]
 fn check_config_names_an_unknown_key() {
-    let file = TempConfig::new("front:\n  polling_timeot: 5\n");
-    let o = comet(&["--config", file.path(), "--check-config"]);
+    let file = config_file("front:\n  polling_timeot: 5\n");
+    let o = comet(&["--config", file.path_str(), "--check-config"]);
     assert_eq!(o.status.code(), Some(64));
     let err = stderr(&o);
     assert!(err.starts_with("invalid config: "), "{err}");
@@ -177,8 +156,8 @@ fn check_config_names_an_unknown_key() {
 
 #[test]
 fn check_config_names_an_invalid_value() {
-    let file = TempConfig::new("front: {polling_timeout: 0}\n");
-    let o = comet(&["--check-config", "-c", file.path()]);
+    let file = config_file("front: {polling_timeout: 0}\n");
+    let o = comet(&["--check-config", "-c", file.path_str()]);
     assert_eq!(o.status.code(), Some(64));
     let err = stderr(&o);
     assert!(
@@ -191,8 +170,8 @@ fn check_config_names_an_invalid_value() {
 #[test]
 fn invalid_config_at_startup_exits_64() {
     // Without --check-config: the server must not start (it would bind).
-    let file = TempConfig::new("admin: {threads: 0}\n");
-    let o = comet(&["-c", file.path()]);
+    let file = config_file("admin: {threads: 0}\n");
+    let o = comet(&["-c", file.path_str()]);
     assert_eq!(o.status.code(), Some(64));
     assert!(stderr(&o).contains("admin.threads"), "{}", stderr(&o));
 }

@@ -46,10 +46,17 @@ fn corpus_and_seeds_pass_every_check() {
     }
 }
 
+/// Targets whose fuzzing has found nothing yet, so `fuzz/regressions/<target>`
+/// is legitimately empty (cluster_wire: 5.9M runs, no finding).
+const NO_FINDINGS_YET: &[&str] = &["cluster_wire"];
+
 #[test]
 fn fixed_crashes_stay_fixed() {
     for (target, check) in TARGETS {
         let fixed = replay("regressions", target, check);
-        assert!(fixed > 0, "fuzz/regressions/{target} is empty");
+        assert!(
+            fixed > 0 || NO_FINDINGS_YET.contains(&target),
+            "fuzz/regressions/{target} is empty"
+        );
     }
 }

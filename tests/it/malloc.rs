@@ -3,7 +3,7 @@
 //! (see `comet::malloc`).
 
 use crate::support::binary::Binary;
-use crate::support::Client;
+use crate::support::{get, Client};
 
 const YAML: &str =
     "workers: 1\nfront:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n  allow: []\n  deny: []\n";
@@ -22,10 +22,7 @@ fn tunables(bin: &Binary) -> Option<String> {
 
 /// The server answers on both listeners.
 fn assert_serves(bin: &Binary) {
-    let mut c = Client::connect(bin.admin());
-    c.send(b"GET /info HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    let (head, _) = c.response();
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(get(bin.admin(), "/info").0, "HTTP/1.1 200 OK");
     let mut c = Client::connect(bin.front());
     c.get("/sub?cname=m");
     assert!(c.head().starts_with("HTTP/1.1 200 OK\r\n"));
@@ -36,7 +33,7 @@ fn the_server_runs_with_the_per_thread_cache_off() {
     if !cfg!(target_env = "gnu") {
         return;
     }
-    let bin = Binary::start_with(YAML, None, &[("GLIBC_TUNABLES", None)]);
+    let bin = Binary::launch(YAML).env("GLIBC_TUNABLES", None).start();
     assert_eq!(tunables(&bin).as_deref(), Some("glibc.malloc.tcache_count=0"));
     // It re-executed in place: the process the test started is the server.
     let environ = std::fs::read(format!("/proc/{}/environ", bin.pid())).expect("environ");
@@ -51,7 +48,9 @@ fn other_tunables_are_kept() {
     if !cfg!(target_env = "gnu") {
         return;
     }
-    let bin = Binary::start_with(YAML, None, &[("GLIBC_TUNABLES", Some("glibc.malloc.arena_max=2"))]);
+    let bin = Binary::launch(YAML)
+        .env("GLIBC_TUNABLES", Some("glibc.malloc.arena_max=2"))
+        .start();
     assert_eq!(
         tunables(&bin).as_deref(),
         Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0")
@@ -62,7 +61,7 @@ fn other_tunables_are_kept() {
 #[test]
 fn an_operators_cache_setting_stands() {
     let set = "glibc.malloc.tcache_count=7";
-    let bin = Binary::start_with(YAML, None, &[("GLIBC_TUNABLES", Some(set))]);
+    let bin = Binary::launch(YAML).env("GLIBC_TUNABLES", Some(set)).start();
     assert_eq!(tunables(&bin).as_deref(), Some(set));
     assert_serves(&bin);
 }

@@ -1,16 +1,21 @@
 //! Operating the server: `/stats` and `/metrics`, connection limits, and the
 //! admin key.
 
+use comet::server::Server;
+use serde_json::json;
+
 use crate::support::{admin, config, connect_from, eventually, header, start, subscribers, Client};
 
-/// The number after `"key":` in a flat JSON text.
-fn json_u64(json: &str, key: &str) -> u64 {
-    let pat = format!("\"{key}\":");
-    let at = json.find(&pat).unwrap_or_else(|| panic!("{key} missing in {json}")) + pat.len();
-    let digits: String = json[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+/// The admin `/stats` object.
+fn stats(server: &Server) -> serde_json::Value {
+    let (status, _, body) = admin(server, "/stats");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    crate::support::json(&body)
+}
+
+/// A count in a JSON object.
+fn count(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} is not a count in {v}"))
 }
 
 /// The value of an unlabelled or labelled sample in Prometheus text.
@@ -34,37 +39,35 @@ fn stats_and_metrics_count_connections_by_transport() {
     eventually("two subscribers", || {
         subscribers(&server, "m1") == 1 && subscribers(&server, "m2") == 1
     });
-    eventually("three connections", || {
-        json_u64(&admin(&server, "/stats").2, "connections") == 3
-    });
+    eventually("three connections", || count(&stats(&server), "connections") == 3);
 
     let (status, head, body) = admin(&server, "/stats");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(header(&head, "content-type"), Some("application/json"));
-    assert!(
-        body.contains(r#""connections_by_transport":{"poll":1,"stream":0,"sse":1,"iframe":0}"#),
+    let body = crate::support::json(&body);
+    assert_eq!(
+        body["connections_by_transport"],
+        json!({"poll": 1, "stream": 0, "sse": 1, "iframe": 0, "ws": 0}),
         "{body}"
     );
-    assert_eq!(json_u64(&body, "channels"), 2);
-    assert_eq!(json_u64(&body, "subscribers"), 2);
-    assert!(json_u64(&body, "rss_bytes") > 1 << 20, "{body}");
-    let published = json_u64(&body, "published");
+    assert_eq!(count(&body, "connections"), 3, "{body}");
+    assert_eq!(count(&body, "channels"), 2, "{body}");
+    assert_eq!(count(&body, "subscribers"), 2, "{body}");
+    assert!(count(&body, "rss_bytes") > 1 << 20, "{body}");
+    let published = count(&body, "published");
 
     assert_eq!(admin(&server, "/push?cname=m2&content=hi").0, "HTTP/1.1 200 OK");
     poll.head();
-    let (_, _, body) = admin(&server, "/stats");
-    assert_eq!(json_u64(&body, "published"), published + 1);
+    assert_eq!(count(&stats(&server), "published"), published + 1);
     // A message nobody is watching is published all the same.
     assert_eq!(admin(&server, "/push?cname=unwatched&content=x").0, "HTTP/1.1 200 OK");
-    assert_eq!(json_u64(&admin(&server, "/stats").2, "published"), published + 2);
+    assert_eq!(count(&stats(&server), "published"), published + 2);
     // A broadcast counts once per channel (m1, m2, unwatched).
     assert_eq!(admin(&server, "/broadcast?content=all").0, "HTTP/1.1 200 OK");
     let published = published + 5;
-    assert_eq!(json_u64(&admin(&server, "/stats").2, "published"), published);
+    assert_eq!(count(&stats(&server), "published"), published);
     // The worker counts deliveries after writing them.
-    eventually("delivery counted", || {
-        json_u64(&admin(&server, "/stats").2, "delivered") >= 1
-    });
+    eventually("delivery counted", || count(&stats(&server), "delivered") >= 1);
 
     let (status, head, text) = admin(&server, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -100,6 +103,27 @@ fn sse(addr: std::net::SocketAddr, cname: &str) -> Client {
     c
 }
 
+/// Reads an SSE subscriber's first frames on a new channel: the retry hint,
+/// then `next_seq` 1.
+fn expect_sse_start(c: &mut Client, cname: &str) {
+    assert_eq!(c.chunk_str(), "retry: 3000\n\n");
+    expect_sse(c, 0, "next_seq", cname, 1, "");
+}
+
+/// Reads one SSE frame (one chunk) and checks every value in it.
+fn expect_sse(c: &mut Client, id: u64, ty: &str, cname: &str, seq: u64, content: &str) {
+    let frame = c.chunk_str();
+    let data = frame
+        .strip_prefix(&format!("id: {id}\ndata: "))
+        .and_then(|f| f.strip_suffix("\n\n"))
+        .unwrap_or_else(|| panic!("not an SSE frame with id {id}: {frame:?}"));
+    assert_eq!(
+        crate::support::json(data),
+        json!({"type": ty, "cname": cname, "seq": seq, "content": content}),
+        "{frame:?}"
+    );
+}
+
 /// Reads a refusal: a 503 with Retry-After and the given reason, then EOF.
 fn expect_refusal(c: &mut Client, reason: &str) {
     let (head, body) = c.response();
@@ -114,18 +138,25 @@ fn expect_refusal(c: &mut Client, reason: &str) {
 fn a_full_server_refuses_at_once_and_serves_again_when_room_frees() {
     let mut cfg = config();
     cfg.front.max_connections = 3;
+    // One worker: it accepts connections in the order they came.
+    cfg.workers = 1;
     let server = start(cfg);
     let front = server.front_addr();
     let mut held: Vec<Client> = (0..3).map(|i| sse(front, &format!("full{i}"))).collect();
 
-    // The request is there when the connection is accepted.
+    // A client that connects and writes at once (its request is at the
+    // server when the connection is accepted, or comes just after).
     let mut late = Client::connect(front);
     late.get("/sse?cname=late");
     expect_refusal(&mut late, "connection limit");
 
-    // A client that connects and only then writes its request still gets the 503.
+    // A client that connects and only then writes its request still gets
+    // the 503. `probe`, connected after `slow` and refused at once, proves
+    // that the worker has accepted `slow` and found nothing to read yet.
     let mut slow = Client::connect(front);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut probe = Client::connect(front);
+    probe.get("/sse?cname=probe");
+    expect_refusal(&mut probe, "connection limit");
     slow.get("/sub?cname=late");
     expect_refusal(&mut slow, "connection limit");
 
@@ -133,22 +164,21 @@ fn a_full_server_refuses_at_once_and_serves_again_when_room_frees() {
     let mut silent = Client::connect(front);
     assert!(silent.read_to_eof().is_empty());
 
-    let body = admin(&server, "/stats").2;
-    assert_eq!(json_u64(&body, "connections"), 3);
-    assert_eq!(json_u64(&body, "refused_connections"), 3, "{body}");
+    let body = stats(&server);
+    assert_eq!(count(&body, "connections"), 3, "{body}");
+    assert_eq!(count(&body, "refused_connections"), 4, "{body}");
     let text = admin(&server, "/metrics").2;
     assert_eq!(
         sample(&text, r#"comet_connections_refused_total{reason="max_connections"}"#),
-        3
+        4
     );
 
     held.pop();
-    eventually("a free slot", || {
-        json_u64(&admin(&server, "/stats").2, "connections") == 2
-    });
+    eventually("a free slot", || count(&stats(&server), "connections") == 2);
     let mut again = sse(front, "late");
+    expect_sse_start(&mut again, "late");
     assert_eq!(admin(&server, "/push?cname=late&content=hi").0, "HTTP/1.1 200 OK");
-    again.read_until(br#""content":"hi""#);
+    expect_sse(&mut again, 1, "data", "late", 1, "hi");
     drop(held);
 }
 
@@ -184,13 +214,11 @@ fn per_address_cap_counts_each_client_address() {
     fourth.get("/sse?cname=ip");
     assert!(fourth.head().starts_with("HTTP/1.1 200 OK"));
     drop((second, fourth, other));
-    eventually("all gone", || {
-        server.shared().per_ip.as_ref().expect("cap set").keys() == 0
-    });
+    eventually("all gone", || server.shared().per_ip.keys() == 0);
 }
 
 /// One admin request with extra header lines: (status line, body).
-fn admin_with(server: &comet::server::Server, request_line: &str, headers: &str, body: &str) -> (String, String) {
+fn admin_with(server: &Server, request_line: &str, headers: &str, body: &str) -> (String, String) {
     let mut c = Client::connect(server.admin_addr());
     c.send(
         format!(
@@ -239,16 +267,18 @@ fn admin_key_is_required_by_header_or_parameter() {
 
     let ok = admin_with(&server, "GET /info", "Authorization: Bearer k3y-0f-test\r\n", "");
     assert_eq!(ok.0, "HTTP/1.1 200 OK");
-    assert!(ok.1.contains("\"channels\""));
+    assert_eq!(
+        crate::support::json(&ok.1),
+        json!({"version": "0.2.5", "channels": 0, "subscribers": 0})
+    );
     assert_eq!(
         admin_with(&server, "GET /metrics?key=k3y-0f-test", "", "").0,
         "HTTP/1.1 200 OK"
     );
 
     // In a POST body, like the other parameters.
-    let mut sub = Client::connect(server.front_addr());
-    sub.get("/sse?cname=keyed");
-    sub.head();
+    let mut sub = sse(server.front_addr(), "keyed");
+    expect_sse_start(&mut sub, "keyed");
     let pushed = admin_with(
         &server,
         "POST /push",
@@ -256,7 +286,7 @@ fn admin_key_is_required_by_header_or_parameter() {
         "cname=keyed&content=hello&key=k3y-0f-test",
     );
     assert_eq!(pushed.0, "HTTP/1.1 200 OK", "{}", pushed.1);
-    sub.read_until(br#""content":"hello""#);
+    expect_sse(&mut sub, 1, "data", "keyed", 1, "hello");
     // Without the key nothing is published.
     assert!(admin_with(&server, "GET /push?cname=keyed&content=nope", "", "")
         .0
@@ -265,5 +295,11 @@ fn admin_key_is_required_by_header_or_parameter() {
         admin_with(&server, "GET /info?cname=keyed&key=k3y-0f-test", "", "").1,
         "{\"cname\": \"keyed\", \"subscribers\": 1}\n"
     );
-    sub.expect_silence(std::time::Duration::from_millis(100));
+    // The next frame is the next keyed message, as seq 2: the refused push
+    // neither reached the subscriber nor took a seq.
+    assert_eq!(
+        admin_with(&server, "GET /push?cname=keyed&content=next&key=k3y-0f-test", "", "").0,
+        "HTTP/1.1 200 OK"
+    );
+    expect_sse(&mut sub, 2, "data", "keyed", 2, "next");
 }

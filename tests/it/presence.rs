@@ -66,8 +66,15 @@ fn psub_clients_see_every_way_a_channel_is_created_and_closed() {
     // Closing a channel with a subscriber: offline, and the stream ends.
     assert_eq!(admin(&s, "/close?cname=by_stream").2, "ok 2\n");
     both("0 by_stream\n");
-    streamer.read_until(b"\"type\":\"close\"");
-    streamer.read_until(b"}\n\r\n0\r\n\r\n");
+    for frame in [
+        "{\"type\":\"next_seq\",\"cname\":\"by_stream\",\"seq\":1,\"content\":\"\"}\n",
+        "{\"type\":\"broadcast\",\"cname\":\"by_stream\",\"seq\":1,\"content\":\"all\"}\n",
+        "{\"type\":\"next_seq\",\"cname\":\"by_stream\",\"seq\":2,\"content\":\"\"}\n",
+        "{\"type\":\"close\",\"cname\":\"by_stream\",\"seq\":2,\"content\":\"\"}\n",
+        "",
+    ] {
+        assert_eq!(streamer.chunk_str(), frame);
+    }
     // A late listener gets no snapshot, only what happens from now on.
     let mut late = psub(&s);
     admin(&s, "/push?cname=late&content=x");

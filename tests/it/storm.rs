@@ -6,7 +6,7 @@
 //! channel's message. `/stats` must count every connection open, then none.
 //! Asserts counts, never times.
 
-use crate::support::{admin, config, eventually, start, Client};
+use crate::support::{admin, config, eventually, json, start, Client};
 use comet::server::Server;
 
 const SUBSCRIBERS: usize = 2000;
@@ -36,30 +36,46 @@ fn raise_nofile() {
 /// `(channels, subscribers)` from the admin `/info` body.
 fn info(server: &Server) -> (u64, u64) {
     let (status, _, body) = admin(server, "/info");
-    assert!(status.contains("200"), "{status}");
-    let number = |key: &str| -> u64 {
-        let pat = format!("\"{key}\": ");
-        let at = body.find(&pat).unwrap_or_else(|| panic!("{key} in {body}")) + pat.len();
-        body[at..]
-            .split([',', '}'])
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{key} in {body}"))
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let info = json(&body);
+    assert_eq!(info["version"], "0.2.5", "{body}");
+    let count = |key: &str| {
+        info[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} is not a count in {body}"))
     };
-    (number("channels"), number("subscribers"))
+    (count("channels"), count("subscribers"))
 }
 
 /// Open front connections, from the admin `/stats` body.
 fn connections(server: &Server) -> u64 {
     let (status, _, body) = admin(server, "/stats");
-    assert!(status.contains("200"), "{status}");
-    let pat = "\"connections\":";
-    let at = body.find(pat).unwrap_or_else(|| panic!("connections in {body}")) + pat.len();
-    body[at..]
-        .split([',', '}'])
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("connections in {body}"))
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    json(&body)["connections"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("connections is not a count in {body}"))
+}
+
+/// The one message a subscriber that sent `transport`'s request gets when
+/// its channel publishes: the head, the transport's preamble (SSE `retry:`,
+/// the iframe's prologue) and one frame, unwrapped and parsed.
+fn read_message(c: &mut Client, transport: &str) -> serde_json::Value {
+    let head = c.head();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{transport}: {head}");
+    if transport == "/sse?" || transport == "/iframe?" {
+        c.chunk();
+    }
+    let frame = c.chunk_str();
+    let inner = match transport {
+        "/sub?" | "/stream?" => frame.strip_suffix('\n'),
+        "/sub?cb=cb_x&" => frame.strip_prefix("cb_x(").and_then(|f| f.strip_suffix(");\n")),
+        "/sse?" => frame.strip_prefix("id: 1\ndata: ").and_then(|f| f.strip_suffix("\n\n")),
+        "/iframe?" => frame
+            .strip_prefix("<script>parent.icomet_cb(")
+            .and_then(|f| f.strip_suffix(");</script>\n")),
+        other => panic!("unknown transport {other}"),
+    };
+    json(inner.unwrap_or_else(|| panic!("{transport}: not its frame: {frame:?}")))
 }
 
 fn channel(i: usize) -> String {
@@ -117,11 +133,23 @@ fn subscribers_that_vanish_at_once_are_all_forgotten_and_can_come_back() {
     let mut clients = connect_all(&server);
     for c in 0..CHANNELS {
         let (status, _, body) = admin(&server, &format!("/push?cname={}&content=back{c}", channel(c)));
-        assert!(status.contains("200"), "{status} {body}");
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "{\"type\":\"ok\"}\n")
+        );
     }
     for (i, client) in clients.iter_mut().enumerate() {
-        let want = format!(r#""cname":"{}","seq":1,"content":"back{}"}}"#, channel(i), i % CHANNELS);
-        client.read_until(want.as_bytes());
+        let transport = TRANSPORTS[i % TRANSPORTS.len()];
+        assert_eq!(
+            read_message(client, transport),
+            serde_json::json!({
+                "type": "data",
+                "cname": channel(i),
+                "seq": 1,
+                "content": format!("back{}", i % CHANNELS),
+            }),
+            "subscriber {i} over {transport}"
+        );
     }
     // Long polls were answered and left; the streams are still there.
     let streams = (0..SUBSCRIBERS).filter(|i| i % TRANSPORTS.len() >= 2).count() as u64;

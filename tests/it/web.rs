@@ -3,7 +3,7 @@
 //! bound port, the pages need no admin key (the endpoints they call do),
 //! and the admin IP filter still applies.
 
-use crate::support::{admin, config, header, start, Client};
+use crate::support::{admin, config, header, json, start, Client};
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -135,5 +135,15 @@ fn pages_need_no_admin_key_but_what_they_call_does() {
     assert_eq!(header(&head, "content-type"), Some("application/json"));
     let (status, _, body) = get_with(&s, "/sign?cname=demo&cb=f&key=demo-k3y", "");
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(body.starts_with(b"f({"), "{}", String::from_utf8_lossy(&body));
+    let body = String::from_utf8(body).expect("utf-8 body");
+    let signed = body
+        .strip_prefix("f(")
+        .and_then(|b| b.strip_suffix(");\n"))
+        .unwrap_or_else(|| panic!("not a JSONP reply: {body:?}"));
+    let signed = json(signed);
+    assert_eq!(
+        (&signed["type"], &signed["cname"]),
+        (&"sign".into(), &"demo".into()),
+        "{body}"
+    );
 }

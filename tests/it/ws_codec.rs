@@ -1,19 +1,38 @@
-//! `comet::ws` (handshake and codec) checked by independent clients over
-//! real sockets, through the scaffolding echo server of `tests/it/support/ws_scaffold.rs`:
+//! comet's WebSocket path (handshake and codec) checked through its echo
+//! endpoint, `/ws_echo`, by independent clients over real sockets:
 //! tungstenite as a strict client, and raw bytes where exact frames matter.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::ws_scaffold::EchoServer;
-use comet::ws::AllowedOrigins;
+use comet::server::Server;
 use tungstenite::protocol::frame::coding::CloseCode as TCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+/// comet with its echo endpoint on (and allowing only `origins` when given).
+struct EchoServer(Server);
+
+impl EchoServer {
+    fn start(origins: &[&str]) -> EchoServer {
+        let mut c = crate::support::config();
+        c.front.ws_echo = true;
+        c.front.allowed_origins = origins.iter().map(|o| o.to_string()).collect();
+        EchoServer(crate::support::start(c))
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.0.front_addr()
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws_echo", self.addr())
+    }
+}
+
 const WAIT: Duration = Duration::from_secs(10);
-const KEY_HEAD: &str = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+const KEY_HEAD: &str = "GET /ws_echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 const SWITCHING: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
@@ -65,7 +84,7 @@ fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn tungstenite_round_trips_every_message_type() {
-    let server = EchoServer::start(1 << 20, AllowedOrigins::any());
+    let server = EchoServer::start(&[]);
     let mut ws = client(&server);
     ws.send(Message::text("héllo")).expect("send");
     assert_eq!(ws.read().expect("echo"), Message::text("héllo"));
@@ -88,24 +107,8 @@ fn tungstenite_round_trips_every_message_type() {
 }
 
 #[test]
-fn a_message_over_the_maximum_is_closed_with_1009() {
-    let server = EchoServer::start(100, AllowedOrigins::any());
-    let mut ws = client(&server);
-    ws.send(Message::text("x".repeat(100))).expect("send");
-    assert_eq!(ws.read().expect("echo"), Message::text("x".repeat(100)));
-    ws.send(Message::text("x".repeat(101))).expect("send");
-    match ws.read().expect("close") {
-        Message::Close(Some(f)) => {
-            assert_eq!(f.code, TCode::Size);
-            assert_eq!(f.reason.as_str(), "message longer than 100 bytes");
-        }
-        other => panic!("expected close 1009, got {other:?}"),
-    }
-}
-
-#[test]
 fn exact_bytes_of_the_upgrade_and_frames() {
-    let server = EchoServer::start(1 << 20, AllowedOrigins::any());
+    let server = EchoServer::start(&[]);
     let mut s = tcp(&server);
     // The head and two frames in one write: the frames after the head are kept.
     let mut first = format!("{KEY_HEAD}\r\n").into_bytes();
@@ -128,7 +131,7 @@ fn exact_bytes_of_the_upgrade_and_frames() {
 
 #[test]
 fn a_client_close_is_echoed_and_the_server_half_closes() {
-    let server = EchoServer::start(1 << 20, AllowedOrigins::any());
+    let server = EchoServer::start(&[]);
     let mut s = tcp(&server);
     s.write_all(format!("{KEY_HEAD}\r\n").as_bytes()).expect("write");
     assert_eq!(read_n(&mut s, SWITCHING.len()), SWITCHING);
@@ -138,7 +141,7 @@ fn a_client_close_is_echoed_and_the_server_half_closes() {
 
 #[test]
 fn refused_handshakes_get_plain_http_answers() {
-    let server = EchoServer::start(1 << 20, AllowedOrigins::only(["https://app.example"]).expect("valid"));
+    let server = EchoServer::start(&["https://app.example"]);
     let answer = |head: String| {
         let mut s = tcp(&server);
         s.write_all(head.as_bytes()).expect("write");

@@ -34,9 +34,20 @@ const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\
     polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
     header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \
     socket_send_buffer_bytes: 16\n  socket_recv_buffer_bytes: 17\n  \
-    descriptor_tables: always\n  sse_retry_ms: 18\n\
+    descriptor_tables: always\n  sse_retry_ms: 18\n  \
+    allowed_origins: [\"https://a.example\", \"http://b.example:8080\"]\n  \
+    max_channels_per_connection: 3\n  ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  \
+    ws_echo: true\n\
     admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
-    max_body_bytes: 19\n  threads: 3\n  key: k3y\n";
+    max_body_bytes: 19\n  threads: 3\n  key: k3y\n  open_health: true\n\
+    cluster:\n  redis: \"redis://127.0.0.1:7001/2\"\n  prefix: cx\n  node_id: n1\n  \
+    hmac_secret: 0123456789abcdef0123\n  hmac_secret_previous: fedcba9876543210fedc\n  \
+    call_timeout_ms: 501\n  connect_timeout_ms: 1001\n  reconnect_min_ms: 101\n  \
+    reconnect_max_ms: 5001\n  subscribe_batch: 511\n  subscribe_concurrency: 15\n  \
+    subscribe_linger_ms: 2\n  data_connections: 2\n  probe_interval_ms: 5001\n  \
+    probe_timeout_ms: 3001\n  node_report_interval_ms: 2001\n  node_stale_ms: 6001\n  \
+    reaper_interval_ms: 1001\n  index_refresh_interval_ms: 10001\n  survey_timeout_ms: 301\n  \
+    publish_batch_messages: 999\n";
 
 /// Every leaf of a YAML document as (dotted key, value written the way an
 /// environment variable carries it: lists comma-separated).
@@ -441,4 +452,14 @@ fn any_text_in_any_variable_is_a_config_or_an_error_naming_it() {
             }
         }
     }
+}
+
+#[test]
+fn open_health_is_set_from_the_environment() {
+    let c = with_env(&[("COMET_ADMIN_OPEN_HEALTH", "true")]).expect("valid");
+    assert!(c.admin.open_health);
+    assert_eq!(
+        env_err(&[("COMET_ADMIN_OPEN_HEALTH", "yes")]),
+        "COMET_ADMIN_OPEN_HEALTH: expected true or false (got \"yes\")"
+    );
 }

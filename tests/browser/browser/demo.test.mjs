@@ -90,9 +90,18 @@ test('the operator page shows the /stats figures and charts them', async () => {
   }, async () => `figures equal to /stats ${JSON.stringify(await stats())}`);
   assert.equal(await figure('subscribers'), '1');
   assert.match(await figure('rss'), /^\d+\.\d MiB$/);
+  // Delivery latency since start, as /stats estimates it, in ms (or s).
+  const latency = (await stats()).delivery_latency_ms.all;
+  assert.ok(latency.count > 0, JSON.stringify(latency));
+  for (const q of ['p50', 'p99']) {
+    const shown = await figure(`latency-${q}`);
+    assert.match(shown, /^\d+\.\d+ (ms|s)$/, q);
+    const ms = shown.endsWith(' s') ? parseFloat(shown) * 1000 : parseFloat(shown);
+    assert.ok(Math.abs(ms - latency[q]) <= Math.max(0.01, latency[q] * 0.01), `${q}: ${shown} vs ${latency[q]} ms`);
+  }
   // Each chart has drawn its data: coloured pixels inside the plot area
   // (right of the axis labels, below the legend; grid lines are grey).
-  for (const id of ['chart-rate', 'chart-subs', 'chart-rss', 'chart-transports']) {
+  for (const id of ['chart-rate', 'chart-subs', 'chart-rss', 'chart-transports', 'chart-latency']) {
     const coloured = await ops.$eval(`#${id}`, (c) => {
       const r = window.devicePixelRatio || 1;
       const x0 = Math.ceil(50 * r);

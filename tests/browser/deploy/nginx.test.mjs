@@ -3,7 +3,7 @@
 // more SSE subscriptions from one page than HTTP/1.1 allows per host, JSONP
 // long polling and the forever iframe through the proxy, and no admin path.
 //
-// Started by tests/ops/nginx.rs, which runs nginx and comet and passes
+// Started by tests/heavy/nginx.rs, which runs nginx and comet and passes
 // COMET_DEPLOY_URL (nginx's https origin), COMET_DEPLOY_HTTP (its plain
 // http origin) and COMET_DEPLOY_ADMIN (comet's admin origin, direct).
 import { test, before, after } from 'node:test';
@@ -52,7 +52,7 @@ async function push(cname, content) {
 }
 
 before(async () => {
-  assert.ok(ORIGIN && PLAIN && ADMIN, 'run through `cargo test --test ops nginx`, which sets COMET_DEPLOY_*');
+  assert.ok(ORIGIN && PLAIN && ADMIN, 'run through `cargo test --test heavy nginx`, which sets COMET_DEPLOY_*');
   browser = await launch();
   // The certificate is made for this run and trusted by no one: this
   // context alone skips the check (the connection is still TLS with ALPN).
@@ -158,7 +158,7 @@ test('no admin path is served through nginx', async () => {
 });
 
 test('plain http redirects to https', async () => {
-  // (Not a subscription path: tests/ops/nginx.rs reads those in nginx's
+  // (Not a subscription path: tests/heavy/nginx.rs reads those in nginx's
   // log as the browser's.)
   const r = await get(`${PLAIN}/any/path?a=1`);
   assert.equal(r.status, 301);

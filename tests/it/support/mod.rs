@@ -1,8 +1,17 @@
-//! Shared helpers for integration tests: start the real server on port 0,
-//! talk raw HTTP with a deadline on every read.
+//! The one harness of the test binaries (`tests/it`, and `tests/heavy`
+//! through a `#[path]` module): the real server in-process on port 0
+//! ([`start`]), the real binary as a child process ([`binary`]), raw HTTP
+//! with a deadline on every read ([`Client`], [`get`]), JSON read with
+//! serde_json ([`json`]), temporary files ([`files`]), and waits that poll
+//! a condition with a deadline ([`eventually`]). Tests never sleep to
+//! guess and never assert that nothing came: they send something after the
+//! thing that must stay silent and assert that it is what comes next.
 
 pub mod binary;
-pub mod ws_scaffold;
+pub mod cluster;
+pub mod files;
+pub mod redis;
+pub mod ws;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -149,17 +158,6 @@ impl Client {
         while self.fill(deadline) {}
         std::mem::take(&mut self.buf)
     }
-
-    /// Asserts that nothing arrives for `d`.
-    pub fn expect_silence(&mut self, d: Duration) {
-        self.stream.set_read_timeout(Some(d)).expect("timeout");
-        let mut tmp = [0u8; 1024];
-        match self.stream.read(&mut tmp) {
-            Ok(n) if n > 0 => panic!("unexpected data {:?}", String::from_utf8_lossy(&tmp[..n])),
-            Ok(_) => panic!("unexpected EOF"),
-            Err(_) => {}
-        }
-    }
 }
 
 /// A response read whole, headers parsed.
@@ -185,6 +183,20 @@ impl Resp {
     /// The body as text.
     pub fn body(&self) -> &str {
         std::str::from_utf8(&self.body).expect("utf-8 body")
+    }
+
+    /// The status code.
+    pub fn code(&self) -> u16 {
+        self.status
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status code in {:?}", self.status))
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        json(self.body())
     }
 
     /// Status line, body, and the headers every admin reply carries
@@ -272,13 +284,24 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// One admin request on a fresh connection: (status line, head, body).
-pub fn admin(server: &Server, target: &str) -> (String, String, String) {
-    let mut c = Client::connect(server.admin_addr());
+/// One GET of `target` on a fresh connection to `addr` (with `Host` and
+/// `Connection: close`): (status line, head, body).
+pub fn get(addr: SocketAddr, target: &str) -> (String, String, String) {
+    let mut c = Client::connect(addr);
     c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
     let (head, body) = c.response();
     let status = head.lines().next().unwrap_or("").to_string();
     (status, head, String::from_utf8(body).expect("utf8 body"))
+}
+
+/// One admin request on a fresh connection: (status line, head, body).
+pub fn admin(server: &Server, target: &str) -> (String, String, String) {
+    get(server.admin_addr(), target)
+}
+
+/// `text` parsed as JSON; panics naming the text when it is not JSON.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
 }
 
 /// Waits until `cond` holds, polling; panics after [`WAIT`].
