@@ -83,6 +83,9 @@ pub enum DescriptorTables {
 pub struct FrontConfig {
     /// Address to listen on, `ip:port`.
     pub listen: SocketAddr,
+    /// The listen backlog: connections the kernel completes and queues for
+    /// `accept` (it caps the value at `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// `none` or `token`.
     pub auth: Auth,
     /// Most channels that may exist at once (idle ones included).
@@ -175,6 +178,7 @@ impl Default for FrontConfig {
     fn default() -> Self {
         FrontConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8100)),
+            listen_backlog: 65535,
             auth: Auth::None,
             max_channels: 1_000_000,
             max_subscribers_per_channel: 1_000_000,
@@ -254,6 +258,9 @@ pub const MAX_CNAME_BYTES: usize = 65536;
 
 /// Most accepted `admin.threads`.
 pub const MAX_ADMIN_THREADS: usize = 64;
+
+/// Largest accepted `front.listen_backlog`: `listen(2)` takes a C `int`.
+pub const MAX_LISTEN_BACKLOG: u32 = i32::MAX as u32;
 
 /// Why a configuration could not be loaded or is not valid.
 ///
@@ -415,6 +422,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "workers",
                 format!("must be at most {MAX_WORKERS} (got {})", self.workers),
+            ));
+        }
+        if !(1..=MAX_LISTEN_BACKLOG).contains(&f.listen_backlog) {
+            return Err(ConfigError::invalid(
+                "front.listen_backlog",
+                format!("must be between 1 and {MAX_LISTEN_BACKLOG} (got {})", f.listen_backlog),
             ));
         }
         if f.polling_timeout == 0 {

@@ -102,12 +102,13 @@ pub struct Server {
     reloader: Reloader,
 }
 
-fn bind(which: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+fn bind(which: &'static str, addr: SocketAddr, backlog: u32) -> Result<TcpListener, ServerError> {
     let l = TcpListener::bind(addr).map_err(|source| ServerError::Bind { which, addr, source })?;
     l.set_nonblocking(true)?;
     // std listens with a backlog of 128; a connect burst needs far more
     // (the kernel caps it at net.core.somaxconn).
-    rustix::net::listen(&l, 65535).map_err(std::io::Error::from)?;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    rustix::net::listen(&l, backlog).map_err(std::io::Error::from)?;
     Ok(l)
 }
 
@@ -129,8 +130,8 @@ impl Server {
             },
             config.front.max_connections
         );
-        let front_listener = bind("front", config.front.listen)?;
-        let admin_listener = bind("admin", config.admin.listen)?;
+        let front_listener = bind("front", config.front.listen, config.front.listen_backlog)?;
+        let admin_listener = bind("admin", config.admin.listen, 65535)?;
         let front = front_listener.local_addr()?;
         let admin = admin_listener.local_addr()?;
         let settings = Settings::from_config(&config);

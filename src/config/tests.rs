@@ -43,6 +43,7 @@ fn shipped_yaml_sets_every_key() {
     }
     let front = [
         "listen",
+        "listen_backlog",
         "auth",
         "max_channels",
         "max_subscribers_per_channel",
@@ -196,6 +197,25 @@ fn max_cname_bytes_range() {
 }
 
 #[test]
+fn listen_backlog_must_be_a_listen_int() {
+    rejects(
+        "front: {listen_backlog: 0}",
+        "front.listen_backlog must be between 1 and 2147483647 (got 0)",
+    );
+    rejects(
+        "front: {listen_backlog: 2147483648}",
+        "front.listen_backlog must be between 1 and 2147483647 (got 2147483648)",
+    );
+    assert_eq!(
+        check("front: {listen_backlog: 2147483647}")
+            .expect("valid")
+            .front
+            .listen_backlog,
+        2_147_483_647
+    );
+}
+
+#[test]
 fn header_timeout_must_be_positive() {
     rejects(
         "front: {header_timeout_secs: 0}",
@@ -290,7 +310,7 @@ fn reprint(c: &Config) -> Config {
 #[test]
 fn every_key_prints_and_loads_back() {
     let yaml = "log_level: debug\nworkers: 3\nshutdown_grace_secs: 9\n\
-        front:\n  listen: \"[::1]:8101\"\n  auth: token\n  max_channels: 7\n  \
+        front:\n  listen: \"[::1]:8101\"\n  listen_backlog: 6\n  auth: token\n  max_channels: 7\n  \
         max_subscribers_per_channel: 8\n  channel_buffer_size: 9\n  channel_timeout: 0\n  \
         polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
         header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \

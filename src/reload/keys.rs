@@ -28,6 +28,8 @@ pub const TABLE: &[(&str, Apply)] = &[
     ("workers", Restart),
     ("shutdown_grace_secs", Live),
     ("front.listen", Restart),
+    // listen(2) is called once, when the socket is bound.
+    ("front.listen_backlog", Restart),
     ("front.auth", Restart),
     ("front.max_channels", Live),
     ("front.max_subscribers_per_channel", Live),

@@ -81,6 +81,16 @@ USAGE: comet-load [OPTIONS]
   --json                 print only the final JSON line on stdout
   --help                 this text
 
+Server memory: when the admin's /stats answers with an rss_bytes field (comet
+does), the server's RSS is sampled three times with nothing in flight: once
+every subscriber is ready and before anything is published, after the first
+message has reached every subscriber, and after the last one has (publishing
+waits for each; a wait gives up after --stall-secs without progress). They
+are the JSON's server_rss_ready, server_rss_after_first and
+server_rss_after_last, in bytes (null when the server does not say, or a
+wait gave up; server_rss_note says why), and each is announced on stderr as
+`comet-load: sampled KEY=BYTES` or `comet-load: sampled KEY=null (why)`.
+
 Long-poll clients re-poll with the next seq they want; what was published in
 between is replayed from the channel's history (channel_buffer_size, default
 10). With a short --interval-ms and more messages than that, a long-poll client

@@ -182,8 +182,9 @@ impl Sub {
         }
     }
 
-    /// Counts a failure of this connection and marks it closed. The caller closes the fd.
-    pub fn fail(&mut self, run: &RunInfo, tally: &mut Tally, fault: Fault) {
+    /// Counts a failure of this connection and marks it closed. The caller
+    /// closes the fd. `target`: the message the publisher waits for.
+    pub fn fail(&mut self, run: &RunInfo, tally: &mut Tally, fault: Fault, target: u32) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -191,7 +192,10 @@ impl Sub {
         if self.phase != Phase::Connecting {
             tally.open -= 1;
         }
-        if !self.ready {
+        if self.ready {
+            tally.failed_ready += 1;
+            tally.reach.lost(target, self.next_msg);
+        } else {
             tally.failed_unready += 1;
         }
         if self.next_msg < run.messages {
@@ -215,6 +219,9 @@ pub struct Session<'a> {
     pub now_us: u64,
     /// Time of this read, µs since the run started.
     pub elapsed_us: u64,
+    /// The message the publisher waits for, read after this read returned
+    /// (see `reach`).
+    pub target: u32,
 }
 
 impl Session<'_> {
@@ -271,6 +278,9 @@ impl Session<'_> {
             return;
         }
         self.tally.skipped += u64::from(stamp.number - self.sub.next_msg);
+        self.tally
+            .reach
+            .crossed(self.target, self.sub.next_msg, stamp.number + 1);
         self.sub.next_msg = stamp.number + 1;
         self.sub.received += 1;
         self.tally.deliveries += 1;
@@ -343,6 +353,7 @@ mod tests {
             tally,
             now_us: 1_000_500,
             elapsed_us: 900,
+            target: 0,
         };
         conn.reader.feed(input.as_bytes(), &mut s)
     }
@@ -478,6 +489,33 @@ mod tests {
             drive(&r, &mut Conn::new(3, 13, 0), &mut t, status),
             Err(Fault::HttpStatus)
         );
+    }
+
+    #[test]
+    fn deliveries_count_toward_the_publishers_target() {
+        let r = run(Transport::Stream, Mode::Push, 2);
+        let mut c = Conn::new(3, 13, 0);
+        let mut t = Tally::default();
+        let data = |m: u32| {
+            chunk(&format!(
+                "{{\"type\":\"data\",\"cname\":\"load3\",\"seq\":{m},\"content\":\"{}\"}}\n",
+                stamp(m)
+            ))
+        };
+        let next_seq = chunk("{\"type\":\"next_seq\",\"cname\":\"load3\",\"seq\":1,\"content\":\"\"}\n");
+        // drive() reads with target 0: message 0 counts, its duplicate does not.
+        drive(&r, &mut c, &mut t, &format!("{HEAD}{next_seq}{}{}", data(0), data(0))).expect("stream");
+        assert_eq!(crate::reach::Reach::count_in(t.reach.pack(), 0), 1);
+        assert_eq!((t.deliveries, t.duplicates), (1, 1));
+        // The connection fails: it no longer counts, and it counts as a ready
+        // one that failed.
+        c.sub.fail(&r, &mut t, Fault::Reset, 0);
+        assert_eq!(crate::reach::Reach::count_in(t.reach.pack(), 0), 0);
+        assert_eq!((t.failed_ready, t.failed_unready, t.failed_unfinished), (1, 0, 1));
+        // One that fails before it is ready is not in failed_ready.
+        let mut d = Conn::new(4, 14, 0);
+        d.sub.fail(&r, &mut t, Fault::Refused, 0);
+        assert_eq!((t.failed_ready, t.failed_unready), (1, 1));
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! (relaxed stores of its own totals) and the main thread sums for progress and
 //! for deciding when the run is over. Created before any worker starts, so no
 //! descriptor is involved; nothing here is exact until the workers have stopped.
+//! The publisher's target message and each worker's count of connections that
+//! have it (`reach`) travel here too.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::reach::{Reach, NO_TARGET};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Live counters of one worker, read by the main thread for progress.
@@ -26,6 +30,10 @@ pub struct Live {
     pub deliveries: AtomicU64,
     /// Errors of any kind.
     pub faults: AtomicU64,
+    /// Connections that failed after becoming ready.
+    pub failed_ready: AtomicU64,
+    /// This worker's [`Reach`], packed ([`Reach::pack`]).
+    pub reached: AtomicU64,
 }
 
 /// What the main thread and the workers share. Created before any worker starts.
@@ -37,6 +45,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// One entry per worker.
     pub live: Vec<Live>,
+    /// The message the publisher waits for ([`NO_TARGET`]: none). Set before
+    /// the message is published; workers read it at each read.
+    pub target: AtomicU32,
 }
 
 /// Sums of the live counters of all workers.
@@ -58,6 +69,8 @@ pub struct Snapshot {
     pub deliveries: u64,
     /// See [`Live::faults`].
     pub faults: u64,
+    /// See [`Live::failed_ready`].
+    pub failed_ready: u64,
 }
 
 impl Shared {
@@ -67,6 +80,7 @@ impl Shared {
             start: Instant::now(),
             stop: AtomicBool::new(false),
             live: (0..threads).map(|_| Live::default()).collect(),
+            target: AtomicU32::new(NO_TARGET),
         }
     }
 
@@ -83,8 +97,17 @@ impl Shared {
             s.finished += get(&l.finished);
             s.deliveries += get(&l.deliveries);
             s.faults += get(&l.faults);
+            s.failed_ready += get(&l.failed_ready);
         }
         s
+    }
+
+    /// Live connections that have message `target`, over all workers.
+    pub fn reached(&self, target: u32) -> u64 {
+        self.live
+            .iter()
+            .map(|l| Reach::count_in(l.reached.load(Ordering::SeqCst), target))
+            .sum()
     }
 
     /// Microseconds since the start of the run.

@@ -6,7 +6,9 @@
 //! loop (`worker` and `sys`, with per-connection logic in `conn`, response parsing
 //! in `http` and `frame`, counters in `tally` and `stats`, error kinds in
 //! `fault`). Once every connection is subscribed, a publisher thread (`publish`)
-//! sends the messages through the admin API. The main thread watches the live
+//! samples the server's memory (`server_rss`) and sends the messages through
+//! the admin API, waiting where a sample is due until the message has reached
+//! every subscriber (`reach`). The main thread watches the live
 //! counters, prints progress, decides when the run is over (finished, stalled, or
 //! out of time), stops everything and prints the report (`report`). It never
 //! touches a subscriber socket.
@@ -18,7 +20,9 @@ mod frame;
 mod http;
 mod live;
 mod publish;
+mod reach;
 mod report;
+mod server_rss;
 mod stats;
 mod sys;
 mod tally;
@@ -167,9 +171,8 @@ fn run(args: &Args) -> bool {
                 if snap.ready == 0 {
                     end = End::NoneReady;
                     break;
-                } else if args.messages == 0 {
-                    Stage::Holding(now + Duration::from_secs(args.hold_secs))
                 } else {
+                    // With no messages, the publisher only samples the memory.
                     let (a, s, p) = (args.clone(), Arc::clone(&shared), Arc::clone(&published));
                     match std::thread::Builder::new()
                         .name("publisher".into())
@@ -187,7 +190,11 @@ fn run(args: &Args) -> bool {
             Stage::Publishing(handle) if handle.is_finished() => {
                 publish_report = handle.join().ok();
                 last_delivery.1 = now;
-                Stage::Draining
+                if args.messages == 0 {
+                    Stage::Holding(now + Duration::from_secs(args.hold_secs))
+                } else {
+                    Stage::Draining
+                }
             }
             Stage::Draining if snap.finished + snap.failed_unfinished >= total => {
                 Stage::Holding(now + Duration::from_secs(args.hold_secs))

@@ -179,6 +179,7 @@ impl Report<'_> {
             }
             None => s.push_str("latency: no samples\n"),
         }
+        let _ = writeln!(s, "{}", self.publish.rss.human());
         let _ = write!(
             s,
             "result: {} ({}) after {:.3} s",
@@ -209,7 +210,7 @@ impl Report<'_> {
              \"source_ips\":{},\"nap_us\":{},\"connections\":{},\"channels\":{},\"opened\":{},\"established\":{},\"ready\":{},\
              \"connect_errors\":{},\"connect_secs\":{},\"errors\":{{{}}},\"error_total\":{},\"messages\":{},\
              \"published\":{},\"publish_errors\":{},\"expected_deliveries\":{},\"deliveries\":{},\"missing\":{},\
-             \"skipped\":{},\"duplicates\":{},\"incomplete_connections\":{},\"elapsed_secs\":{:.3},\"setup_ms\":{},\"latency_ms\":{}}}",
+             \"skipped\":{},\"duplicates\":{},\"incomplete_connections\":{},\"elapsed_secs\":{:.3},\"setup_ms\":{},\"latency_ms\":{},{}}}",
             self.ok(),
             self.end.name(),
             a.transport.name(),
@@ -238,6 +239,7 @@ impl Report<'_> {
             self.elapsed_secs,
             json_hist(&t.setup),
             json_hist(&t.latency),
+            self.publish.rss.json_members(),
         )
     }
 }
@@ -275,10 +277,16 @@ mod tests {
             ..Tally::default()
         };
         tally.latency.record(1500);
-        let publish = PublishReport {
+        let mut publish = PublishReport {
             published: 2,
             ..PublishReport::default()
         };
+        publish.rss.set(crate::reach::Point::Ready, Ok(4096));
+        publish.rss.set(crate::reach::Point::AfterFirst, Ok(8192));
+        publish.rss.set(
+            crate::reach::Point::AfterLast,
+            Err("/stats has no rss_bytes field".into()),
+        );
         let mut r = Report {
             args: &args,
             tally,
@@ -298,7 +306,22 @@ mod tests {
             json.contains("\"source_ips\":0,\"nap_us\":0,\"connections\":4,"),
             "{json}"
         );
+        assert!(
+            json.ends_with(
+                ",\"server_rss_ready\":4096,\"server_rss_after_first\":8192,\"server_rss_after_last\":null,\
+                 \"server_rss_note\":\"/stats has no rss_bytes field\"}"
+            ),
+            "{json}"
+        );
         assert!(!json.contains('\n'));
+        assert!(
+            r.human().contains(
+                "\nserver RSS (admin /stats): all ready 0.0 MiB, after the first message 0.0 MiB, after the last - \
+                 (/stats has no rss_bytes field)\nresult: OK"
+            ),
+            "{}",
+            r.human()
+        );
 
         r.tally.deliveries = 7;
         r.tally.duplicates = 1;

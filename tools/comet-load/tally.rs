@@ -3,6 +3,7 @@
 //! [`Tally`] outright; the main thread merges them after the workers stop.
 
 use crate::fault::FaultCounts;
+use crate::reach::Reach;
 use crate::stats::Histogram;
 
 /// Counters one thread keeps about its connections (merged across threads at the end).
@@ -20,6 +21,8 @@ pub struct Tally {
     pub failed_unready: u64,
     /// Connections that failed before seeing the last message.
     pub failed_unfinished: u64,
+    /// Connections that failed after becoming ready.
+    pub failed_ready: u64,
     /// Connections that saw the last message (with or without gaps before it).
     pub finished: u64,
     /// First deliveries of a message to a connection.
@@ -45,6 +48,9 @@ pub struct Tally {
     pub latency: Histogram,
     /// Connect-to-ready time, µs.
     pub setup: Histogram,
+    /// This thread's live connections that have the publisher's target
+    /// message (not merged: it only means something per thread, live).
+    pub reach: Reach,
 }
 
 impl Tally {
@@ -56,6 +62,7 @@ impl Tally {
         self.ready += o.ready;
         self.failed_unready += o.failed_unready;
         self.failed_unfinished += o.failed_unfinished;
+        self.failed_ready += o.failed_ready;
         self.finished += o.finished;
         self.deliveries += o.deliveries;
         self.skipped += o.skipped;

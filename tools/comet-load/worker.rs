@@ -288,6 +288,7 @@ impl Worker {
                 tally: &mut self.tally,
                 now_us: unix_us(),
                 elapsed_us: self.shared.elapsed_us(),
+                target: self.shared.target.load(Ordering::SeqCst),
             };
             let n = n as usize;
             let result = if n == 0 {
@@ -318,7 +319,12 @@ impl Worker {
     fn fail(&mut self, slot: usize, fault: Fault) {
         let sub = &mut self.conns[slot].sub;
         let fd = sub.fd;
-        sub.fail(&self.run, &mut self.tally, fault);
+        sub.fail(
+            &self.run,
+            &mut self.tally,
+            fault,
+            self.shared.target.load(Ordering::SeqCst),
+        );
         if fd >= 0 {
             // SAFETY: fd is open and owned by this connection; closing it also
             // removes it from the epoll set.
@@ -340,6 +346,8 @@ impl Worker {
         set(&live.finished, t.finished);
         set(&live.deliveries, t.deliveries);
         set(&live.faults, t.faults.total());
+        set(&live.failed_ready, t.failed_ready);
+        live.reached.store(t.reach.pack(), Ordering::SeqCst);
     }
 
     /// End of the run: closes every open connection (not an error) and the epoll fd.

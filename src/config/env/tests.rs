@@ -29,7 +29,7 @@ fn env_err(pairs: &[(&str, &str)]) -> String {
 /// A config in which every key differs from its default (a test checks
 /// that, so a key added later must get a value here).
 const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\nshutdown_grace_secs: 9\n\
-    front:\n  listen: \"[::1]:8101\"\n  auth: token\n  max_channels: 7\n  \
+    front:\n  listen: \"[::1]:8101\"\n  listen_backlog: 6\n  auth: token\n  max_channels: 7\n  \
     max_subscribers_per_channel: 8\n  channel_buffer_size: 9\n  channel_timeout: 0\n  \
     polling_timeout: 11\n  max_connections: 12\n  max_connections_per_ip: 13\n  \
     header_timeout_secs: 14\n  max_cname_bytes: 15\n  max_queued_bytes: 4097\n  \
