@@ -3,7 +3,7 @@
 //!
 //! The channel table queues deliveries here while it is still locked, so a
 //! worker sees each channel's messages in seq order; the server queues
-//! shutdown and hand-over commands. A worker polls its eventfd and takes
+//! shutdown and settings commands. A worker polls its eventfd and takes
 //! the whole queue at once. Nothing here touches a socket or the table.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -30,8 +30,8 @@ pub struct Stats {
     pub refused_per_ip: AtomicU64,
     /// Front connections accepted since start (refused ones included).
     pub accepted: AtomicU64,
-    /// Workers that handed over to a fresh thread after everyone left.
-    pub worker_renewals: AtomicU64,
+    /// Times a worker gave back its arrays because everyone left.
+    pub worker_releases: AtomicU64,
     /// Frames written to subscribers.
     pub delivered: AtomicU64,
     /// Subscribers dropped because their output queue overflowed.

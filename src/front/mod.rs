@@ -49,7 +49,7 @@ pub const READ_BUF: usize = 16 * 1024;
 const RELEASE_ABOVE: usize = 64;
 
 /// Connections a worker must have held for everyone leaving to be worth a
-/// `malloc_trim` and a fresh thread.
+/// `malloc_trim`.
 const LARGE_BURST: usize = 1024;
 
 /// Settings a worker copies out of the config.
@@ -213,7 +213,7 @@ impl<S: Sock> Front<S> {
     }
 
     /// Whether the connections that left were a burst large enough to be
-    /// worth a `malloc_trim` and a fresh thread (see `worker::renew`).
+    /// worth a `malloc_trim`.
     pub fn burst_was_large(&self) -> bool {
         self.conns.len() > LARGE_BURST
     }

@@ -252,7 +252,7 @@ fn the_last_connection_closing_inside_a_request_leaves_the_front_usable() {
 fn a_small_crowd_leaving_frees_the_arrays_without_counting_as_a_burst() {
     // 15,000 connections over 52 workers is ~290 per worker: when they all
     // leave, each worker gives its arrays back (they kept +30% of idle RSS),
-    // but it is no reason for a trim and a fresh thread.
+    // but it is no reason for a trim.
     let (mut front, _shared) = front_with(|_| {});
     let few: Vec<_> = (0..10)
         .map(|_| client(&mut front, "GET /stream?cname=c HTTP/1.1\r\n\r\n"))

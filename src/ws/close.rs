@@ -25,7 +25,7 @@ impl CloseCode {
     /// 1000: normal closure; comet's answer after the icomet `close` object
     /// when a channel is closed, and to a client's close without a code.
     pub const NORMAL: CloseCode = CloseCode(1000);
-    /// 1001: going away; comet is shutting down or renewing its workers.
+    /// 1001: going away; comet is shutting down.
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
     /// 1002: protocol error; the client broke RFC 6455 framing.
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
