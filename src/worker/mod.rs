@@ -17,6 +17,8 @@
 //! worker.
 
 mod accept;
+#[cfg(test)]
+mod join_tests;
 mod renew;
 pub(crate) mod sys;
 
@@ -92,7 +94,10 @@ impl Workers {
     pub fn join(self) {
         let n = lock(&self.threads).len();
         for i in 0..n {
-            while let Some(t) = lock(&self.threads)[i].take() {
+            loop {
+                // The guard must be gone before the join: a renewing
+                // worker locks the table to store its successor's handle.
+                let Some(t) = lock(&self.threads)[i].take() else { break };
                 let _ = t.join();
             }
         }
