@@ -9,6 +9,8 @@ Completeness is checked: every subscriber must get every message.
 Bounded: N connections, M messages, a 300 s deadline; only 127.0.0.1.
 
 usage: tools/bench/fanout_cpu.py [N=15000] [M=20] [transport=stream]
+(transport: stream, sse, iframe or ws; a ws subscriber gets each message as
+one text frame, counted the same way)
 
 With COMET_FLOOR=1 the same run goes against tools/bench/epoll_floor.c (a
 bare epoll server writing the same pre-framed bytes), built first with
@@ -17,7 +19,7 @@ comet's per-delivery CPU is compared with.
 """
 import os, selectors, socket, subprocess, sys, time
 
-from benchlib import FRONT, Comet, admin_get as get, cpu_s as cpu, raise_nofile, wait_until
+from benchlib import FRONT, Comet, admin_get as get, cpu_s as cpu, raise_nofile, subscribe_request, wait_until
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 15000
 M = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -53,7 +55,7 @@ def main():
         socks = []
         for i in range(N):
             s = socket.create_connection(("127.0.0.1", FRONT))
-            s.sendall(f"GET /{T}?cname=fan&seq=1 HTTP/1.1\r\n\r\n".encode())
+            s.sendall(subscribe_request(T, "fan", 1))
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ, i)
             socks.append(s)
