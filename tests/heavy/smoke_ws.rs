@@ -2,10 +2,12 @@
 //! binary: a few thousand `/ws` connections holding two channels each (the
 //! URL's and one joined with a `sub` command), messages pushed to every
 //! channel and then broadcast, and every subscription must get every message
-//! exactly once. Asserts counts from comet-load's JSON line, never times.
+//! exactly once. Asserts counts from comet-load's JSON line, never times;
+//! takes its turn with `smoke_load`'s runs.
 
 use std::process::{Command, Stdio};
 
+use crate::smoke_load::take_turn;
 use crate::support::binary::Binary;
 use crate::support::json;
 
@@ -66,6 +68,7 @@ fn assert_every_subscription_got_everything(summary: &serde_json::Value, channel
 
 #[test]
 fn websocket_connections_with_two_channels_get_every_push_and_broadcast() {
+    let _turn = take_turn();
     let server = Binary::start(
         "log_level: info\nfront:\n  listen: 127.0.0.1:0\n  max_connections: 10000\nadmin:\n  listen: 127.0.0.1:0\n",
     );
