@@ -15,3 +15,4 @@ mod cluster_scale;
 mod nginx;
 mod node;
 mod smoke_load;
+mod smoke_ws;

@@ -21,7 +21,8 @@ const SUBSCRIBERS: u64 = 40_000;
 /// One load run at a time.
 static LOAD: Mutex<()> = Mutex::new(());
 
-fn take_turn() -> MutexGuard<'static, ()> {
+/// Waits for this test's turn among the load runs (also `smoke_ws`'s).
+pub(crate) fn take_turn() -> MutexGuard<'static, ()> {
     LOAD.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -4,7 +4,7 @@ Ports come from COMET_BENCH_FRONT / COMET_BENCH_ADMIN (default 28100 / 28000),
 the binary from COMET_BIN (default target/release/comet). Only 127.0.0.1 is
 ever contacted.
 """
-import os, resource, subprocess, tempfile, time, urllib.request
+import json, os, resource, subprocess, tempfile, time, urllib.request
 
 FRONT = int(os.environ.get("COMET_BENCH_FRONT", "28100"))
 ADMIN = int(os.environ.get("COMET_BENCH_ADMIN", "28000"))
@@ -16,6 +16,32 @@ def raise_nofile():
     """Raises the soft descriptor limit to the hard one."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# A fixed Sec-WebSocket-Key (the sample of RFC 6455 section 1.3): the
+# benchmarks read no answers beyond counting them, so no secrecy is needed.
+WS_UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
+def subscribe_request(transport, cname, seq):
+    """The request that subscribes to `cname` from `seq` on a front
+    transport (sub, stream, sse, iframe, or ws: a WebSocket upgrade)."""
+    head = f"GET /{transport}?cname={cname}&seq={seq} HTTP/1.1\r\nHost: x\r\n".encode()
+    return head + (WS_UPGRADE if transport == "ws" else b"") + b"\r\n"
+
+
+def ws_text(payload):
+    """One masked WebSocket text frame (client to server) carrying `payload`."""
+    data = payload.encode()
+    mask = b"\x37\xfa\x21\x3d"
+    assert len(data) < 126, "commands are short"
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def ws_sub(cname, seq):
+    """A `sub` command joining one more channel on a WebSocket."""
+    return ws_text(json.dumps({"type": "sub", "cname": cname, "seq": seq}, separators=(",", ":")))
 
 
 def admin_get(path):

@@ -17,6 +17,9 @@ pub const MAX_PER_THREAD: u32 = 19_000;
 /// 20,000/s to about 1,000/s at 14,000 connections per pair. Stay below that.
 pub const AUTO_PER_SOURCE: u32 = 12_000;
 
+/// Most channels one WebSocket connection may hold with `--ws-channels`.
+pub const MAX_WS_CHANNELS: u32 = 1000;
+
 /// Longest accepted channel name prefix.
 const MAX_PREFIX: usize = 64;
 
@@ -48,12 +51,27 @@ USAGE: comet-load [OPTIONS]
   --channels N           channels, subscribers spread round-robin [default: 10]
   --prefix TEXT          channel names are TEXT0 .. TEXT(N-1) [default: load]
                          (letters, digits, `_`, `-`, `.`; at most 64)
-  --transport T          longpoll | jsonp | stream | sse | iframe [default: stream]
+  --transport T          longpoll | jsonp | stream | sse | iframe | ws [default: stream]
                            longpoll: /sub, one frame per response, re-polls with seq
                            jsonp:    /sub with cb=cb_<n>, same re-polling
                            stream:   /stream, one JSON message per line
                            sse:      /sse, one `data:` line per event
                            iframe:   /iframe, <script>parent.icomet_cb(..);</script>
+                           ws:       /ws (WebSocket, comet only), one text frame
+                                     per message object; pings are answered,
+                                     a close frame is an error counted by code
+  --ws-channels K        with --transport ws: each connection holds K channels,
+                         the URL's and K-1 more joined with `sub` commands once
+                         the 101 arrived. Connection i holds channels
+                         (i + j) mod N for j = 0 .. K-1 (N = --channels), so
+                         its K channels are distinct (K <= N), every channel is
+                         used as with K = 1, and each gets K times its
+                         round-robin share of subscribers. Every subscription
+                         must get every message exactly once: deliveries are
+                         counted per (connection, channel). The server's
+                         front.max_channels_per_connection (16) and
+                         front.ws_max_frames_per_sec (100) must allow K
+                         [default: 1, max 1000]
   --threads N            worker threads, each with a private descriptor table
                          [default: enough for at most 19000 connections each, min 2]
   --nap-us N             once a thread has opened all its connections, after a
@@ -113,6 +131,8 @@ pub enum Transport {
     Sse,
     /// `/iframe`: HTML prologue, then one `<script>` call per message.
     Iframe,
+    /// `/ws`: a WebSocket, one text frame per message object.
+    Ws,
 }
 
 impl Transport {
@@ -128,6 +148,7 @@ impl Transport {
             Transport::Stream => "/stream",
             Transport::Sse => "/sse",
             Transport::Iframe => "/iframe",
+            Transport::Ws => "/ws",
         }
     }
 
@@ -139,6 +160,7 @@ impl Transport {
             Transport::Stream => "stream",
             Transport::Sse => "sse",
             Transport::Iframe => "iframe",
+            Transport::Ws => "ws",
         }
     }
 }
@@ -181,6 +203,8 @@ pub struct Args {
     pub prefix: String,
     /// Subscriber transport.
     pub transport: Transport,
+    /// Channels each WebSocket connection holds (1 for every other transport).
+    pub ws_channels: u32,
     /// Worker threads (resolved from the default when not given).
     pub threads: u32,
     /// Source addresses to bind, from 127.0.0.2 up; 0 means no bind.
@@ -241,6 +265,7 @@ impl Args {
         let mut channels = 10;
         let mut prefix = String::from("load");
         let mut transport = Transport::Stream;
+        let mut ws_channels = 1;
         let mut threads = None;
         let mut source_ips = None;
         let mut nap_us = 0;
@@ -275,6 +300,7 @@ impl Args {
                 "--channels" => channels = number(&flag, &value(&flag)?, 1, MAX_CONNECTIONS)?,
                 "--prefix" => prefix = channel_prefix(&value(&flag)?)?,
                 "--transport" => transport = parse_transport(&value(&flag)?)?,
+                "--ws-channels" => ws_channels = number(&flag, &value(&flag)?, 1, MAX_WS_CHANNELS)?,
                 "--threads" => threads = Some(number(&flag, &value(&flag)?, 1, 4096)?),
                 "--source-ips" => {
                     let v = value(&flag)?;
@@ -301,6 +327,14 @@ impl Args {
             fronts.push(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8100));
         }
 
+        if ws_channels > 1 && transport != Transport::Ws {
+            return Err(usage(format!("--ws-channels {ws_channels} needs --transport ws")));
+        }
+        if ws_channels > channels {
+            return Err(usage(format!(
+                "--ws-channels {ws_channels} is more than --channels {channels}: a connection's channels must differ"
+            )));
+        }
         let opening_secs = u64::from(connections).div_ceil(u64::from(rate));
         if opening_secs >= duration_secs {
             return Err(usage(format!(
@@ -334,6 +368,7 @@ impl Args {
             channels,
             prefix,
             transport,
+            ws_channels,
             threads,
             source_ips,
             nap_us,
@@ -405,9 +440,10 @@ fn parse_transport(text: &str) -> Result<Transport, ArgsError> {
         "stream" => Transport::Stream,
         "sse" => Transport::Sse,
         "iframe" => Transport::Iframe,
+        "ws" => Transport::Ws,
         _ => {
             return Err(usage(format!(
-                "--transport {text}: expected longpoll|jsonp|stream|sse|iframe"
+                "--transport {text}: expected longpoll|jsonp|stream|sse|iframe|ws"
             )))
         }
     })
@@ -446,6 +482,7 @@ mod tests {
         assert_eq!(a.source_ips, 0);
         assert_eq!(a.prefix, "load");
         assert_eq!(a.transport, Transport::Stream);
+        assert_eq!(a.ws_channels, 1);
         assert_eq!(a.mode, Mode::Push);
         assert_eq!(a.duration_secs, 120);
         assert_eq!(a.hold_secs, 0);
@@ -478,6 +515,23 @@ mod tests {
             (10, 30, 4, 2)
         );
         assert!(a.json);
+    }
+
+    #[test]
+    fn websocket_channels() {
+        let a = parse("--transport ws --ws-channels 4 --channels 100").expect("parses");
+        assert_eq!((a.transport, a.ws_channels, a.channels), (Transport::Ws, 4, 100));
+        assert_eq!(a.transport.path(), "/ws");
+        assert_eq!(a.transport.name(), "ws");
+        assert!(!a.transport.is_long_poll());
+        let a = parse("--transport=ws").expect("parses");
+        assert_eq!(a.ws_channels, 1);
+        assert!(refused("--transport sse --ws-channels 2").contains("needs --transport ws"));
+        assert!(refused("--transport ws --ws-channels 11").contains("more than --channels 10"));
+        assert!(parse("--transport ws --ws-channels 10").is_ok());
+        refused("--transport ws --ws-channels 0");
+        refused("--transport ws --channels 5000 --ws-channels 1001");
+        assert!(parse("--transport sse --ws-channels 1").is_ok());
     }
 
     #[test]

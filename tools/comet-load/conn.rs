@@ -2,16 +2,20 @@
 //! it does with each message (the icomet client rules). Long-poll clients resume
 //! by seq: after `data`/`broadcast` with seq s they ask for s+1, after `next_seq`
 //! n for n, and after a `noop` they re-poll with the same seq and noop+1. Each
-//! delivery is checked against the run's content stamp and counted exactly once.
+//! delivery is checked against the run's content stamp and counted exactly once
+//! per subscription (a WebSocket connection may hold several channels, see
+//! `chans`; the connection's own counters are then the lowest over them).
 //! No sockets here: the worker owns the descriptors and calls in.
 
 use std::io::Write;
 
 use crate::args::{Mode, Transport};
+use crate::chans::{Chan, WsLink};
 use crate::fault::Fault;
 use crate::frame::{self, Kind, Message, Stamp};
 use crate::http::{Handler, HttpStream};
 use crate::tally::Tally;
+use crate::ws::{self, WsHandler};
 
 /// What the whole run looks like, shared read-only by every connection of a thread.
 #[derive(Debug, Clone)]
@@ -28,31 +32,14 @@ pub struct RunInfo {
     pub prefix: String,
     /// Number of channels.
     pub channels: u32,
+    /// Channels each connection holds (`--ws-channels`; 1 but for WebSocket).
+    pub ws_channels: u32,
 }
 
 impl RunInfo {
-    /// The channel number of connection `index`.
+    /// The channel number of connection `index` (the one in its URL).
     pub fn channel(&self, index: u32) -> u32 {
         index % self.channels
-    }
-
-    /// True when `cname` is exactly `<prefix><channel>`.
-    fn is_channel(&self, cname: &[u8], channel: u32) -> bool {
-        let Some(digits) = cname.strip_prefix(self.prefix.as_bytes()) else {
-            return false;
-        };
-        let mut buf = [0u8; 10];
-        let mut n = channel;
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        digits == &buf[i..]
     }
 }
 
@@ -92,9 +79,9 @@ pub struct Sub {
     pub seq: i32,
     /// Noop counter to send in the next long-poll request.
     pub noop: i32,
-    /// Next message number not yet received.
+    /// Next message number not yet received (on every channel it holds).
     pub next_msg: u32,
-    /// Distinct messages received.
+    /// Distinct messages received (on every channel it holds).
     pub received: u32,
     /// When the connection was opened, µs since the run started.
     pub opened_us: u64,
@@ -105,8 +92,10 @@ pub struct Sub {
 pub struct Conn {
     /// Subscriber state.
     pub sub: Sub,
-    /// Incremental response reader.
+    /// Incremental response reader (not used by WebSocket connections).
     pub reader: HttpStream,
+    /// A WebSocket connection's reader, channels and output.
+    pub ws: Option<Box<WsLink>>,
 }
 
 impl Conn {
@@ -129,7 +118,18 @@ impl Conn {
                 opened_us,
             },
             reader: HttpStream::default(),
+            ws: None,
         }
+    }
+
+    /// A new connection record for the run's transport: a WebSocket one
+    /// gets its [`WsLink`].
+    pub fn for_run(run: &RunInfo, fd: i32, index: u32, opened_us: u64) -> Conn {
+        let mut conn = Conn::new(fd, index, opened_us);
+        if run.transport == Transport::Ws {
+            conn.ws = Some(Box::new(WsLink::new(run.ws_channels)));
+        }
+        conn
     }
 }
 
@@ -153,7 +153,11 @@ impl Sub {
         if run.transport == Transport::Jsonp {
             let _ = write!(out, "&cb=cb_{}", self.index);
         }
-        out.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n");
+        if run.transport == Transport::Ws {
+            out.extend_from_slice(ws::UPGRADE_HEADERS.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
     }
 
     /// A request was completely written. A long-poll client that already had its
@@ -222,21 +226,24 @@ pub struct Session<'a> {
     /// The message the publisher waits for, read after this read returned
     /// (see `reach`).
     pub target: u32,
+    /// Per-channel state when the connection holds several channels; empty
+    /// when it holds one (then `sub` is that channel's state).
+    pub chans: &'a mut [Chan],
 }
 
 impl Session<'_> {
     fn message(&mut self, m: Message<'_>) -> Result<(), Fault> {
         let long_poll = self.run.transport.is_long_poll();
-        if !self.run.is_channel(m.cname, self.run.channel(self.sub.index)) {
+        let Some(j) = self.run.subscription(self.sub.index, m.cname) else {
             self.tally.faults.add(Fault::Foreign);
             return Ok(());
-        }
+        };
         match m.kind {
             Kind::Data | Kind::Broadcast => {
                 if long_poll {
                     self.sub.seq = m.seq.wrapping_add(1);
                 }
-                self.delivery(m);
+                self.delivery(j, m);
             }
             Kind::NextSeq => {
                 self.tally.next_seqs += 1;
@@ -252,16 +259,36 @@ impl Session<'_> {
             Kind::Refused => return Err(Fault::Rejected),
             Kind::Other => return Err(Fault::Protocol),
         }
-        if !self.sub.subscribed {
-            self.sub.subscribed = true;
-            if !long_poll {
-                self.sub.become_ready(self.tally, self.elapsed_us);
-            }
-        }
+        self.first_frame(j);
         Ok(())
     }
 
-    fn delivery(&mut self, m: Message<'_>) {
+    /// Subscription `j` has a frame: the first one makes it subscribed, and
+    /// the connection is subscribed once all of its channels are.
+    fn first_frame(&mut self, j: usize) {
+        if self.sub.subscribed {
+            return;
+        }
+        if let Some(chan) = self.chans.get_mut(j) {
+            if chan.subscribed {
+                return;
+            }
+            chan.subscribed = true;
+            self.tally.subscriptions += 1;
+            if !self.chans.iter().all(|c| c.subscribed) {
+                return;
+            }
+        } else {
+            self.tally.subscriptions += 1;
+        }
+        self.sub.subscribed = true;
+        if !self.run.transport.is_long_poll() {
+            self.sub.become_ready(self.tally, self.elapsed_us);
+        }
+    }
+
+    /// A `data` or `broadcast` message on subscription `j`.
+    fn delivery(&mut self, j: usize, m: Message<'_>) {
         let expected = match self.run.mode {
             Mode::Push => Kind::Data,
             Mode::Broadcast => Kind::Broadcast,
@@ -273,19 +300,26 @@ impl Session<'_> {
                 return;
             }
         };
-        if stamp.number < self.sub.next_msg {
+        let before = self.sub.next_msg;
+        let (next, received) = match self.chans.get_mut(j) {
+            Some(chan) => (&mut chan.next_msg, &mut chan.received),
+            None => (&mut self.sub.next_msg, &mut self.sub.received),
+        };
+        if stamp.number < *next {
             self.tally.duplicates += 1;
             return;
         }
-        self.tally.skipped += u64::from(stamp.number - self.sub.next_msg);
-        self.tally
-            .reach
-            .crossed(self.target, self.sub.next_msg, stamp.number + 1);
-        self.sub.next_msg = stamp.number + 1;
-        self.sub.received += 1;
+        self.tally.skipped += u64::from(stamp.number - *next);
+        *next = stamp.number + 1;
+        *received += 1;
         self.tally.deliveries += 1;
         self.tally.latency.record(self.now_us.saturating_sub(stamp.sent_us));
-        if self.sub.next_msg == self.run.messages {
+        if let Some(lowest) = self.chans.iter().map(|c| c.next_msg).min() {
+            self.sub.next_msg = lowest;
+            self.sub.received = self.chans.iter().map(|c| c.received).min().unwrap_or(0);
+        }
+        self.tally.reach.crossed(self.target, before, self.sub.next_msg);
+        if before < self.run.messages && self.sub.next_msg == self.run.messages {
             self.tally.finished += 1;
         }
     }
@@ -324,6 +358,25 @@ impl Handler for Session<'_> {
     }
 }
 
+impl WsHandler for Session<'_> {
+    fn upgraded(&mut self, out: &mut Vec<u8>) -> Result<(), Fault> {
+        self.run.push_sub_commands(self.sub.index, out);
+        Ok(())
+    }
+
+    fn text(&mut self, payload: &[u8]) -> Result<(), Fault> {
+        // One message object per frame, never an array.
+        if payload.first() != Some(&b'{') {
+            return Err(Fault::Protocol);
+        }
+        frame::messages(payload, |m| self.message(m))
+    }
+
+    fn closed(&mut self, code: Option<u16>) {
+        self.tally.ws_close(code);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +389,7 @@ mod tests {
             run: 0xabc,
             prefix: "load".into(),
             channels: 10,
+            ws_channels: 1,
         }
     }
 
@@ -354,6 +408,7 @@ mod tests {
             now_us: 1_000_500,
             elapsed_us: 900,
             target: 0,
+            chans: &mut [],
         };
         conn.reader.feed(input.as_bytes(), &mut s)
     }
@@ -521,10 +576,18 @@ mod tests {
     #[test]
     fn channel_names() {
         let r = run(Transport::Stream, Mode::Push, 1);
-        assert!(r.is_channel(b"load0", 0));
-        assert!(r.is_channel(b"load4294967295", u32::MAX));
-        assert!(!r.is_channel(b"load03", 3));
-        assert!(!r.is_channel(b"load", 0));
-        assert!(!r.is_channel(b"xload3", 3));
+        assert_eq!(r.subscription(10, b"load0"), Some(0));
+        assert_eq!(r.subscription(13, b"load03"), None);
+        assert_eq!(r.subscription(0, b"load"), None);
+        assert_eq!(r.subscription(13, b"xload3"), None);
+        let wide = RunInfo {
+            channels: u32::MAX,
+            ..r
+        };
+        assert_eq!(wide.subscription(u32::MAX - 1, b"load4294967294"), Some(0));
     }
 }
+
+#[cfg(test)]
+#[path = "conn_ws_tests.rs"]
+mod ws_tests;

@@ -36,11 +36,16 @@ pub enum Fault {
     Foreign,
     /// Thread setup failed (private descriptor table or epoll).
     Setup,
+    /// A WebSocket `101` without the upgrade headers or with the wrong
+    /// `Sec-WebSocket-Accept`.
+    Handshake,
+    /// The server closed a WebSocket with a close frame (counted by code too).
+    WsClose,
 }
 
 impl Fault {
     /// Every kind, in report order.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 17] = [
         Fault::Socket,
         Fault::Bind,
         Fault::AddrNotAvail,
@@ -56,6 +61,8 @@ impl Fault {
         Fault::ChannelClosed,
         Fault::Foreign,
         Fault::Setup,
+        Fault::Handshake,
+        Fault::WsClose,
     ];
 
     /// The name used in reports and in the JSON line.
@@ -76,6 +83,8 @@ impl Fault {
             Fault::ChannelClosed => "channel_closed",
             Fault::Foreign => "foreign",
             Fault::Setup => "setup",
+            Fault::Handshake => "ws_handshake",
+            Fault::WsClose => "ws_close",
         }
     }
 

@@ -51,7 +51,8 @@ pub fn payload(transport: Transport, line: &[u8], index: u32) -> Result<Option<&
         return Ok(None);
     }
     match transport {
-        Transport::LongPoll | Transport::Stream => Ok(Some(line)),
+        // A WebSocket text frame is its payload (`conn` hands it over whole).
+        Transport::LongPoll | Transport::Stream | Transport::Ws => Ok(Some(line)),
         Transport::Jsonp => {
             let rest = line.strip_prefix(b"cb_").ok_or(Fault::Protocol)?;
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();

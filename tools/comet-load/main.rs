@@ -4,7 +4,8 @@
 //! creates everything shared ([`live::Shared`]) and only then starts the worker
 //! threads, each of which takes a private descriptor table and runs its own epoll
 //! loop (`worker` and `sys`, with per-connection logic in `conn`, response parsing
-//! in `http` and `frame`, counters in `tally` and `stats`, error kinds in
+//! in `http` and `frame`, WebSocket frames in `ws`, the channels of a
+//! connection in `chans`, counters in `tally` and `stats`, error kinds in
 //! `fault`). Once every connection is subscribed, a publisher thread (`publish`)
 //! samples the server's memory (`server_rss`) and sends the messages through
 //! the admin API, waiting where a sample is due until the message has reached
@@ -14,6 +15,7 @@
 //! touches a subscriber socket.
 
 mod args;
+mod chans;
 mod conn;
 mod fault;
 mod frame;
@@ -27,6 +29,7 @@ mod stats;
 mod sys;
 mod tally;
 mod worker;
+mod ws;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -107,6 +110,7 @@ fn run(args: &Args) -> bool {
         run: run_id,
         prefix: args.prefix.clone(),
         channels: args.channels,
+        ws_channels: args.ws_channels,
     };
     let mut workers: Vec<JoinHandle<Tally>> = Vec::new();
     for id in 0..args.threads {
@@ -125,9 +129,14 @@ fn run(args: &Args) -> bool {
     }
     if !args.json {
         eprintln!(
-            "comet-load: run {run_id:08x}: {} {} connections at {}/s, {} threads, {} source addresses, {} messages ({})",
+            "comet-load: run {run_id:08x}: {} {} connections{} at {}/s, {} threads, {} source addresses, {} messages ({})",
             args.connections,
             args.transport.name(),
+            if args.ws_channels > 1 {
+                format!(" of {} channels each", args.ws_channels)
+            } else {
+                String::new()
+            },
             args.rate,
             args.threads,
             args.source_ips,

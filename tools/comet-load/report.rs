@@ -52,9 +52,15 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    /// Deliveries a perfect run makes.
+    /// Subscriptions a perfect run holds: a channel per connection, or
+    /// `--ws-channels` each.
+    pub fn planned_subscriptions(&self) -> u64 {
+        u64::from(self.args.connections) * u64::from(self.args.ws_channels)
+    }
+
+    /// Deliveries a perfect run makes: every message on every subscription.
     pub fn expected(&self) -> u64 {
-        u64::from(self.args.connections) * u64::from(self.args.messages)
+        self.planned_subscriptions() * u64::from(self.args.messages)
     }
 
     /// Deliveries that never arrived.
@@ -86,11 +92,16 @@ impl Report<'_> {
         let fronts: Vec<String> = a.fronts.iter().map(|f| f.to_string()).collect();
         let _ = writeln!(
             s,
-            "comet-load: {} {} connections to {} over {} channels, {} threads, {} source addresses, nap {} µs",
+            "comet-load: {} {} connections to {} over {} channels{}, {} threads, {} source addresses, nap {} µs",
             a.connections,
             a.transport.name(),
             fronts.join(","),
             a.channels,
+            if a.ws_channels > 1 {
+                format!(" ({} per connection)", a.ws_channels)
+            } else {
+                String::new()
+            },
             a.threads,
             if a.source_ips == 0 {
                 "kernel-chosen".to_string()
@@ -117,6 +128,15 @@ impl Report<'_> {
             }
             None => s.push_str(", never all settled\n"),
         }
+        if a.ws_channels > 1 {
+            let _ = writeln!(
+                s,
+                "subscriptions: {} of {} ({} channels on each connection)",
+                t.subscriptions,
+                self.planned_subscriptions(),
+                a.ws_channels
+            );
+        }
         if let Some(sum) = t.setup.summary() {
             let _ = writeln!(s, "connect-to-subscribed, ms: {}", line(&sum));
         }
@@ -125,6 +145,10 @@ impl Report<'_> {
         } else {
             let kinds: Vec<String> = t.faults.nonzero().map(|(f, n)| format!("{} {n}", f.name())).collect();
             let _ = writeln!(s, "errors: {} ({})", t.faults.total(), kinds.join(", "));
+        }
+        if !t.ws_closes.is_empty() {
+            let codes: Vec<String> = t.ws_closes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            let _ = writeln!(s, "websocket close codes: {}", codes.join(", "));
         }
         let _ = writeln!(
             s,
@@ -204,11 +228,14 @@ impl Report<'_> {
                 t.faults.get(*f)
             );
         }
+        let close_codes: Vec<String> = t.ws_closes.iter().map(|(c, n)| format!("\"{c}\":{n}")).collect();
+        let close_codes = close_codes.join(",");
         let connect_secs = self.connect_secs.map_or("null".to_string(), |s| format!("{s:.3}"));
         format!(
             "{{\"comet_load\":1,\"ok\":{},\"end\":\"{}\",\"transport\":\"{}\",\"mode\":\"{}\",\"threads\":{},\
-             \"source_ips\":{},\"nap_us\":{},\"connections\":{},\"channels\":{},\"opened\":{},\"established\":{},\"ready\":{},\
-             \"connect_errors\":{},\"connect_secs\":{},\"errors\":{{{}}},\"error_total\":{},\"messages\":{},\
+             \"source_ips\":{},\"nap_us\":{},\"connections\":{},\"channels\":{},\"ws_channels\":{},\"subscriptions\":{},\
+             \"opened\":{},\"established\":{},\"ready\":{},\
+             \"connect_errors\":{},\"connect_secs\":{},\"errors\":{{{}}},\"ws_close_codes\":{{{}}},\"error_total\":{},\"messages\":{},\
              \"published\":{},\"publish_errors\":{},\"expected_deliveries\":{},\"deliveries\":{},\"missing\":{},\
              \"skipped\":{},\"duplicates\":{},\"incomplete_connections\":{},\"elapsed_secs\":{:.3},\"setup_ms\":{},\"latency_ms\":{},{}}}",
             self.ok(),
@@ -220,12 +247,15 @@ impl Report<'_> {
             a.nap_us,
             a.connections,
             a.channels,
+            a.ws_channels,
+            t.subscriptions,
             t.opened,
             t.established,
             t.ready,
             t.faults.connect_errors(),
             connect_secs,
             errors,
+            close_codes,
             t.faults.total(),
             a.messages,
             self.publish.published,
@@ -329,5 +359,65 @@ mod tests {
         assert_eq!(r.missing(), 1);
         assert!(r.json().contains("\"missing\":1,\"skipped\":0,\"duplicates\":1"));
         assert!(r.human().contains("result: FAILED"));
+    }
+
+    #[test]
+    fn websocket_subscriptions_and_close_codes() {
+        let line = "--connections 4 --messages 2 --transport ws --ws-channels 3";
+        let args = Args::parse(line.split(' ').map(String::from)).expect("args");
+        let mut tally = Tally {
+            opened: 4,
+            established: 4,
+            ready: 4,
+            subscriptions: 12,
+            deliveries: 24,
+            ..Tally::default()
+        };
+        let mut r = Report {
+            args: &args,
+            tally: tally.clone(),
+            publish: PublishReport {
+                published: 2,
+                ..PublishReport::default()
+            },
+            connect_secs: Some(0.5),
+            elapsed_secs: 2.0,
+            end: End::Complete,
+        };
+        assert_eq!((r.planned_subscriptions(), r.expected(), r.missing()), (12, 24, 0));
+        assert!(r.ok());
+        let json = r.json();
+        assert!(
+            json.contains("\"transport\":\"ws\",")
+                && json.contains("\"channels\":10,\"ws_channels\":3,\"subscriptions\":12,"),
+            "{json}"
+        );
+        assert!(json.contains("\"ws_close_codes\":{},\"error_total\":0,"), "{json}");
+        assert!(r
+            .human()
+            .contains("\nsubscriptions: 12 of 12 (3 channels on each connection)\n"));
+
+        tally.deliveries = 21;
+        tally.ws_close(Some(1001));
+        tally.ws_close(Some(4429));
+        tally.faults.add(Fault::WsClose);
+        tally.faults.add(Fault::WsClose);
+        r.tally = tally;
+        assert!(!r.ok());
+        let json = r.json();
+        assert!(json.contains("\"ws_close\":2}"), "{json}");
+        assert!(
+            json.contains("\"ws_close_codes\":{\"1001\":1,\"4429\":1},\"error_total\":2,"),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"expected_deliveries\":24,\"deliveries\":21,\"missing\":3,"),
+            "{json}"
+        );
+        assert!(
+            r.human().contains("\nwebsocket close codes: 1001: 1, 4429: 1\n"),
+            "{}",
+            r.human()
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! histograms (connect-to-subscribed and publish-to-receive). A worker owns its
 //! [`Tally`] outright; the main thread merges them after the workers stop.
 
+use std::collections::BTreeMap;
+
 use crate::fault::FaultCounts;
 use crate::reach::Reach;
 use crate::stats::Histogram;
@@ -42,6 +44,11 @@ pub struct Tally {
     pub incomplete: u64,
     /// The lowest-numbered incomplete connection: (index, messages received).
     pub first_incomplete: Option<(u32, u32)>,
+    /// Subscriptions that had their first frame: one per ready connection,
+    /// `--ws-channels` per WebSocket connection.
+    pub subscriptions: u64,
+    /// WebSocket close frames received, by close code (1005: no code).
+    pub ws_closes: BTreeMap<u16, u64>,
     /// Errors by kind.
     pub faults: FaultCounts,
     /// Publish-to-receive latency, µs.
@@ -53,7 +60,15 @@ pub struct Tally {
     pub reach: Reach,
 }
 
+/// The close code RFC 6455 §7.4.1 reserves for "no code in the close frame".
+pub const NO_CLOSE_CODE: u16 = 1005;
+
 impl Tally {
+    /// Counts a close frame by its code.
+    pub fn ws_close(&mut self, code: Option<u16>) {
+        *self.ws_closes.entry(code.unwrap_or(NO_CLOSE_CODE)).or_default() += 1;
+    }
+
     /// Adds another thread's counters.
     pub fn merge(&mut self, o: &Tally) {
         self.opened += o.opened;
@@ -71,6 +86,10 @@ impl Tally {
         self.noops += o.noops;
         self.repolls += o.repolls;
         self.incomplete += o.incomplete;
+        self.subscriptions += o.subscriptions;
+        for (&code, &n) in &o.ws_closes {
+            *self.ws_closes.entry(code).or_default() += n;
+        }
         self.first_incomplete = match (self.first_incomplete, o.first_incomplete) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -78,5 +97,27 @@ impl Tally {
         self.faults.merge(&o.faults);
         self.latency.merge(&o.latency);
         self.setup.merge(&o.setup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_codes_merge() {
+        let mut a = Tally::default();
+        a.ws_close(Some(1001));
+        a.ws_close(None);
+        let mut b = Tally::default();
+        b.ws_close(Some(1001));
+        b.ws_close(Some(4429));
+        b.subscriptions = 3;
+        a.merge(&b);
+        assert_eq!(
+            a.ws_closes.into_iter().collect::<Vec<_>>(),
+            vec![(1001, 2), (1005, 1), (4429, 1)]
+        );
+        assert_eq!(a.subscriptions, 3);
     }
 }

@@ -190,7 +190,7 @@ impl Worker {
         let front = self.fronts[(index % fronts) as usize];
         let source = (self.source_ips > 0).then(|| Args::source_ip((index / fronts) % self.source_ips));
         let fd = sys::socket().unwrap_or(-1);
-        self.conns.push(Conn::new(fd, index, opened));
+        self.conns.push(Conn::for_run(&self.run, fd, index, opened));
         let started = if fd < 0 {
             Err(Fault::Socket)
         } else {
@@ -219,6 +219,7 @@ impl Worker {
                 self.on_connected(slot);
             }
             Phase::Writing if out => self.flush(slot),
+            Phase::Reading if out => self.flush_ws(slot),
             _ => {}
         }
         if input && self.conns[slot].sub.phase != Phase::Closed {
@@ -282,6 +283,10 @@ impl Worker {
                 }
             }
             let conn = &mut self.conns[slot];
+            let (chans, ws) = match conn.ws.as_deref_mut() {
+                Some(link) => (&mut link.chans[..], Some((&mut link.reader, &mut link.out))),
+                None => (&mut [][..], None),
+            };
             let mut session = Session {
                 sub: &mut conn.sub,
                 run: &self.run,
@@ -289,12 +294,15 @@ impl Worker {
                 now_us: unix_us(),
                 elapsed_us: self.shared.elapsed_us(),
                 target: self.shared.target.load(Ordering::SeqCst),
+                chans,
             };
             let n = n as usize;
-            let result = if n == 0 {
-                conn.reader.eof(&mut session).and(Err(Fault::Eof))
-            } else {
-                conn.reader.feed(&self.buf[..n], &mut session)
+            let result = match ws {
+                // The server ended the stream without a close frame.
+                Some(_) if n == 0 => Err(Fault::Eof),
+                Some((reader, out)) => reader.feed(&self.buf[..n], &mut session, out),
+                None if n == 0 => conn.reader.eof(&mut session).and(Err(Fault::Eof)),
+                None => conn.reader.feed(&self.buf[..n], &mut session),
             };
             if let Err(f) = result {
                 return self.fail(slot, f);
@@ -308,12 +316,43 @@ impl Worker {
                     return;
                 }
             }
+            if self.conns[slot].ws.as_ref().is_some_and(|l| l.has_output()) {
+                self.flush_ws(slot);
+                if self.conns[slot].sub.phase == Phase::Closed {
+                    return;
+                }
+            }
             // A short read drained the socket; a later arrival raises a new edge.
             // After a hangup, read on until EOF so the close is seen.
             if n < self.buf.len() && !hangup {
                 return;
             }
         }
+    }
+
+    /// Writes what a WebSocket connection has queued (`sub` commands,
+    /// pongs); the rest waits for the socket to take more.
+    fn flush_ws(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let fd = conn.sub.fd;
+        let Some(link) = conn.ws.as_deref_mut() else { return };
+        while link.has_output() {
+            let rest = &link.out[link.out_off..];
+            // SAFETY: rest is a valid buffer; fd is open. MSG_NOSIGNAL: a
+            // reset peer gives EPIPE instead of SIGPIPE.
+            let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                link.out_off += n as usize;
+                continue;
+            }
+            match errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN => return,
+                e => return self.fail(slot, Fault::from_io_errno(e)),
+            }
+        }
+        link.out = Vec::new();
+        link.out_off = 0;
     }
 
     fn fail(&mut self, slot: usize, fault: Fault) {
