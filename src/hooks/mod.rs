@@ -59,6 +59,7 @@ mod client;
 pub mod config;
 mod event;
 mod lineage;
+pub mod node;
 mod sink;
 
 pub use authorize::{AuthorizeRequest, AuthorizeStats, Authorizer, Verdict};
@@ -66,4 +67,5 @@ pub use client::PostError;
 pub use config::{HooksConfig, OnError};
 pub use event::{batch_json, next_id, now_ms, HookEvent, Leave, LeaveReason, Subscriber};
 pub use lineage::{LineageKey, PollLineages, POLL_GRACE_SECS};
+pub use node::Events;
 pub use sink::{EventSink, EventStats};
