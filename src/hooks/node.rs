@@ -73,8 +73,8 @@ impl Events {
     /// A channel was freed (`/close` or idle expiry; the `/psub` `0
     /// <cname>` notice): its long-poll lineages end first (`channel_closed`),
     /// then the channel's `offline`. Streaming subscribers of a closed
-    /// channel leave as their worker ends them, so their `unsubscribe`
-    /// comes after the `offline`.
+    /// channel leave as their worker ends them, on another thread, so their
+    /// `unsubscribe` may come before or after the `offline`.
     pub fn offline(&self, cname: &str) {
         let time_ms = now_ms();
         let mut ended = Vec::new();
