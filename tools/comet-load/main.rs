@@ -26,6 +26,7 @@ mod server_rss;
 mod stats;
 mod sys;
 mod tally;
+mod token;
 mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -107,6 +108,10 @@ fn run(args: &Args) -> bool {
         run: run_id,
         prefix: args.prefix.clone(),
         channels: args.channels,
+        tokens: match &args.jwt_secret {
+            Some(secret) => Arc::from(token::mint_per_channel(secret, &args.prefix, args.channels)),
+            None => Arc::from(Vec::new()),
+        },
     };
     let mut workers: Vec<JoinHandle<Tally>> = Vec::new();
     for id in 0..args.threads {
