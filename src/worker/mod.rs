@@ -92,7 +92,12 @@ impl Workers {
     pub fn join(self) {
         let n = lock(&self.threads).len();
         for i in 0..n {
-            while let Some(t) = lock(&self.threads)[i].take() {
+            // The lock must be released before joining: a worker that is
+            // renewing itself takes it to store its successor's handle (a
+            // `while let` on the guard would hold it across the join).
+            loop {
+                let next = lock(&self.threads)[i].take();
+                let Some(t) = next else { break };
                 let _ = t.join();
             }
         }
