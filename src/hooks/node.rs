@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::event::{now_ms, HookEvent, LeaveReason, Subscriber};
+use super::event::{now_ms, HookEvent, Leave, LeaveReason, Subscriber};
 use super::lineage::{LineageKey, PollLineages};
 use super::sink::EventSink;
 
@@ -109,13 +109,30 @@ impl Events {
 
     /// A streaming subscriber (stream, sse, iframe, one channel of a
     /// WebSocket) joined: its `subscribe` event.
-    pub fn joined(&self, who: &Subscriber) {
-        self.sink.push(HookEvent::Subscribe(who.clone()));
+    pub fn joined(&self, who: Subscriber) {
+        self.sink.push(HookEvent::Subscribe(who));
     }
 
-    /// A streaming subscriber left: its `unsubscribe` event.
-    pub fn left(&self, who: &Subscriber, reason: LeaveReason) {
-        self.sink.push(HookEvent::Unsubscribe(who.leave(reason, now_ms())));
+    /// A streaming subscriber left: its `unsubscribe` event, with the
+    /// fields of its `subscribe` (`who.time_ms` is not used).
+    pub fn left(&self, who: Subscriber, reason: LeaveReason) {
+        let Subscriber {
+            id,
+            cname,
+            transport,
+            ip,
+            sub,
+            time_ms: _,
+        } = who;
+        self.sink.push(HookEvent::Unsubscribe(Leave {
+            id,
+            cname,
+            transport,
+            ip,
+            sub,
+            reason,
+            time_ms: now_ms(),
+        }));
     }
 
     /// A long-poll request from `ip` for `cname` with `token` (as sent,
