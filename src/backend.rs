@@ -48,6 +48,8 @@ pub struct Backend {
     jwt_counters: JwtCounters,
     authorizer: Option<Authorizer>,
     events: Option<Arc<Events>>,
+    /// `front.auth: token` (checked before the authorize hook).
+    token_mode: bool,
     /// Set once the workers have stopped, to the deadline of the event
     /// hook's last flush.
     workers_stopped: watch::Sender<Option<Instant>>,
@@ -77,6 +79,7 @@ impl Backend {
             jwt_counters: JwtCounters::default(),
             authorizer: None,
             events: None,
+            token_mode: false,
             workers_stopped: watch::channel(None).0,
         }
     }
@@ -87,6 +90,7 @@ impl Backend {
     /// there as tasks, and run once the runtime does).
     pub fn start(config: &Config, runtime: &Handle) -> Result<Backend, BackendError> {
         let mut backend = Backend::none();
+        backend.token_mode = config.front.auth == Auth::Token;
         if config.front.auth == Auth::Jwt {
             backend.jwt = Some(JwtVerifier::new(&config.front.jwt)?);
         }
@@ -124,6 +128,12 @@ impl Backend {
             }
         }
         verdict
+    }
+
+    /// Whether subscribers need the channel's token (`front.auth: token`,
+    /// as the server started).
+    pub fn token_mode(&self) -> bool {
+        self.token_mode
     }
 
     /// The authorize hook, when on.

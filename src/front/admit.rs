@@ -27,7 +27,6 @@ use super::conn::{Flags, State};
 use super::request::Request;
 use super::{Front, Sock, Token, Transport};
 use crate::channel::SubscribeError;
-use crate::config::Auth;
 use crate::hooks::{AuthorizeRequest, Verdict};
 use crate::mailbox::Command;
 
@@ -119,7 +118,7 @@ impl<S: Sock> Front<S> {
         let Some(authorizer) = backend.authorizer() else {
             return Admit::Pass(admitted);
         };
-        if self.shared.config().front.auth == Auth::Token {
+        if backend.token_mode() {
             // The application hears only of subscribes the table would take.
             if let Err(e) = self.shared.channels.check_token(cname, token) {
                 return Admit::Refuse(e);
@@ -209,7 +208,9 @@ impl<S: Sock> Front<S> {
             .filter(|(_, p)| p.until <= now)
             .map(|(&ticket, _)| ticket)
             .collect();
-        let policy = Verdict::from(self.shared.config().hooks.authorize_on_error);
+        let Some(policy) = self.shared.backend.authorizer().map(|a| a.on_error()) else {
+            return;
+        };
         for ticket in overdue {
             if let Some(p) = self.checks.0.remove(&ticket) {
                 log::debug!(
@@ -289,7 +290,7 @@ impl<S: Sock> Front<S> {
 
     /// The tick past which a check parked now is decided by the policy.
     fn pending_until(&self) -> u32 {
-        let ms = self.shared.config().hooks.authorize_timeout_ms;
+        let ms = self.shared.backend.authorizer().map_or(0, |a| a.timeout().as_millis());
         let secs = u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX);
         self.now.saturating_add(secs).saturating_add(PENDING_GRACE_TICKS)
     }

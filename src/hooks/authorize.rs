@@ -234,6 +234,16 @@ impl Authorizer {
         None
     }
 
+    /// `hooks.authorize_timeout_ms`: the longest a check waits.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The verdict of `hooks.authorize_on_error`.
+    pub fn on_error(&self) -> Verdict {
+        self.inner.on_error
+    }
+
     /// The counters now.
     pub fn stats(&self) -> AuthorizeStats {
         let c = &self.inner.counters;
