@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::channel::{
     ChannelId, ChannelTable, Limits, Message, Notice, Signed, SubscribeError, Subscribed, TooManyChannels, WorkerMask,
 };
+use crate::hooks::Events;
 use crate::mailbox::{lock, Command, Mailboxes};
 use crate::presence::Presence;
 
@@ -47,6 +48,8 @@ pub struct Channels {
     pub remote: crate::link::RemoteStats,
     /// Cluster mode with `front.auth: token`.
     cluster_tokens: std::sync::atomic::AtomicBool,
+    /// The event hook, told of channels coming and going (when on).
+    events: OnceLock<Arc<Events>>,
 }
 
 impl std::fmt::Debug for Channels {
@@ -71,6 +74,7 @@ impl Channels {
             cluster: OnceLock::new(),
             remote: crate::link::RemoteStats::default(),
             cluster_tokens: std::sync::atomic::AtomicBool::new(false),
+            events: OnceLock::new(),
         }
     }
 
@@ -96,6 +100,17 @@ impl Channels {
         *lock(&self.table).limits()
     }
 
+    /// Reports channels coming online and going offline to `events` too
+    /// (once, at start; a second call is ignored).
+    pub fn set_events(&self, events: Arc<Events>) {
+        let _ = self.events.set(events);
+    }
+
+    /// The event hook, when on.
+    pub fn events(&self) -> Option<&Arc<Events>> {
+        self.events.get()
+    }
+
     /// The worker mailboxes deliveries go to.
     pub fn mailboxes(&self) -> &Mailboxes {
         &self.mailboxes
@@ -119,10 +134,21 @@ impl Channels {
     fn dispatch(&self, n: Notice, arrival: Instant) {
         let cluster = self.cluster.get();
         match n {
-            // In cluster mode presence is cluster-wide: it comes from Redis.
+            // In cluster mode presence is cluster-wide: it comes from Redis
+            // (and the event hook does not report it, see `hooks::node`).
             Notice::Online(_) | Notice::Offline(_) if cluster.is_some() => {}
-            Notice::Online(name) => self.presence.emit(true, name),
-            Notice::Offline(name) => self.presence.emit(false, name),
+            Notice::Online(name) => {
+                self.presence.emit(true, name);
+                if let Some(events) = self.events.get() {
+                    events.online(name);
+                }
+            }
+            Notice::Offline(name) => {
+                self.presence.emit(false, name);
+                if let Some(events) = self.events.get() {
+                    events.offline(name);
+                }
+            }
             Notice::Message(mask, id, m) => {
                 for w in workers(mask) {
                     self.mailboxes.push(w, Command::Message(id, m.clone(), arrival));
@@ -179,6 +205,20 @@ impl Channels {
             }
         }
         self.with_table(|t, out| t.subscribe(req.name, req.token, req.seq, req.worker, req.long_poll, out))
+    }
+
+    /// Whether a subscribe with `token` to `name` would pass token mode's
+    /// check (`front.auth: token`), without subscribing: for the hooks
+    /// that run after it and before the subscription.
+    pub fn check_token(&self, name: &str, token: &str) -> Result<(), SubscribeError> {
+        if let Some(c) = self.cluster.get() {
+            // The table keeps no tokens in cluster mode (see `subscribe`).
+            if self.cluster_tokens.load(Ordering::Relaxed) && !c.verify_token(name, token) {
+                return Err(SubscribeError::TokenError);
+            }
+            return Ok(());
+        }
+        lock(&self.table).check_token(name, token)
     }
 
     /// Removes `count` subscribers of `worker` from a channel; `worker_empty`

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::JwtConfig;
 use crate::channel::MAX_WORKERS;
+use crate::hooks::HooksConfig;
 
 /// The documented default configuration, embedded from `comet.yaml`.
 pub const DEFAULT_YAML: &str = include_str!("../comet.yaml");
@@ -43,6 +45,8 @@ pub struct Config {
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) may take before the
     /// remaining connections are dropped.
     pub shutdown_grace_secs: u32,
+    /// Calls to the application: the authorize hook and the event hook.
+    pub hooks: HooksConfig,
 }
 
 /// How log lines are written to stderr (`log_format`).
@@ -63,6 +67,9 @@ pub enum Auth {
     None,
     /// Subscribers need the channel's token from `/sign`.
     Token,
+    /// Subscribers need a JWT signed by the application that grants the
+    /// channel (`front.jwt`); unknown channels are created on subscribe.
+    Jwt,
 }
 
 /// Whether workers give themselves private descriptor tables.
@@ -86,8 +93,10 @@ pub struct FrontConfig {
     /// The listen backlog: connections the kernel completes and queues for
     /// `accept` (it caps the value at `net.core.somaxconn`).
     pub listen_backlog: u32,
-    /// `none` or `token`.
+    /// `none`, `token` or `jwt`.
     pub auth: Auth,
+    /// How JWT subscribe tokens are verified (checked only when `auth` is `jwt`).
+    pub jwt: JwtConfig,
     /// Most channels that may exist at once (idle ones included).
     pub max_channels: u32,
     /// Most concurrent subscribers of one channel; newcomers beyond it get a 429 frame.
@@ -170,6 +179,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             cluster: crate::cluster::ClusterConfig::default(),
             shutdown_grace_secs: 5,
+            hooks: HooksConfig::default(),
         }
     }
 }
@@ -180,6 +190,7 @@ impl Default for FrontConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8100)),
             listen_backlog: 65535,
             auth: Auth::None,
+            jwt: JwtConfig::default(),
             max_channels: 1_000_000,
             max_subscribers_per_channel: 1_000_000,
             channel_buffer_size: 10,
@@ -236,6 +247,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "cluster.redis",
     "cluster.hmac_secret",
     "cluster.hmac_secret_previous",
+    "front.jwt.secret",
 ];
 
 /// Log levels accepted by `log_level` (the names `env_logger` understands).
@@ -495,6 +507,10 @@ impl Config {
             ));
         }
         self.cluster.validate()?;
+        if f.auth == Auth::Jwt {
+            f.jwt.validate()?;
+        }
+        self.hooks.validate()?;
         if listeners_clash(f.listen, a.listen) {
             return Err(ConfigError::invalid(
                 "admin.listen",

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::channel::{Signed, TooManyChannels};
 use crate::channels::Channels;
+use crate::hooks::Events;
 
 /// A command from the admin API to the channels.
 #[derive(Debug, Clone)]
@@ -122,10 +123,19 @@ impl Intake {
     /// cluster mode to Redis (which assigns the seqs; deliveries come back
     /// from Redis, timed from when this node receives them).
     pub async fn apply_at(&self, cmd: ChannelCmd, arrival: Instant) -> Result<CmdReply, IntakeError> {
-        match self.local.cluster() {
+        // A publish is reported to the event hook (`hooks.events_publish`)
+        // here, once, on the node that took the admin request.
+        let events = self.local.events().filter(|e| e.wants_publish());
+        let publishes = matches!(cmd, ChannelCmd::Publish { .. } | ChannelCmd::PublishBatch(_));
+        let copy = events.and_then(|_| publishes.then(|| cmd.clone()));
+        let reply = match self.local.cluster() {
             Some(cluster) => crate::cluster::intake::apply(cluster, cmd).await,
             None => self.apply_local(cmd, arrival),
+        };
+        if let (Some(events), Some(cmd), Ok(reply)) = (events, copy, &reply) {
+            report_publish(events, &cmd, reply);
         }
+        reply
     }
 
     /// `(channels, subscribers)` over the whole server (cluster-wide in
@@ -179,5 +189,20 @@ impl Intake {
                 None => return Err(IntakeError::NoSuchChannel(cname)),
             },
         })
+    }
+}
+
+/// Tells the event hook what a publish command published, each message with
+/// its seq (`/broadcast` is not reported: it would be one event per channel).
+/// A batch that `max_channels` stopped halfway reports nothing.
+fn report_publish(events: &Events, cmd: &ChannelCmd, reply: &CmdReply) {
+    match (cmd, reply) {
+        (ChannelCmd::Publish { cname, content }, CmdReply::Published(seq)) => events.published(cname, *seq, content),
+        (ChannelCmd::PublishBatch(items), CmdReply::PublishedBatch(seqs)) => {
+            for ((cname, content), seq) in items.iter().zip(seqs) {
+                events.published(cname, *seq, content);
+            }
+        }
+        _ => {}
     }
 }

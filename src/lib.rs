@@ -35,10 +35,12 @@
 //! | [`malloc`] | glibc allocator settings | everything else |
 //! | [`auth`] | JWT subscribe tokens: the key, verification, the refusal reasons | sockets, channels |
 //! | [`hooks`] | calls to the application: authorize hook, event hook, long-poll presence rule | subscriber sockets, channel slots, workers |
+//! | [`backend`] | the JWT verifier and the hooks as the server runs them: built at start, counted, flushed at shutdown | sockets, channel slots |
 //! | [`ttl_cache`] | a bounded cache of entries living a fixed time, keyed by a 128-bit hash | locking, clocks |
 //! | [`fuzzing`] | the fuzz targets' property checks (no server, no sockets) | — |
 pub mod admin;
 pub mod auth;
+pub mod backend;
 pub mod channel;
 pub mod channels;
 pub mod cluster;

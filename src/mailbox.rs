@@ -14,6 +14,8 @@ use rustix::event::{eventfd, EventfdFlags};
 
 use crate::channel::{ChannelId, Message};
 use crate::front::Settings;
+use crate::front::Token;
+use crate::hooks::Verdict;
 
 /// Work sent to a front worker.
 #[derive(Debug)]
@@ -35,6 +37,10 @@ pub enum Command {
     /// Cluster mode: Redis lost the channel; tell its subscribers to resume
     /// at this seq.
     Reset(ChannelId, i32),
+    /// The authorize hook's verdict on a subscribe that waited for it: the
+    /// connection (a closed or reused one does not match), the ticket of
+    /// its pending request, the verdict.
+    Authorized(Token, u64, Verdict),
     /// Stop accepting, end every response and stop once the connections
     /// are gone or at the deadline (graceful shutdown).
     Drain(Instant),

@@ -107,6 +107,8 @@ pub struct Snapshot {
     pub reloads_applied: u64,
     /// Reloads refused as invalid.
     pub reloads_invalid: u64,
+    /// JWT verification and the hooks to the application.
+    pub backend: crate::backend::BackendSnapshot,
 }
 
 impl Snapshot {
@@ -135,6 +137,7 @@ impl Snapshot {
             admin_duration: std::array::from_fn(|i| s.admin_duration[i].snapshot()),
             reloads_applied: get(&s.reloads_applied),
             reloads_invalid: get(&s.reloads_invalid),
+            backend: shared.backend.snapshot(),
         }
     }
 
@@ -363,6 +366,7 @@ impl Snapshot {
                 h.write_prometheus(&mut out, name, "endpoint", label);
             }
         }
+        self.backend.write_prometheus(&mut out);
         out
     }
 }

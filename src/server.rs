@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::{Backend, BackendError};
 use crate::config::ConfigError;
 use crate::config::{Config, DescriptorTables};
 use crate::front::Settings;
@@ -43,6 +44,10 @@ pub enum ServerError {
     /// Cluster mode could not start (a bad Redis URL, no tokio runtime).
     #[error("cannot start cluster mode: {0}")]
     Cluster(String),
+    /// `front.jwt` or `hooks` could not be set up (a key file, a URL); the
+    /// message names the key.
+    #[error("{0}")]
+    Backend(#[from] BackendError),
     /// A front worker thread ended unexpectedly; the server stopped rather
     /// than serve without it.
     #[error("{0} front worker thread(s) died; the server stopped (see the error above)")]
@@ -147,13 +152,15 @@ impl Server {
         // browsers which port the front listener is on.
         let mut config = config;
         config.front.listen = front;
-        let shared = Arc::new(Shared::new(config, plan.workers)?);
         // Build the admin runtimes before the workers take private tables:
         // their epoll and waker descriptors must exist in the shared table.
         let mut runtimes = Vec::with_capacity(admin_count);
         for _ in 0..admin_count {
             runtimes.push(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
         }
+        // JWT and the hooks: their HTTP runs on the first admin runtime.
+        let backend = Backend::start(&config, runtimes[0].handle())?;
+        let shared = Arc::new(Shared::new(config, plan.workers)?.with_backend(backend));
         // Cluster mode's tasks run on the first admin runtime (its
         // connections are made in the background: the node starts even
         // while Redis is down).
@@ -180,6 +187,14 @@ impl Server {
             }
             let serve = crate::admin::serve(shared.clone(), listener, stop_rx.clone());
             let cluster = if i == 0 { cluster.clone() } else { None };
+            // The hooks' runtime lives on until the event hook has flushed.
+            let hooks = (i == 0).then(|| shared.clone());
+            let serve = async move {
+                serve.await;
+                if let Some(shared) = hooks {
+                    shared.backend.finish().await;
+                }
+            };
             admin_threads.push(
                 std::thread::Builder::new()
                     .name(format!("comet-admin{i}"))
@@ -344,6 +359,7 @@ impl Server {
             mb.push(Command::Drain(deadline));
         }
         workers.join();
+        self.shared.backend.workers_stopped(deadline);
         // Until now the admin side answered (`/ready`: draining).
         let _ = self.stop.send(true);
         for t in self.admin_threads.drain(..) {

@@ -1,9 +1,10 @@
 //! What the listeners share: the configuration, the channels, the admin
-//! intake, the counters and the per-address connection table.
+//! intake, the counters, the per-address connection table and the backend
+//! integration (JWT, hooks).
 //!
 //! `Shared` only holds these together; each keeps its own locking policy in
-//! its own module (`channels`, `intake`, `metrics`, `per_ip`). It is built
-//! once by `server` before any thread starts. The configuration is the one
+//! its own module (`channels`, `intake`, `metrics`, `per_ip`, `backend`).
+//! It is built once by `server` before any thread starts. The configuration is the one
 //! in force: a reload (`crate::reload`) swaps it whole, so a reader holds
 //! one consistent version for as long as it keeps the `Arc`.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::channel::Limits;
 use crate::channels::Channels;
 use crate::config::{Auth, Config};
@@ -39,6 +41,9 @@ pub struct Shared {
     /// The kernel's listen-queue counters when the server started (they
     /// count since boot; `/metrics` and `incidents` report the growth).
     pub kernel_base: crate::incidents::Kernel,
+    /// JWT verification and the hooks to the application (all off unless
+    /// configured, see [`Shared::with_backend`]).
+    pub backend: Backend,
     started: Instant,
 }
 
@@ -144,8 +149,19 @@ impl Shared {
             per_ip,
             lifecycle: Lifecycle::default(),
             kernel_base: crate::incidents::Kernel::read(),
+            backend: Backend::none(),
             started: Instant::now(),
         })
+    }
+
+    /// The shared state with `backend` in place, and the channel table
+    /// reporting to its event hook.
+    pub fn with_backend(mut self, backend: Backend) -> Shared {
+        if let Some(events) = backend.events() {
+            self.channels.set_events(events.clone());
+        }
+        self.backend = backend;
+        self
     }
 
     /// The configuration in force: the one the server started with, with

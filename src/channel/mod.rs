@@ -101,13 +101,17 @@ pub enum SubscribeError {
     /// `max_subscribers_per_channel` reached.
     #[error("Too many subscribers")]
     TooManySubscribers,
+    /// The application's authorize hook refused (not the table's own
+    /// refusal: the front reports it with the table's 401 frame).
+    #[error("Not authorized")]
+    NotAuthorized,
 }
 
 impl SubscribeError {
     /// The icomet message type of the refusal frame.
     pub fn code(self) -> &'static str {
         match self {
-            SubscribeError::TokenError => "401",
+            SubscribeError::TokenError | SubscribeError::NotAuthorized => "401",
             _ => "429",
         }
     }
@@ -451,6 +455,22 @@ impl ChannelTable {
             start,
             counted,
         })
+    }
+
+    /// The token rule of [`ChannelTable::subscribe`] on its own: in token
+    /// mode the channel must exist and `token` be its token; always `Ok`
+    /// otherwise. Changes nothing.
+    pub fn check_token(&self, name: &str, token: &str) -> Result<(), SubscribeError> {
+        if !self.limits.token_auth {
+            return Ok(());
+        }
+        let slot = self.find(name).ok_or(SubscribeError::TokenError)?;
+        let token_ok = self.slots[slot as usize].token().is_some_and(|t| t == token.as_bytes());
+        if token_ok {
+            Ok(())
+        } else {
+            Err(SubscribeError::TokenError)
+        }
     }
 
     /// Removes `count` subscribers of `worker` from a channel; `worker_empty`

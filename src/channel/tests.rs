@@ -526,3 +526,23 @@ fn a_smaller_history_size_trims_every_history_at_once() {
     t.publish("h", &c("x"), &mut log.sink()).expect("room");
     assert_eq!(held(&t, "h"), vec![10], "a larger size keeps again");
 }
+
+#[test]
+fn check_token_is_the_subscribe_rule_without_subscribing() {
+    let mut t = ChannelTable::new(Limits {
+        token_auth: true,
+        ..limits()
+    });
+    assert_eq!(
+        t.check_token("c", ""),
+        Err(SubscribeError::TokenError),
+        "no such channel"
+    );
+    let signed = t.sign("c", 0, &mut |_| {}).expect("room");
+    assert_eq!(t.check_token("c", "bad"), Err(SubscribeError::TokenError));
+    assert_eq!(t.check_token("c", &signed.token), Ok(()));
+    assert_eq!((t.subscribers(), t.subscribers_of("c")), (0, 0));
+    let open = ChannelTable::new(limits());
+    assert_eq!(open.check_token("anything", ""), Ok(()), "not token mode");
+    assert_eq!(open.channels(), 0);
+}

@@ -377,7 +377,11 @@ impl Config {
             Ok(()) => Ok(config),
             Err(ConfigError::Invalid { key, rule }) => {
                 let base_key = key.split('[').next().unwrap_or(&key);
-                match set.iter().find(|k| k.key == base_key) {
+                // A rule between two keys names the other one in its text
+                // (`hooks.retry_initial_ms must not exceed hooks.retry_max_ms`):
+                // the variable that set either is the one to name.
+                let named = set.iter().find(|k| k.key == base_key);
+                match named.or_else(|| set.iter().find(|k| rule.contains(k.key.as_str()))) {
                     Some(k) => Err(env_error(&k.var, format!("{key} {rule}"))),
                     None => Err(ConfigError::Invalid { key, rule }),
                 }

@@ -38,6 +38,7 @@ fn shipped_yaml_sets_every_key() {
         "shutdown_grace_secs",
         "front",
         "admin",
+        "hooks",
     ] {
         assert!(top.contains_key(key), "comet.yaml lacks {key}");
     }
@@ -45,6 +46,7 @@ fn shipped_yaml_sets_every_key() {
         "listen",
         "listen_backlog",
         "auth",
+        "jwt",
         "max_channels",
         "max_subscribers_per_channel",
         "channel_buffer_size",
@@ -74,8 +76,45 @@ fn shipped_yaml_sets_every_key() {
         "key",
         "open_health",
     ];
-    for (section, keys) in [("front", &front[..]), ("admin", &admin[..])] {
-        let m = top[section].as_mapping().expect("a mapping");
+    let jwt = [
+        "algorithm",
+        "secret",
+        "public_key_file",
+        "leeway_secs",
+        "audience",
+        "issuer",
+        "cache_max",
+        "cache_secs",
+    ];
+    let hooks = [
+        "authorize_url",
+        "authorize_timeout_ms",
+        "authorize_concurrency",
+        "authorize_queue_max",
+        "authorize_cache_secs",
+        "authorize_cache_max",
+        "authorize_on_error",
+        "events_url",
+        "events_batch_max",
+        "events_batch_ms",
+        "events_queue_max",
+        "events_timeout_ms",
+        "events_publish",
+        "retry_initial_ms",
+        "retry_max_ms",
+    ];
+    let sections = [
+        ("front", &front[..]),
+        ("admin", &admin[..]),
+        ("front.jwt", &jwt[..]),
+        ("hooks", &hooks[..]),
+    ];
+    for (section, keys) in sections {
+        let m = section
+            .split('.')
+            .fold(&doc, |node, part| &node[part])
+            .as_mapping()
+            .unwrap_or_else(|| panic!("comet.yaml: {section} is not a mapping"));
         for key in keys {
             assert!(m.contains_key(*key), "comet.yaml lacks {section}.{key}");
         }
@@ -354,4 +393,51 @@ fn open_health_is_off_by_default_and_takes_a_boolean() {
         }
         other => panic!("expected a syntax error naming admin.open_health, got {other:?}"),
     }
+}
+
+#[test]
+fn front_jwt_is_checked_only_when_auth_is_jwt() {
+    check("front:\n  jwt: {algorithm: RS256}\n").expect("front.jwt is not checked in none mode");
+    check("front:\n  auth: token\n  jwt: {secret: short}\n").expect("nor in token mode");
+    rejects(
+        "front: {auth: jwt}",
+        "front.jwt.secret must not be empty when front.jwt.algorithm is HS256",
+    );
+    rejects(
+        "front:\n  auth: jwt\n  jwt: {secret: sh0rt}\n",
+        "front.jwt.secret must be at least 32 bytes",
+    );
+    rejects(
+        "front:\n  auth: jwt\n  jwt: {algorithm: ES256}\n",
+        "front.jwt.public_key_file must not be empty",
+    );
+    let c = check("front:\n  auth: jwt\n  jwt: {secret: '0123456789abcdef0123456789abcdef'}\n").expect("valid");
+    assert_eq!(c.front.auth, Auth::Jwt);
+    assert_eq!(c.front.jwt.leeway_secs, 5, "other jwt keys keep their defaults");
+}
+
+#[test]
+fn hooks_are_validated_with_the_rest() {
+    rejects(
+        "hooks: {authorize_url: 'https://app.example/auth'}",
+        "hooks.authorize_url must start with http://",
+    );
+    rejects("hooks: {events_batch_max: 0}", "hooks.events_batch_max");
+    let c = check("hooks: {authorize_url: 'http://127.0.0.1:9000/a', authorize_on_error: allow}").expect("valid");
+    assert_eq!(c.hooks.authorize_on_error, crate::hooks::OnError::Allow);
+    assert_eq!(c.hooks.events_url, "", "the event hook stays off");
+}
+
+#[test]
+fn the_jwt_secret_is_masked_when_printed() {
+    let mut c = Config::default();
+    c.front.auth = Auth::Jwt;
+    c.front.jwt.secret = "0123456789abcdef0123456789abcdef".to_string();
+    c.validate().expect("valid");
+    let printed = effective_yaml(&c);
+    assert!(!printed.contains("0123456789abcdef"), "{printed}");
+    let back = Config::from_yaml(&printed).expect("parses");
+    assert_eq!(back.front.jwt.secret, MASK);
+    let e = back.validate().expect_err("a masked secret must not pass for one");
+    assert!(e.to_string().starts_with("front.jwt.secret "), "{e}");
 }

@@ -36,6 +36,10 @@ pub enum State {
     Closing,
     /// Failed (write error, slow consumer): to be closed by the caller.
     Dead,
+    /// A subscribe request waiting for the authorize hook's verdict: it has
+    /// sent nothing yet; what it asked for waits in the worker's table of
+    /// pending checks (`admit.rs`), and its later input is queued.
+    Authorizing,
 }
 
 /// A connection's yes/no facts, in one byte.
@@ -589,8 +593,9 @@ impl<S: Sock> Front<S> {
         let gen = c.gen.wrapping_add(1) & 0x7fff_ffff;
         let ip_key = c.ip_key;
         let mut first = c.first_sub;
+        let why = super::hook_events::leave_reason(self.draining, c.flags);
         *c = Conn::vacant(gen);
-        self.unsubscribe_all(&mut first);
+        self.unsubscribe_all(&mut first, why);
         if ip_key != 0 {
             self.shared.per_ip.release(ip_key);
         }

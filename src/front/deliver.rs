@@ -22,6 +22,7 @@ use super::transport::{ChunkHead, Frame, LAST_CHUNK};
 use super::{Front, Sock, Transport};
 use crate::channel::{ChannelId, Kind, Message};
 use crate::encode;
+use crate::hooks::LeaveReason;
 use crate::mailbox::Command;
 use crate::ws::CloseCode;
 
@@ -88,8 +89,8 @@ impl FrameSet {
 }
 
 impl<S: Sock> Front<S> {
-    /// Runs a delivery command from the worker's mailbox; any other
-    /// command is the worker's and is handed back.
+    /// Runs a delivery command (or an authorize verdict) from the worker's
+    /// mailbox; any other command is the worker's and is handed back.
     pub fn apply(&mut self, cmd: Command) -> Option<Command> {
         match cmd {
             Command::Message(chan, m, arrival) => self.deliver(chan, &m, arrival),
@@ -97,6 +98,7 @@ impl<S: Sock> Front<S> {
             Command::Close(chan, next) => self.close_channel(chan, next),
             Command::Synced(chan, next, history) => self.synced(chan, next, &history),
             Command::Reset(chan, next) => self.reset_channel(chan, next),
+            Command::Authorized(conn, ticket, verdict) => self.authorized(conn, ticket, verdict),
             other => return Some(other),
         }
         None
@@ -199,6 +201,14 @@ impl<S: Sock> Front<S> {
                 }
             };
             sent += u64::from(ok);
+            if ends {
+                let why = if closing {
+                    LeaveReason::ChannelClosed
+                } else {
+                    LeaveReason::Closed
+                };
+                self.hook_left(this, why);
+            }
             if ends && t.upgrades() {
                 // A WebSocket loses this channel only; it closes (1000)
                 // below if that was its last.

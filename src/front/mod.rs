@@ -10,10 +10,13 @@
 //! and the fuzz targets give it in-memory sockets and turn the clock
 //! themselves. The front reaches the channel table only through
 //! `crate::channels` (subscribe, unsubscribe) and never touches epoll,
-//! descriptors, mailboxes or threads.
+//! descriptors, mailboxes or threads. JWT checks and the hooks to the
+//! application run through `crate::backend` (`admit.rs`, `hook_events.rs`).
 
+mod admit;
 mod conn;
 mod deliver;
+mod hook_events;
 mod remote;
 pub mod request;
 pub mod respond;
@@ -144,6 +147,10 @@ pub struct Front<S> {
     draining: bool,
     /// Delivery latencies counted since the last mailbox command.
     latency: DeliveryRecorder,
+    /// Subscribes waiting for the authorize hook (`admit.rs`).
+    checks: admit::PendingChecks,
+    /// Who each subscription is, while the event hook is on (`hook_events.rs`).
+    members: hook_events::Members,
 }
 
 impl<S: Sock> Front<S> {
@@ -166,6 +173,8 @@ impl<S: Sock> Front<S> {
             pending: ahash::AHashMap::new(),
             draining: false,
             latency: DeliveryRecorder::default(),
+            checks: admit::PendingChecks::default(),
+            members: hook_events::Members::default(),
         }
     }
 

@@ -19,6 +19,11 @@ pub trait Sock {
     fn write(&self, parts: &[IoSlice<'_>]) -> io::Result<usize>;
     /// Ends the sending side (FIN) once queued bytes are sent.
     fn shutdown_write(&self);
+    /// The client's address, when known. Asked only by the hooks to the
+    /// application (once per subscribe), so no connection keeps it.
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 /// An in-memory socket for tests: the test pushes what the client sends

@@ -4,13 +4,16 @@
 
 use std::sync::atomic::Ordering;
 
+use super::admit::{Admit, Admitted};
 use super::conn::{Flags, State};
+use super::hook_events::leave_reason;
 use super::request::Request;
 use super::transport::{self, Frame, Head};
 use super::{Front, Sock, Transport};
 use crate::channel::{Kind, Message, Start, SubscribeError, Subscribed};
 use crate::channels::SubscribeReq;
 use crate::encode;
+use crate::hooks::LeaveReason;
 use crate::params::{self, BadParam, Params};
 use crate::ws::CloseCode;
 
@@ -73,6 +76,19 @@ pub(super) fn message_json(cname: &str, m: &Message, json: &mut Vec<u8>, next: &
 
 impl<S: Sock> Front<S> {
     pub(super) fn subscribe(&mut self, idx: u32, req: Request, t: Transport) {
+        self.subscribe_with(idx, req, t, None);
+    }
+
+    /// A subscribe request; `checked` is the outcome of the admission
+    /// checks when they ran already (a request that waited for the
+    /// authorize hook), else they run here, before the table is asked.
+    pub(super) fn subscribe_with(
+        &mut self,
+        idx: u32,
+        req: Request,
+        t: Transport,
+        checked: Option<Result<Admitted, SubscribeError>>,
+    ) {
         let p = Params::parse(&req.query);
         let sp = match SubParams::decode(&p, &req, t, self.settings.max_cname) {
             Ok(sp) => sp,
@@ -102,14 +118,24 @@ impl<S: Sock> Front<S> {
         // A WebSocket opened without a `cname` parameter holds no URL
         // channel: it subscribes with `sub` commands.
         let url_channel = !t.upgrades() || p.get("cname").is_some();
-        let result = url_channel.then(|| {
-            self.shared.channels.subscribe(SubscribeReq {
+        let admitted = match checked {
+            Some(checked) => checked,
+            None if !url_channel => Ok(Admitted::default()),
+            None => match self.admit(idx, sp.cname, sp.token, t) {
+                Admit::Pass(a) => Ok(a),
+                Admit::Refuse(e) => Err(e),
+                Admit::Parked(ticket, a) => return self.park_request(idx, ticket, a, req, t),
+            },
+        };
+        let result = url_channel.then(|| match &admitted {
+            Err(e) => Err(*e),
+            Ok(_) => self.shared.channels.subscribe(SubscribeReq {
                 name: sp.cname,
                 token: sp.token,
                 seq: sp.seq,
                 worker: self.worker,
                 long_poll: !t.is_streaming(),
-            })
+            }),
         });
         let head = Head {
             http10: req.http10,
@@ -146,6 +172,9 @@ impl<S: Sock> Front<S> {
                 let next = start_into(&mut out, t, &s, sp.seq, sp.cb, chunked);
                 if !s.counted {
                     // A long poll answered at once: it never joined the channel.
+                    if let Ok(a) = &admitted {
+                        self.hook_polled(&s.name, sp.token, a);
+                    }
                     self.send(idx, &[&out]);
                     self.end_response(idx);
                     return;
@@ -155,12 +184,13 @@ impl<S: Sock> Front<S> {
             None => None,
         };
         self.enter_waiting(idx, t, sp.noop, sp.cb);
-        if let Some((s, next)) = joined {
+        if let (Some((s, next)), Ok(a)) = (joined, admitted) {
             let c = &mut self.conns[idx as usize];
-            self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+            let sub = self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
             if matches!(s.start, Start::Pending(_)) {
                 self.await_sync(idx, s.id);
             }
+            self.hook_joined(sub, t, &s.name, sp.token, a);
         }
         let now = self.now;
         if self.send(idx, &[&out]) {
@@ -190,13 +220,34 @@ impl<S: Sock> Front<S> {
     /// WebSocket `sub` command: the same answer a new `/ws` subscription to
     /// that channel gets, or a refusal object; the socket stays either way.
     pub(super) fn join_channel(&mut self, idx: u32, cname: &str, seq: i32, token: &str) {
-        let result = self.shared.channels.subscribe(SubscribeReq {
-            name: cname,
-            token,
-            seq,
-            worker: self.worker,
-            long_poll: false,
-        });
+        let admitted = match self.admit(idx, cname, token, Transport::Ws) {
+            Admit::Pass(a) => Ok(a),
+            Admit::Refuse(e) => Err(e),
+            Admit::Parked(ticket, a) => return self.park_sub(idx, ticket, a, cname, seq, token),
+        };
+        self.join_admitted(idx, cname, seq, token, admitted);
+    }
+
+    /// The rest of [`Front::join_channel`] once the admission checks are
+    /// decided (at once, or when the authorize hook answered).
+    pub(super) fn join_admitted(
+        &mut self,
+        idx: u32,
+        cname: &str,
+        seq: i32,
+        token: &str,
+        admitted: Result<Admitted, SubscribeError>,
+    ) {
+        let result = match &admitted {
+            Err(e) => Err(*e),
+            Ok(_) => self.shared.channels.subscribe(SubscribeReq {
+                name: cname,
+                token,
+                seq,
+                worker: self.worker,
+                long_poll: false,
+            }),
+        };
         let t = self.conns[idx as usize].transport;
         let mut out = Vec::new();
         match result {
@@ -207,9 +258,12 @@ impl<S: Sock> Front<S> {
             Ok(s) => {
                 let next = start_into(&mut out, t, &s, seq, None, true);
                 let c = &mut self.conns[idx as usize];
-                self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
+                let sub = self.subs.add(idx, &mut c.first_sub, s.id, &s.name, next);
                 if matches!(s.start, Start::Pending(_)) {
                     self.await_sync(idx, s.id);
+                }
+                if let Ok(a) = admitted {
+                    self.hook_joined(sub, t, &s.name, token, a);
                 }
             }
         }
@@ -219,8 +273,10 @@ impl<S: Sock> Front<S> {
     }
 
     /// Takes a connection out of every channel it subscribed to (the list
-    /// starting at `*first`), telling the channel table.
-    pub(super) fn unsubscribe_all(&mut self, first: &mut u32) {
+    /// starting at `*first`), telling the channel table (and the event
+    /// hook, with `why`).
+    pub(super) fn unsubscribe_all(&mut self, first: &mut u32, why: LeaveReason) {
+        self.hook_left_all(*first, why);
         let (channels, worker) = (&self.shared.channels, self.worker);
         self.subs
             .remove_all(first, |chan, empty| channels.unsubscribe(chan, 1, worker, empty));
@@ -240,8 +296,9 @@ impl<S: Sock> Front<S> {
         if let Some(e) = c.extra.as_mut() {
             e.cb = None;
         }
+        let why = leave_reason(self.draining, c.flags);
         let mut first = std::mem::replace(&mut c.first_sub, super::subs::NIL);
-        self.unsubscribe_all(&mut first);
+        self.unsubscribe_all(&mut first, why);
     }
 }
 
@@ -276,7 +333,7 @@ pub(super) fn start_into(
 /// The WebSocket close code of a refused subscription: 4000 + icomet's type.
 fn refusal_code(e: SubscribeError) -> CloseCode {
     match e {
-        SubscribeError::TokenError => CloseCode::TOKEN_ERROR,
+        SubscribeError::TokenError | SubscribeError::NotAuthorized => CloseCode::TOKEN_ERROR,
         SubscribeError::TooManyChannels | SubscribeError::TooManySubscribers => CloseCode::TOO_MANY_SUBSCRIBERS,
     }
 }

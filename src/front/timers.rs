@@ -37,6 +37,7 @@ impl<S: Sock> Front<S> {
             for &(idx, at) in &due {
                 self.on_timer(idx, at);
             }
+            self.expire_pending_checks();
             due.clear();
             if due.capacity() <= 4096 {
                 self.due = due;
@@ -141,7 +142,9 @@ impl<S: Sock> Front<S> {
                     self.send(idx, &[&out]);
                     self.end_response(idx);
                 }
-                State::Idle | State::Dead => self.close_conn(idx),
+                // A subscribe still waiting for the authorize hook has sent
+                // nothing: it closes like an idle connection.
+                State::Idle | State::Dead | State::Authorizing => self.close_conn(idx),
                 State::Closing => {}
             }
         }

@@ -26,6 +26,7 @@ use super::subs::NIL;
 use super::transport::Frame;
 use super::{Front, Sock, Transport};
 use crate::encode;
+use crate::hooks::LeaveReason;
 use crate::params;
 use crate::ws::frame::{self, Opcode};
 use crate::ws::{close, AcceptKey, CloseCode, Decoded, Event, Refusal, WsState};
@@ -220,10 +221,11 @@ impl<S: Sock> Front<S> {
         let held = self.subs.find_by_name(first, cname);
         match cmd.kind.as_str() {
             "sub" => {
-                if held.is_some() {
+                if held.is_some() || self.pending_sub(idx, cname) {
                     return self.ws_reply(idx, "400", cname, 0, "Already subscribed");
                 }
-                if self.subs.of_conn(first).count() >= self.settings.max_channels_per_connection as usize {
+                let holding = self.subs.of_conn(first).count() + self.pending_subs(idx);
+                if holding >= self.settings.max_channels_per_connection as usize {
                     return self.ws_reply(idx, "429", cname, 0, "Too many channels on this connection");
                 }
                 let token = cmd.token.as_deref().unwrap_or("");
@@ -231,8 +233,13 @@ impl<S: Sock> Front<S> {
             }
             "unsub" => {
                 let Some(sub) = held else {
+                    if let Some(seq) = self.cancel_pending_sub(idx, cname) {
+                        // Still waiting for the authorize hook: it never starts.
+                        return self.ws_reply(idx, "unsub", cname, seq, "");
+                    }
                     return self.ws_reply(idx, "400", cname, 0, "Not subscribed");
                 };
+                self.hook_left(sub, LeaveReason::Unsubscribed);
                 let next = self.subs.get(sub).next_seq;
                 let c = &mut self.conns[idx as usize];
                 let (chan, empty) = self.subs.remove_of_conn(&mut c.first_sub, sub);

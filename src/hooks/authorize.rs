@@ -173,34 +173,75 @@ impl Authorizer {
     /// Dropping the returned future does not cancel the request: its answer
     /// still fills the cache for the next attempt.
     pub async fn check(&self, req: AuthorizeRequest) -> Verdict {
-        let inner = &self.inner;
-        let key = inner.cache.as_ref().map(|_| inner.keys.key(&req.cname, &req.token));
-        if let (Some(cache), Some(key)) = (&inner.cache, key) {
-            if let Some(verdict) = lock(cache).get(key, std::time::Instant::now()) {
-                inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return inner.count(verdict);
+        if let Some(verdict) = self.cached(&req.cname, &req.token) {
+            return verdict;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Some(verdict) = self.ask_then(req, move |verdict| {
+            let _ = tx.send(verdict);
+        }) {
+            return verdict;
+        }
+        match rx.await {
+            Ok(verdict) => verdict,
+            Err(_) => {
+                // The hooks runtime is shutting down: the task was dropped.
+                let inner = &self.inner;
+                inner.counters.http_errors.fetch_add(1, Ordering::Relaxed);
+                inner.count(inner.on_error)
             }
         }
+    }
+
+    /// The cached answer for (`cname`, `token`), counted as a check answered
+    /// from the cache; `None` when the cache is off or holds no fresh answer
+    /// (nothing is counted then). Synchronous and cheap (one lock, one
+    /// lookup), so a caller outside the hooks runtime decides a cached
+    /// subscribe on the spot and asks [`Authorizer::ask_then`] only on a miss.
+    pub fn cached(&self, cname: &str, token: &str) -> Option<Verdict> {
+        let inner = &self.inner;
+        let cache = inner.cache.as_ref()?;
+        let verdict = lock(cache).get(inner.keys.key(cname, token), std::time::Instant::now())?;
+        inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(inner.count(verdict))
+    }
+
+    /// Asks the application about `req` without looking in the cache
+    /// (callers look first with [`Authorizer::cached`]), on the hooks
+    /// runtime: `done` is called there with the verdict, counted, once it
+    /// is known (the answer, or `authorize_on_error` after a timeout or a
+    /// connection error). When `authorize_queue_max` checks already wait,
+    /// the policy's verdict is returned at once instead (counted as
+    /// `queue_full`) and `done` is dropped uncalled. Never blocks: callable
+    /// from any thread.
+    ///
+    /// If the runtime shuts down before the answer, `done` is dropped
+    /// uncalled; callers keep a deadline of their own.
+    pub fn ask_then(&self, req: AuthorizeRequest, done: impl FnOnce(Verdict) + Send + 'static) -> Option<Verdict> {
+        let inner = &self.inner;
+        let key = inner.cache.as_ref().map(|_| inner.keys.key(&req.cname, &req.token));
         if inner.pending.fetch_add(1, Ordering::AcqRel) >= inner.pending_max {
             inner.pending.fetch_sub(1, Ordering::AcqRel);
             inner.counters.queue_full.fetch_add(1, Ordering::Relaxed);
-            return inner.count(inner.on_error);
+            return Some(inner.count(inner.on_error));
         }
         let task_inner = self.inner.clone();
-        let task = inner.runtime.spawn(async move {
+        inner.runtime.spawn(async move {
             let verdict = task_inner.ask(&req, key).await;
             task_inner.pending.fetch_sub(1, Ordering::AcqRel);
-            verdict
+            done(task_inner.count(verdict));
         });
-        let verdict = match task.await {
-            Ok(verdict) => verdict,
-            Err(_) => {
-                // The hooks runtime is shutting down.
-                inner.counters.http_errors.fetch_add(1, Ordering::Relaxed);
-                inner.on_error
-            }
-        };
-        inner.count(verdict)
+        None
+    }
+
+    /// `hooks.authorize_timeout_ms`: the longest a check waits.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The verdict of `hooks.authorize_on_error`.
+    pub fn on_error(&self) -> Verdict {
+        self.inner.on_error
     }
 
     /// The counters now.

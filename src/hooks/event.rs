@@ -66,7 +66,7 @@ pub struct Subscriber {
     pub id: u64,
     /// The channel.
     pub cname: Box<str>,
-    /// `poll`, `stream`, `sse`, `iframe` (as `/stats` names transports).
+    /// `poll`, `stream`, `sse`, `iframe` or `ws` (as `/stats` names transports).
     pub transport: &'static str,
     /// The client's address.
     pub ip: IpAddr,
@@ -110,6 +110,9 @@ pub enum LeaveReason {
     ChannelClosed,
     /// The server is shutting down.
     Shutdown,
+    /// A WebSocket client left the channel with an `unsub` command (its
+    /// connection stays).
+    Unsubscribed,
 }
 
 impl Subscriber {
@@ -211,6 +214,7 @@ mod tests {
             LeaveReason::SlowConsumer,
             LeaveReason::ChannelClosed,
             LeaveReason::Shutdown,
+            LeaveReason::Unsubscribed,
         ]
         .iter()
         .map(|r| serde_json::to_string(r).expect("serializes"))
@@ -222,7 +226,8 @@ mod tests {
                 r#""timeout""#,
                 r#""slow_consumer""#,
                 r#""channel_closed""#,
-                r#""shutdown""#
+                r#""shutdown""#,
+                r#""unsubscribed""#
             ]
         );
         let odd = HookEvent::Online {

@@ -21,11 +21,14 @@
 //! `subscribe` is followed by exactly one `unsubscribe` with the same `id`,
 //! `cname`, `transport`, `ip` and `sub`, and a [`LeaveReason`]:
 //!
-//! - **`stream`, `sse`, `iframe` (and WebSocket):** one connection is one
-//!   subscriber. It leaves when its record is removed: the client closed or
-//!   broke the connection (`closed`), its output queue overflowed
-//!   (`slow_consumer`), `/close` or expiry ended the channel
-//!   (`channel_closed`), or the server stops (`shutdown`).
+//! - **`stream`, `sse`, `iframe`:** one connection is one subscriber. It
+//!   leaves when its record is removed: the client closed or broke the
+//!   connection (`closed`), its output queue overflowed (`slow_consumer`),
+//!   `/close` or expiry ended the channel (`channel_closed`), or the server
+//!   stops (`shutdown`).
+//! - **WebSocket:** each channel of a connection (its URL channel, each
+//!   accepted `sub`) is one subscriber, leaving as above, or with
+//!   `unsubscribed` on an `unsub` command.
 //! - **`poll` (long-poll, `/sub` and `/poll`):** each request is short and
 //!   the client polls again after each answer, possibly on a new connection
 //!   accepted by another worker. So a long-poll subscriber is a *lineage* of
@@ -53,12 +56,18 @@
 //!
 //! The `/psub` channel events map one to one: `1 <cname>` is `online`, `0
 //! <cname>` is `offline`, at the same moments.
+//!
+//! [`Events`] (`node.rs`) is the event hook as a running server uses it:
+//! the channel table's notices, the workers' joins and leaves and the
+//! intake's publishes all go through it; `crate::backend` builds both
+//! hooks at start.
 
 mod authorize;
 mod client;
 pub mod config;
 mod event;
 mod lineage;
+pub mod node;
 mod sink;
 
 pub use authorize::{AuthorizeRequest, AuthorizeStats, Authorizer, Verdict};
@@ -66,4 +75,5 @@ pub use client::PostError;
 pub use config::{HooksConfig, OnError};
 pub use event::{batch_json, next_id, now_ms, HookEvent, Leave, LeaveReason, Subscriber};
 pub use lineage::{LineageKey, PollLineages, POLL_GRACE_SECS};
+pub use node::Events;
 pub use sink::{EventSink, EventStats};

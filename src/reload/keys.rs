@@ -31,6 +31,8 @@ pub const TABLE: &[(&str, Apply)] = &[
     // listen(2) is called once, when the socket is bound.
     ("front.listen_backlog", Restart),
     ("front.auth", Restart),
+    // The JWT verifier (its key file read once) is built at start.
+    ("front.jwt.*", Restart),
     ("front.max_channels", Live),
     ("front.max_subscribers_per_channel", Live),
     ("front.channel_buffer_size", LiveAlone),
@@ -59,6 +61,9 @@ pub const TABLE: &[(&str, Apply)] = &[
     ("admin.open_health", Live),
     // The Redis link is built once, at start.
     ("cluster.*", Restart),
+    // The hooks (their URLs parsed, their queue and cache sized) are built
+    // once, at start.
+    ("hooks.*", Restart),
 ];
 
 /// The table line that covers `key` (a dotted leaf name): its name (the

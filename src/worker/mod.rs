@@ -283,7 +283,8 @@ impl Worker {
                 | Command::Broadcast(..)
                 | Command::Close(..)
                 | Command::Synced(..)
-                | Command::Reset(..) => {}
+                | Command::Reset(..)
+                | Command::Authorized(..) => {}
                 Command::Drain(deadline) => self.begin_drain(deadline),
                 Command::Settings(settings) => {
                     // The reload put the new configuration in force first.

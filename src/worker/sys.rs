@@ -36,6 +36,11 @@ impl Sock for Socket {
         // Fails only when the peer is already gone, which is what FIN is for.
         let _ = rustix::net::shutdown(&self.0, rustix::net::Shutdown::Write);
     }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        let addr = rustix::net::getpeername(&self.0).ok()??;
+        SocketAddr::try_from(addr).ok().map(|a| a.ip())
+    }
 }
 
 /// Readiness bits the workers use.

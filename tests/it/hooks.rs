@@ -5,155 +5,21 @@
 //! only time figures asserted are generous upper bounds or lower bounds the
 //! code guarantees.
 
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use comet::hooks::{AuthorizeRequest, Authorizer, EventSink, HookEvent, HooksConfig, OnError, Verdict};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::support::app::{Answer, App, Hit};
+
 /// The deadline of every wait.
 const WAIT: Duration = Duration::from_secs(15);
-
-/// How the application answers one request.
-#[derive(Clone)]
-enum Answer {
-    /// At once, with this status.
-    Status(u16),
-    /// Never (the connection stays open).
-    Never,
-    /// With this status once the test adds a permit to the gate.
-    Gated(Arc<Semaphore>, u16),
-}
-
-/// One request the application received.
-#[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-type Script = Arc<dyn Fn(usize, &Hit) -> Answer + Send + Sync>;
-
-/// A scripted application: it records requests in arrival order.
-struct App {
-    addr: SocketAddr,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    /// The most requests that were being answered at once.
-    max_in_flight: Arc<AtomicUsize>,
-    /// The accept loop and every connection: aborted to make the app go away.
-    tasks: JoinSet<()>,
-}
-
-impl App {
-    async fn start(script: impl Fn(usize, &Hit) -> Answer + Send + Sync + 'static) -> App {
-        App::start_on("127.0.0.1:0".parse().expect("addr"), Arc::new(script)).await
-    }
-
-    /// Listens on `addr` (SO_REUSEADDR, so a port just given up can be taken again).
-    async fn start_on(addr: SocketAddr, script: Script) -> App {
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-        socket.bind(addr).expect("bind");
-        let listener = socket.listen(64).expect("listen");
-        let addr = listener.local_addr().expect("addr");
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let max_in_flight = Arc::new(AtomicUsize::new(0));
-        let mut tasks = JoinSet::new();
-        let (h, f, m) = (hits.clone(), in_flight.clone(), max_in_flight.clone());
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (h, f, m, script) = (h.clone(), f.clone(), m.clone(), script.clone());
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let (h, f, m, script) = (h.clone(), f.clone(), m.clone(), script.clone());
-                    async move {
-                        let now = f.fetch_add(1, Ordering::SeqCst) + 1;
-                        m.fetch_max(now, Ordering::SeqCst);
-                        let path = req.uri().path().to_string();
-                        let content_type = req
-                            .headers()
-                            .get("content-type")
-                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                            .unwrap_or_default();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec());
-                        let hit = Hit {
-                            path,
-                            content_type,
-                            body: body.unwrap_or_default(),
-                        };
-                        let answer = {
-                            let mut hits = h.lock().expect("hits");
-                            let answer = script(hits.len(), &hit);
-                            hits.push(hit);
-                            answer
-                        };
-                        let status = match answer {
-                            Answer::Status(s) => s,
-                            Answer::Never => std::future::pending().await,
-                            Answer::Gated(gate, s) => {
-                                gate.acquire().await.expect("gate open").forget();
-                                s
-                            }
-                        };
-                        f.fetch_sub(1, Ordering::SeqCst);
-                        let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")));
-                        *resp.status_mut() = StatusCode::from_u16(status).expect("status");
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                conns.spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        App {
-            addr,
-            hits,
-            max_in_flight,
-            tasks,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().expect("hits").clone()
-    }
-
-    fn count(&self) -> usize {
-        self.hits.lock().expect("hits").len()
-    }
-
-    /// Stops accepting and drops every connection: the application is gone.
-    async fn go_away(mut self) -> SocketAddr {
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-        self.addr
-    }
-}
 
 /// Polls `cond` every 5 ms until it holds; fails the test after WAIT.
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

@@ -11,6 +11,7 @@
 mod support;
 
 mod admin;
+mod authorize;
 mod cli;
 mod cluster_faults;
 mod cluster_index;
@@ -20,11 +21,13 @@ mod cluster_store;
 mod cluster_subs;
 mod deb;
 mod deploy;
+mod events;
 mod front;
 mod fuzz_corpus;
 mod health;
 mod hooks;
 mod incidents;
+mod jwt;
 mod latency;
 mod logs;
 mod malloc;

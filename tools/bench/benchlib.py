@@ -24,10 +24,11 @@ WS_UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
 
 
-def subscribe_request(transport, cname, seq):
+def subscribe_request(transport, cname, seq, query=""):
     """The request that subscribes to `cname` from `seq` on a front
-    transport (sub, stream, sse, iframe, or ws: a WebSocket upgrade)."""
-    head = f"GET /{transport}?cname={cname}&seq={seq} HTTP/1.1\r\nHost: x\r\n".encode()
+    transport (sub, stream, sse, iframe, or ws: a WebSocket upgrade);
+    `query` is appended to the query string (`&token=...`)."""
+    head = f"GET /{transport}?cname={cname}&seq={seq}{query} HTTP/1.1\r\nHost: x\r\n".encode()
     return head + (WS_UPGRADE if transport == "ws" else b"") + b"\r\n"
 
 

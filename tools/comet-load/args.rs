@@ -51,6 +51,10 @@ USAGE: comet-load [OPTIONS]
   --channels N           channels, subscribers spread round-robin [default: 10]
   --prefix TEXT          channel names are TEXT0 .. TEXT(N-1) [default: load]
                          (letters, digits, `_`, `-`, `.`; at most 64)
+  --jwt-secret SECRET    for a server with front.auth: jwt: sign one HS256 token
+                         per channel with SECRET, granting that channel
+                         ({\"cname\": NAME, \"exp\": in a day}), and send it as the
+                         token parameter of every subscribe [default: none]
   --transport T          longpoll | jsonp | stream | sse | iframe | ws [default: stream]
                            longpoll: /sub, one frame per response, re-polls with seq
                            jsonp:    /sub with cb=cb_<n>, same re-polling
@@ -201,6 +205,8 @@ pub struct Args {
     pub channels: u32,
     /// Channel name prefix.
     pub prefix: String,
+    /// HS256 secret to sign one subscribe token per channel with (JWT mode).
+    pub jwt_secret: Option<String>,
     /// Subscriber transport.
     pub transport: Transport,
     /// Channels each WebSocket connection holds (1 for every other transport).
@@ -264,6 +270,7 @@ impl Args {
         let mut max_pending = 0;
         let mut channels = 10;
         let mut prefix = String::from("load");
+        let mut jwt_secret = None;
         let mut transport = Transport::Stream;
         let mut ws_channels = 1;
         let mut threads = None;
@@ -299,6 +306,13 @@ impl Args {
                 "--max-pending" => max_pending = number(&flag, &value(&flag)?, 0, MAX_CONNECTIONS)?,
                 "--channels" => channels = number(&flag, &value(&flag)?, 1, MAX_CONNECTIONS)?,
                 "--prefix" => prefix = channel_prefix(&value(&flag)?)?,
+                "--jwt-secret" => {
+                    let v = value(&flag)?;
+                    if v.is_empty() {
+                        return Err(usage("--jwt-secret must not be empty"));
+                    }
+                    jwt_secret = Some(v);
+                }
                 "--transport" => transport = parse_transport(&value(&flag)?)?,
                 "--ws-channels" => ws_channels = number(&flag, &value(&flag)?, 1, MAX_WS_CHANNELS)?,
                 "--threads" => threads = Some(number(&flag, &value(&flag)?, 1, 4096)?),
@@ -367,6 +381,7 @@ impl Args {
             max_pending,
             channels,
             prefix,
+            jwt_secret,
             transport,
             ws_channels,
             threads,
@@ -560,6 +575,7 @@ mod tests {
         refused("--transport websocket");
         refused("--mode pub");
         refused("--prefix a/b");
+        refused("--jwt-secret=");
         refused("--front 127.0.0.1");
         refused("--front 127.0.0.1:0");
         refused("--bogus 1");
@@ -583,5 +599,13 @@ mod tests {
         assert_eq!((a.threads, a.source_ips), (2, 0));
         assert_eq!(Args::source_ip(0), Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(Args::source_ip(254), Ipv4Addr::new(127, 0, 1, 0));
+    }
+
+    #[test]
+    fn a_jwt_secret_is_kept() {
+        let a = Args::parse(["--jwt-secret".to_string(), "s3cret".to_string()]).expect("valid");
+        assert_eq!(a.jwt_secret.as_deref(), Some("s3cret"));
+        let a = Args::parse(Vec::<String>::new()).expect("valid");
+        assert_eq!(a.jwt_secret, None);
     }
 }

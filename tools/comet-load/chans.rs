@@ -95,13 +95,18 @@ impl RunInfo {
         let mut text = Vec::with_capacity(64);
         for j in 1..self.ws_channels {
             text.clear();
+            let channel = self.channel_of(index, j);
             // Writing into a Vec cannot fail.
             let _ = write!(
                 text,
-                "{{\"type\":\"sub\",\"cname\":\"{}{}\",\"seq\":0}}",
-                self.prefix,
-                self.channel_of(index, j)
+                "{{\"type\":\"sub\",\"cname\":\"{}{channel}\",\"seq\":0",
+                self.prefix
             );
+            if let Some(token) = self.tokens.get(channel as usize) {
+                // base64url and dots: nothing to escape in JSON.
+                let _ = write!(text, ",\"token\":\"{token}\"");
+            }
+            text.push(b'}');
             ws::push_text(out, &text);
         }
     }
@@ -121,6 +126,7 @@ mod tests {
             prefix: "load".into(),
             channels,
             ws_channels,
+            tokens: std::sync::Arc::from(Vec::new()),
         }
     }
 
@@ -195,6 +201,17 @@ mod tests {
         out.clear();
         run(10, 1).push_sub_commands(9, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sub_commands_carry_the_channels_token() {
+        let mut r = run(3, 2);
+        r.tokens = std::sync::Arc::from(vec!["t0".to_string(), "t1".into(), "t2".into()]);
+        let mut out = Vec::new();
+        r.push_sub_commands(2, &mut out);
+        let mut expected = Vec::new();
+        ws::push_text(&mut expected, br#"{"type":"sub","cname":"load0","seq":0,"token":"t0"}"#);
+        assert_eq!(out, expected);
     }
 
     #[test]

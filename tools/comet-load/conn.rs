@@ -8,6 +8,7 @@
 //! No sockets here: the worker owns the descriptors and calls in.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use crate::args::{Mode, Transport};
 use crate::chans::{Chan, WsLink};
@@ -34,6 +35,8 @@ pub struct RunInfo {
     pub channels: u32,
     /// Channels each connection holds (`--ws-channels`; 1 but for WebSocket).
     pub ws_channels: u32,
+    /// One subscribe token per channel (JWT mode), or none.
+    pub tokens: Arc<[String]>,
 }
 
 impl RunInfo {
@@ -152,6 +155,10 @@ impl Sub {
         }
         if run.transport == Transport::Jsonp {
             let _ = write!(out, "&cb=cb_{}", self.index);
+        }
+        if let Some(token) = run.tokens.get(channel as usize) {
+            // base64url and dots: nothing to escape in a query.
+            let _ = write!(out, "&token={token}");
         }
         out.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n");
         if run.transport == Transport::Ws {
@@ -390,6 +397,7 @@ mod tests {
             prefix: "load".into(),
             channels: 10,
             ws_channels: 1,
+            tokens: Arc::from(Vec::new()),
         }
     }
 

@@ -17,6 +17,7 @@ fn run(mode: Mode, messages: u32, ws_channels: u32) -> RunInfo {
         prefix: "load".into(),
         channels: 10,
         ws_channels,
+        tokens: std::sync::Arc::from(Vec::new()),
     }
 }
 

@@ -28,6 +28,7 @@ mod server_rss;
 mod stats;
 mod sys;
 mod tally;
+mod token;
 mod worker;
 mod ws;
 
@@ -111,6 +112,10 @@ fn run(args: &Args) -> bool {
         prefix: args.prefix.clone(),
         channels: args.channels,
         ws_channels: args.ws_channels,
+        tokens: match &args.jwt_secret {
+            Some(secret) => Arc::from(token::mint_per_channel(secret, &args.prefix, args.channels)),
+            None => Arc::from(Vec::new()),
+        },
     };
     let mut workers: Vec<JoinHandle<Tally>> = Vec::new();
     for id in 0..args.threads {

@@ -37,7 +37,8 @@ const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\
     descriptor_tables: always\n  sse_retry_ms: 18\n  \
     allowed_origins: [\"https://a.example\", \"http://b.example:8080\"]\n  \
     max_channels_per_connection: 3\n  ws_max_message_bytes: 600\n  ws_max_frames_per_sec: 7\n  \
-    ws_echo: true\n\
+    ws_echo: true\n  jwt: {algorithm: ES256, secret: jwt-s3cret, public_key_file: /etc/comet/jwt.pem, \
+    leeway_secs: 6, audience: app, issuer: me, cache_max: 5, cache_secs: 7}\n\
     admin:\n  listen: \"127.0.0.2:8001\"\n  allow: [\"10.\", all]\n  deny: []\n  \
     max_body_bytes: 19\n  threads: 3\n  key: k3y\n  open_health: true\n\
     cluster:\n  redis: \"redis://127.0.0.1:7001/2\"\n  prefix: cx\n  node_id: n1\n  \
@@ -47,7 +48,12 @@ const EVERY_KEY_CHANGED: &str = "log_level: debug\nlog_format: json\nworkers: 3\
     subscribe_linger_ms: 2\n  data_connections: 2\n  probe_interval_ms: 5001\n  \
     probe_timeout_ms: 3001\n  node_report_interval_ms: 2001\n  node_stale_ms: 6001\n  \
     reaper_interval_ms: 1001\n  index_refresh_interval_ms: 10001\n  survey_timeout_ms: 301\n  \
-    publish_batch_messages: 999\n";
+    publish_batch_messages: 999\n\
+    hooks:\n  authorize_url: \"http://127.0.0.1:9000/a\"\n  authorize_timeout_ms: 1001\n  \
+    authorize_concurrency: 3\n  authorize_queue_max: 4\n  authorize_cache_secs: 5\n  \
+    authorize_cache_max: 6\n  authorize_on_error: allow\n  events_url: \"http://127.0.0.1:9000/e\"\n  \
+    events_batch_max: 7\n  events_batch_ms: 8\n  events_queue_max: 9\n  events_timeout_ms: 10\n  \
+    events_publish: true\n  retry_initial_ms: 11\n  retry_max_ms: 12\n";
 
 /// Every leaf of a YAML document as (dotted key, value written the way an
 /// environment variable carries it: lists comma-separated).
@@ -301,6 +307,11 @@ fn a_bad_secret_is_not_repeated() {
         "{msg}"
     );
     assert!(!msg.contains("two words"), "{msg}");
+    let msg = env_err(&[("COMET_FRONT_AUTH", "jwt"), ("COMET_FRONT_JWT_SECRET", "sh0rt-s3cret")]);
+    assert_eq!(
+        msg,
+        "COMET_FRONT_JWT_SECRET: front.jwt.secret must be at least 32 bytes for HS256 (RFC 7518 3.2; got 12)"
+    );
     // The same when the typed parse is what fails.
     let mut root: Value = serde_norway::from_str("admin: {key: 1}\n").expect("yaml");
     let wanted = BTreeMap::from([("COMET_ADMIN_KEY".to_string(), OsString::from("s3cret"))]);
@@ -444,7 +455,7 @@ fn any_text_in_any_variable_is_a_config_or_an_error_naming_it() {
                 Err(ConfigError::Env { var, reason }) => {
                     assert_eq!(var, key.var, "{value:?}");
                     assert!(!reason.is_empty());
-                    if key.key == "admin.key" && value.len() > 3 {
+                    if SECRET_KEYS.contains(&key.key.as_str()) && value.len() > 3 {
                         assert!(!reason.contains(value), "the secret was repeated: {reason}");
                     }
                 }
@@ -461,5 +472,17 @@ fn open_health_is_set_from_the_environment() {
     assert_eq!(
         env_err(&[("COMET_ADMIN_OPEN_HEALTH", "yes")]),
         "COMET_ADMIN_OPEN_HEALTH: expected true or false (got \"yes\")"
+    );
+}
+
+#[test]
+fn a_rule_between_two_keys_names_the_variable_that_set_either() {
+    assert_eq!(
+        env_err(&[("COMET_HOOKS_RETRY_MAX_MS", "7")]),
+        "COMET_HOOKS_RETRY_MAX_MS: hooks.retry_initial_ms must not exceed hooks.retry_max_ms (100 > 7)"
+    );
+    assert_eq!(
+        env_err(&[("COMET_HOOKS_RETRY_INITIAL_MS", "20000")]),
+        "COMET_HOOKS_RETRY_INITIAL_MS: hooks.retry_initial_ms must not exceed hooks.retry_max_ms (20000 > 10000)"
     );
 }

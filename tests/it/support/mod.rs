@@ -7,6 +7,7 @@
 //! guess and never assert that nothing came: they send something after the
 //! thing that must stay silent and assert that it is what comes next.
 
+pub mod app;
 pub mod binary;
 pub mod cluster;
 pub mod files;

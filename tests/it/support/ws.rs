@@ -87,6 +87,19 @@ impl Ws {
         ws
     }
 
+    /// [`Ws::connect`] from the local address `from` (any 127.x.y.z).
+    pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr, target: &str) -> Ws {
+        let mut ws = Ws {
+            stream: super::connect_from(from, addr).stream,
+            buf: Vec::new(),
+        };
+        ws.send_raw(upgrade_head(target, "").as_bytes());
+        let want = switching();
+        let head = ws.read_exact(want.len());
+        assert_eq!(String::from_utf8_lossy(&head), want);
+        ws
+    }
+
     /// A plain TCP connection to `addr`, not upgraded yet.
     pub fn raw(addr: SocketAddr) -> Ws {
         let stream = TcpStream::connect(addr).expect("connect");
