@@ -174,7 +174,17 @@ fn on_event(channels: &Arc<Channels>, syncs: &Arc<Semaphore>, ev: ClusterEvent) 
             Control::Clear => {
                 channels.with_locked(|t, _| t.remote_clear(&cname));
             }
-            Control::Free => log::debug!("cluster: channel {cname:?} expired cluster-wide"),
+            Control::Free => {
+                // The reaper freed it (its index entry expired, say while
+                // Redis was unreachable) but subscribers here still hold it:
+                // it exists again, as a subscriber would have created it.
+                if channels.with_locked(|t, _| t.remote_held(&cname)) {
+                    if let Some(c) = channels.cluster() {
+                        c.touch(cname.clone());
+                    }
+                }
+                log::debug!("cluster: channel {cname:?} expired cluster-wide");
+            }
         },
         ClusterEvent::Confirmed { cname } => {
             let after = channels.with_locked(|t, _| t.remote_confirmed(&cname));
@@ -206,8 +216,14 @@ async fn sync(channels: Arc<Channels>, syncs: Arc<Semaphore>, cname: Arc<str>, a
     let Ok(_permit) = syncs.acquire().await else { return };
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=SYNC_ATTEMPTS {
-        match cluster.store().history(&cname, after).await {
+        match read_history(&channels, &cluster, &cname, after).await {
             Ok(h) => {
+                if h.epoch.is_none() {
+                    // Redis lost the channel (restarted without its data)
+                    // while it is held here: create it again, so that the
+                    // index (/check, /info, /broadcast) sees it.
+                    cluster.touch(cname.clone());
+                }
                 let entries: Vec<Message> = h
                     .entries
                     .into_iter()
@@ -243,6 +259,28 @@ async fn sync(channels: Arc<Channels>, syncs: Arc<Semaphore>, cname: Arc<str>, a
     log::warn!("cluster: cannot read the history of {cname:?}; it resyncs when Redis confirms it again");
 }
 
+/// Reads the history a sync needs: after `after` when the copy is in sync
+/// and Redis still has the same epoch; all of it when Redis has a new epoch
+/// (the seqs of the old one mean nothing there: a reset delivers the new
+/// channel's history from its start).
+async fn read_history(
+    channels: &Channels,
+    cluster: &Cluster,
+    cname: &str,
+    after: Option<i32>,
+) -> Result<crate::cluster::History, ClusterError> {
+    let h = cluster.store().history(cname, after).await?;
+    let Some(e) = h.epoch.as_ref() else { return Ok(h) };
+    if after.is_none() {
+        return Ok(h);
+    }
+    let local = channels.with_locked(|t, _| t.remote_epoch(cname));
+    if local.is_some_and(|l| l != epoch_bytes(e.as_str())) {
+        return cluster.store().history(cname, None).await;
+    }
+    Ok(h)
+}
+
 fn kind_of(k: crate::cluster::Kind) -> Kind {
     match k {
         crate::cluster::Kind::Data => Kind::Data,
@@ -256,4 +294,175 @@ fn epoch_bytes(s: &str) -> EpochBytes {
     let n = b.len().min(16);
     out[..n].copy_from_slice(&b[..n]);
     out
+}
+
+/// The `comet_cluster_*` families of `/metrics` (Prometheus text, each with
+/// HELP and TYPE), appended to `out`; nothing on a single node. Reads
+/// counters only: no lock, no Redis call.
+pub fn prometheus(channels: &Channels, out: &mut String) {
+    use std::fmt::Write as _;
+    let Some(cluster) = channels.cluster() else { return };
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| [(String::new(), v)];
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let conns = cluster.subscriptions().counters();
+    let per_conn = |f: fn(&crate::cluster::ConnCounters) -> u64| -> Vec<(String, u64)> {
+        conns
+            .iter()
+            .map(|(id, c)| {
+                let label = match id {
+                    crate::cluster::ConnId::Data(n) => format!("data{n}"),
+                    crate::cluster::ConnId::Control => "control".to_string(),
+                };
+                (format!("{{connection=\"{label}\"}}"), f(c))
+            })
+            .collect()
+    };
+    let pubsub: [(&str, &str, &str, fn(&crate::cluster::ConnCounters) -> u64); 9] = [
+        (
+            "connects_total",
+            "counter",
+            "PUB/SUB connections to Redis established.",
+            |c| c.connects,
+        ),
+        (
+            "connect_failures_total",
+            "counter",
+            "PUB/SUB connection attempts that failed.",
+            |c| c.connect_failures,
+        ),
+        (
+            "lost_total",
+            "counter",
+            "Working PUB/SUB connections lost (Redis gone, a command failed, or hung).",
+            |c| c.lost,
+        ),
+        (
+            "hung_total",
+            "counter",
+            "PUB/SUB connections found hung by their probe and replaced.",
+            |c| c.hung,
+        ),
+        (
+            "probes_total",
+            "counter",
+            "Probes published to silent PUB/SUB connections.",
+            |c| c.probes,
+        ),
+        (
+            "malformed_total",
+            "counter",
+            "PUB/SUB messages that did not decode (dropped).",
+            |c| c.malformed,
+        ),
+        (
+            "confirmed_total",
+            "counter",
+            "Channel subscriptions Redis confirmed (each resubscription counts again).",
+            |c| c.confirmed,
+        ),
+        (
+            "resyncs_total",
+            "counter",
+            "Completed (re)subscriptions of every channel of a connection.",
+            |c| c.resyncs,
+        ),
+        (
+            "channels",
+            "gauge",
+            "Channels this node holds on the connection.",
+            |c| c.joined,
+        ),
+    ];
+    for (name, kind, help, f) in pubsub {
+        family(&format!("comet_cluster_pubsub_{name}"), kind, help, &per_conn(f));
+    }
+    let store = cluster.store().stats();
+    family(
+        "comet_cluster_redis_errors_total",
+        "counter",
+        "Redis commands that failed (unreachable, refused or timed out); admin requests among them got 503.",
+        &one(get(&store.errors)),
+    );
+    family(
+        "comet_cluster_redis_timeouts_total",
+        "counter",
+        "Redis commands that hit cluster.call_timeout_ms.",
+        &one(get(&store.timeouts)),
+    );
+    family(
+        "comet_cluster_history_malformed_total",
+        "counter",
+        "History entries read from Redis that did not decode (left out).",
+        &one(get(&store.malformed)),
+    );
+    let r = &channels.remote;
+    let remote: [(&str, &str, &AtomicU64); 8] = [
+        (
+            "messages_total",
+            "Messages received from Redis for channels held here.",
+            &r.messages,
+        ),
+        (
+            "duplicates_total",
+            "Messages from Redis dropped as already delivered.",
+            &r.duplicates,
+        ),
+        (
+            "missed_total",
+            "Messages lost for good (not in history any more): subscribers saw the jump in seq.",
+            &r.missed,
+        ),
+        (
+            "epoch_resets_total",
+            "Channels Redis had lost (a new epoch): subscribers were sent next_seq.",
+            &r.epoch_resets,
+        ),
+        (
+            "syncs_total",
+            "Channel syncs completed (subscription confirmed, history merged).",
+            &r.syncs,
+        ),
+        (
+            "sync_filled_total",
+            "Messages a sync delivered from history or from what arrived meanwhile.",
+            &r.filled,
+        ),
+        (
+            "sync_errors_total",
+            "History reads of a sync that failed (retried).",
+            &r.sync_errors,
+        ),
+        (
+            "not_held_total",
+            "Messages from Redis for channels this node no longer holds.",
+            &r.not_held,
+        ),
+    ];
+    for (name, help, v) in remote {
+        family(&format!("comet_cluster_{name}"), "counter", help, &one(get(v)));
+    }
+    let m = cluster.maintenance_stats();
+    family(
+        "comet_cluster_maintenance_errors_total",
+        "counter",
+        "Background Redis work that failed, by task (node registry, reaper, index refresh, touch of a channel created here).",
+        &[
+            ("{task=\"report\"}".to_string(), get(&m.report_errors)),
+            ("{task=\"reap\"}".to_string(), get(&m.reap_errors)),
+            ("{task=\"refresh\"}".to_string(), get(&m.refresh_errors)),
+            ("{task=\"touch\"}".to_string(), get(&m.touch_errors)),
+        ],
+    );
+    family(
+        "comet_cluster_reaped_total",
+        "counter",
+        "Idle channels this node freed cluster-wide as the elected reaper.",
+        &one(get(&m.reaped)),
+    );
 }

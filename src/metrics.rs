@@ -107,6 +107,9 @@ pub struct Snapshot {
     pub reloads_applied: u64,
     /// Reloads refused as invalid.
     pub reloads_invalid: u64,
+    /// Cluster mode: the `comet_cluster_*` families, already rendered
+    /// (`crate::link::prometheus`); empty on a single node.
+    pub cluster: String,
 }
 
 impl Snapshot {
@@ -135,6 +138,11 @@ impl Snapshot {
             admin_duration: std::array::from_fn(|i| s.admin_duration[i].snapshot()),
             reloads_applied: get(&s.reloads_applied),
             reloads_invalid: get(&s.reloads_invalid),
+            cluster: {
+                let mut text = String::new();
+                crate::link::prometheus(&shared.channels, &mut text);
+                text
+            },
         }
     }
 
@@ -363,6 +371,7 @@ impl Snapshot {
                 h.write_prometheus(&mut out, name, "endpoint", label);
             }
         }
+        out.push_str(&self.cluster);
         out
     }
 }
@@ -400,6 +409,7 @@ mod tests {
             reloads_applied: 2,
             reloads_invalid: 1,
             ..Snapshot::default()
+            cluster: String::new(),
         }
     }
 

@@ -192,6 +192,18 @@ impl ChannelTable {
         Some(r.synced.then(|| seq_next.wrapping_sub(1)))
     }
 
+    /// The epoch of the local copy of `name` (`None`: not held, or Redis
+    /// had none for it yet).
+    pub fn remote_epoch(&mut self, name: &str) -> Option<EpochBytes> {
+        let idx = self.find(name)?;
+        self.slots[idx as usize].remote_mut()?.epoch
+    }
+
+    /// Whether this node holds `name` (in cluster mode: subscribed to it).
+    pub fn remote_held(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
     /// The history read of a sync landed: `epoch` and `top` (the last seq
     /// Redis gave) and the entries after the seq asked for, oldest first.
     /// Merges them with what was buffered meanwhile and brings the copy up

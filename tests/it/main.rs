@@ -15,6 +15,7 @@ mod cli;
 mod cluster_faults;
 mod cluster_index;
 mod cluster_intake;
+mod cluster_nodes;
 mod cluster_ready;
 mod cluster_store;
 mod cluster_subs;

@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod cluster;
 pub mod files;
+pub mod nodes;
 pub mod redis;
 pub mod ws;
 
