@@ -19,6 +19,7 @@ mod cluster_nodes;
 mod cluster_ready;
 mod cluster_store;
 mod cluster_subs;
+mod cluster_tool;
 mod deb;
 mod deploy;
 mod front;
