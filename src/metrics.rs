@@ -409,7 +409,6 @@ mod tests {
             reloads_applied: 2,
             reloads_invalid: 1,
             ..Snapshot::default()
-            cluster: String::new(),
         }
     }
 

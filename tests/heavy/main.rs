@@ -11,6 +11,7 @@ mod support;
 mod autobahn;
 mod browser;
 mod cluster_bench;
+mod cluster_load;
 mod cluster_scale;
 mod nginx;
 mod node;
