@@ -15,7 +15,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::nodes::{data, metric, poll, poll_until, reconnected, tuple, wait_for, Kind, NodeOpts, Nodes, Sub};
+use crate::support::nodes::{
+    data, metric, poll, poll_round_robin, poll_until, reconnected, tuple, wait_for, Kind, NodeOpts, Nodes, Sub,
+};
 use crate::support::redis::RedisOptions;
 use crate::support::{eventually, json, Client};
 
@@ -32,7 +34,11 @@ fn publishers_on_every_node_one_order_on_every_node_and_transport() {
         }
     }
     const EACH: usize = 10;
-    std::thread::scope(|s| {
+    let fronts: Vec<_> = (0..3).map(|i| nodes.front(i)).collect();
+    let balanced = std::thread::scope(|s| {
+        // A client behind a round-robin balancer: each long poll on the
+        // next node, resuming from the seq after the last it got.
+        let lb = s.spawn(|| poll_round_robin(&fronts, "room", 1, 3 * EACH));
         for i in 0..3 {
             let nodes = &nodes;
             s.spawn(move || {
@@ -41,6 +47,7 @@ fn publishers_on_every_node_one_order_on_every_node_and_transport() {
                 }
             });
         }
+        lb.join().expect("the balanced client")
     });
     let total = 3 * EACH;
     let first = subs[0].take(total);
@@ -58,6 +65,7 @@ fn publishers_on_every_node_one_order_on_every_node_and_transport() {
         let want: Vec<String> = (0..EACH).map(|m| format!("n{i}m{m}")).collect();
         assert_eq!(own, want);
     }
+    assert_eq!(balanced, first, "no loss, no duplicate across nodes");
     for (n, s) in subs.iter_mut().enumerate().skip(1) {
         assert_eq!(s.take(total), first, "subscriber {n}");
     }

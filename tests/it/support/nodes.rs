@@ -294,6 +294,30 @@ pub fn poll(front: SocketAddr, cname: &str, seq: i32, cb: Option<&str>) -> Vec<V
     }
 }
 
+/// Like [`poll_until`], each poll on the next of `fronts` in turn (a
+/// round-robin load balancer in front of the nodes).
+pub fn poll_round_robin(fronts: &[SocketAddr], cname: &str, mut seq: i32, n: usize) -> Vec<(String, i64, String)> {
+    let deadline = Instant::now() + WAIT * 2;
+    let mut out = Vec::new();
+    let mut turn = 0;
+    while out.len() < n {
+        assert!(Instant::now() < deadline, "long poll: only {out:?} after the deadline");
+        for v in poll(fronts[turn % fronts.len()], cname, seq, None) {
+            let t = tuple(&v);
+            match t.0.as_str() {
+                "noop" => {}
+                "next_seq" => seq = t.1 as i32,
+                _ => {
+                    seq = t.1 as i32 + 1;
+                    out.push(t);
+                }
+            }
+        }
+        turn += 1;
+    }
+    out
+}
+
 /// Long-polls from `seq` until `n` data objects arrived (noops re-poll with
 /// the seq they carry, as icomet.js does); the data objects as tuples.
 pub fn poll_until(
