@@ -296,6 +296,9 @@ fn epoch_bytes(s: &str) -> EpochBytes {
     out
 }
 
+/// One figure of a PUB/SUB connection's counters.
+type ConnFigure = fn(&crate::cluster::ConnCounters) -> u64;
+
 /// The `comet_cluster_*` families of `/metrics` (Prometheus text, each with
 /// HELP and TYPE), appended to `out`; nothing on a single node. Reads
 /// counters only: no lock, no Redis call.
@@ -311,7 +314,7 @@ pub fn prometheus(channels: &Channels, out: &mut String) {
     let one = |v: u64| [(String::new(), v)];
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let conns = cluster.subscriptions().counters();
-    let per_conn = |f: fn(&crate::cluster::ConnCounters) -> u64| -> Vec<(String, u64)> {
+    let per_conn = |f: ConnFigure| -> Vec<(String, u64)> {
         conns
             .iter()
             .map(|(id, c)| {
@@ -323,7 +326,7 @@ pub fn prometheus(channels: &Channels, out: &mut String) {
             })
             .collect()
     };
-    let pubsub: [(&str, &str, &str, fn(&crate::cluster::ConnCounters) -> u64); 9] = [
+    let pubsub: [(&str, &str, &str, ConnFigure); 9] = [
         (
             "connects_total",
             "counter",
