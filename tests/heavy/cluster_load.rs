@@ -39,7 +39,7 @@ impl Cluster {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("start tools/cluster");
         let out = child.stdout.take().expect("stdout");

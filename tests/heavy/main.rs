@@ -12,6 +12,7 @@ mod autobahn;
 mod browser;
 mod cluster_bench;
 mod cluster_load;
+mod cluster_resubscribe;
 mod cluster_scale;
 mod nginx;
 mod node;
