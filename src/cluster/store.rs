@@ -234,6 +234,11 @@ impl Store {
             .arg(after.map(|s| s.to_string()).unwrap_or_default());
         let mut c = self.inner.cmd.clone();
         let v: Value = self.bounded(inv.invoke_async(&mut c)).await?;
+        self.parse_history(cname, after, v)
+    }
+
+    /// One history.lua answer (also one item of history_many.lua's).
+    pub(super) fn parse_history(&self, cname: &str, after: Option<i32>, v: Value) -> ClusterResult<History> {
         let mut items = array(v, "history")?.into_iter();
         let (Some(e), Some(top)) = (items.next(), items.next()) else {
             return Err(ClusterError::Reply("history: fewer than two items".into()));

@@ -530,15 +530,4 @@ mod tests {
         assert_eq!(Args::source_ip(0), Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(Args::source_ip(254), Ipv4Addr::new(127, 0, 1, 0));
     }
-
-    #[test]
-    fn publishers_spread_over_every_admin() {
-        let a = parse("--admin 127.0.0.1:1 --admin 127.0.0.1:2 --publishers 8").expect("parses");
-        assert_eq!(a.admin, "127.0.0.1:1".parse().expect("addr"));
-        assert_eq!(a.admins.len(), 2);
-        assert_eq!(a.publishers, 8);
-        assert_eq!(parse("").expect("parses").publishers, 1);
-        assert!(parse("--publishers 0").is_err());
-        assert!(parse("--publishers 257").is_err());
-    }
 }
