@@ -506,3 +506,35 @@ fn redis_paused_hung_connections_are_replaced() {
     let hung = nodes.node(1).log_lines("a probe through Redis did not come back");
     assert_eq!(hung.len(), 2, "data and control connection, once each: {hung:#?}");
 }
+
+/// `/pub_batch` on one node: every node's subscribers get each channel's
+/// messages in body order with Redis's seqs, interleaved with single
+/// publishes from other nodes; Redis down, the batch is refused whole.
+#[test]
+fn batch_publish_reaches_every_node_in_body_order() {
+    let mut nodes = Nodes::start(3);
+    let mut a = [
+        Sub::open(nodes.front(1), Kind::Stream, "ba", 1),
+        Sub::open(nodes.front(2), Kind::Ws, "ba", 1),
+    ];
+    let mut b = Sub::open(nodes.front(2), Kind::Sse, "bb", 1);
+    nodes.publish(1, "ba", "single");
+    let body = "ba\ta1\nbb\tb1\nba\ta2\nba\ta3\nbb\tb2\n";
+    assert_eq!(
+        nodes.batch(0, body),
+        (200, "{\"type\":\"ok\",\"published\":5}\n".to_string())
+    );
+    nodes.publish(2, "ba", "after");
+    for s in &mut a {
+        assert_eq!(s.take(5), data(1, &["single", "a1", "a2", "a3", "after"]));
+    }
+    assert_eq!(b.take(2), data(1, &["b1", "b2"]));
+    // History in Redis: a long poll on n0 replays the batch too.
+    let got: Vec<_> = poll(nodes.front(0), "bb", 1, None).iter().map(tuple).collect();
+    assert_eq!(got, data(1, &["b1", "b2"]));
+    // Redis gone: the batch is refused whole (503), never delivered locally.
+    nodes.redis.kill();
+    let (code, reply) = nodes.batch(0, "ba\tlost\n");
+    assert_eq!(code, 503, "{reply}");
+    assert!(reply.starts_with("cluster: stopped after 0 applied: Redis "), "{reply:?}");
+}

@@ -111,6 +111,20 @@ impl Nodes {
         assert_eq!(r, (200, "{\"type\":\"ok\"}\n".to_string()), "/pub on n{i}");
     }
 
+    /// `POST /pub_batch` on node `i` with `body`: (status code, body).
+    pub fn batch(&self, i: usize, body: &str) -> (u16, String) {
+        let mut c = Client::connect(self.node(i).admin());
+        c.send(
+            format!(
+                "POST /pub_batch HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response(false);
+        (r.code(), r.body().to_string())
+    }
+
     /// Kills node `i` with SIGKILL (no goodbye to Redis) and reaps it.
     pub fn kill(&mut self, i: usize) {
         let mut b = self.nodes[i].take().expect("the node is running");
