@@ -21,6 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 /// A `tools/cluster` run: the script (its child processes are its own) and
@@ -374,6 +376,92 @@ fn cluster_push_rate() {
         }
         println!(
             "/push ({label}): 90,000 single-message pushes to 3,000 channels, 96 admin connections, median of {runs}: {:.0}/s (runs {:?}); Redis CPU per run {:?} s; load {}",
+            median(rates.clone()),
+            rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            redis_cpu.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>(),
+            load_avg()
+        );
+    }
+}
+
+/// POSTs `batches` `/pub_batch` bodies of `per_batch` messages (over
+/// `channels` channels, `per_batch / channels` each, grouped as a backend
+/// would send them) from `conns` keep-alive connections spread over
+/// `admins`. Returns the seconds it took; panics unless every batch was
+/// answered 200 with every message published.
+fn batch_flood(
+    admins: &[std::net::SocketAddr],
+    conns: usize,
+    batches: usize,
+    per_batch: usize,
+    channels: usize,
+) -> f64 {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..conns {
+            let addr = admins[k % admins.len()];
+            s.spawn(move || {
+                let mut c = std::net::TcpStream::connect(addr).expect("connect to admin");
+                c.set_nodelay(true).expect("nodelay");
+                c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+                let ok = format!("{{\"type\":\"ok\",\"published\":{per_batch}}}\n");
+                let mut buf = vec![0u8; 64 * 1024];
+                for b in (k..batches).step_by(conns) {
+                    let mut body = String::with_capacity(per_batch * 32);
+                    for i in 0..per_batch {
+                        // Channels of this connection only: one order each.
+                        let ch = (i % channels) * conns + k;
+                        let _ = writeln!(body, "bt{ch}\tm{b}-{i}");
+                    }
+                    let _ = write!(
+                        c,
+                        "POST /pub_batch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let mut got: Vec<u8> = Vec::new();
+                    while !got.ends_with(ok.as_bytes()) {
+                        let r = c.read(&mut buf).expect("read the batch answer");
+                        assert!(r > 0, "admin closed the connection");
+                        got.extend_from_slice(&buf[..r]);
+                        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+                    }
+                }
+            });
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
+/// Batch publishing through the cluster into one Redis: 400 `/pub_batch`
+/// requests of 25,000 messages (1,000 channels each, 25 messages per
+/// channel) from 3 connections, one per admin listener, next to a
+/// single node. Messages per second into history (no subscriber: the
+/// fan-out is measured by the other benchmarks).
+#[test]
+#[ignore = "benchmark"]
+fn cluster_batch_publish_rate() {
+    let runs = env_or("COMET_BENCH_RUNS", 3);
+    const BATCHES: usize = 400;
+    const PER_BATCH: usize = 25_000;
+    const CONNS: usize = 3;
+    for (label, extra) in [("single node", &["--single"][..]), ("3 nodes on Redis", &[][..])] {
+        let c = Cluster::start(extra);
+        let admins: Vec<std::net::SocketAddr> = c.info["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["admin"].as_str().expect("admin").parse().expect("address"))
+            .collect();
+        let (mut rates, mut redis_cpu) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let r0 = c.redis_cpu();
+            let secs = batch_flood(&admins, CONNS, BATCHES, PER_BATCH, 1000);
+            rates.push((BATCHES * PER_BATCH) as f64 / secs);
+            redis_cpu.push(c.redis_cpu() - r0);
+        }
+        println!(
+            "/pub_batch ({label}): {BATCHES} batches of {PER_BATCH} messages (1,000 channels x 25), {CONNS} admin connections, median of {runs}: {:.0} messages/s (runs {:?}); Redis CPU per run {:?} s; load {}",
             median(rates.clone()),
             rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
             redis_cpu.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>(),

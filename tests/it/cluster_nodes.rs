@@ -536,5 +536,8 @@ fn batch_publish_reaches_every_node_in_body_order() {
     nodes.redis.kill();
     let (code, reply) = nodes.batch(0, "ba\tlost\n");
     assert_eq!(code, 503, "{reply}");
-    assert!(reply.starts_with("cluster: stopped after 0 applied: Redis "), "{reply:?}");
+    assert!(
+        reply.starts_with("cluster: stopped after 0 applied: Redis "),
+        "{reply:?}"
+    );
 }
