@@ -173,6 +173,8 @@ impl Channels {
             Notice::Joined(name) => {
                 if let Some(c) = cluster {
                     c.subscriptions().join(name.clone());
+                    // Created here by a subscriber: it exists cluster-wide.
+                    c.touch(name.clone());
                 }
             }
             Notice::Left(name) => {

@@ -109,6 +109,9 @@ pub struct Snapshot {
     pub reloads_invalid: u64,
     /// JWT verification and the hooks to the application.
     pub backend: crate::backend::BackendSnapshot,
+    /// Cluster mode: the `comet_cluster_*` families, already rendered
+    /// (`crate::link::prometheus`); empty on a single node.
+    pub cluster: String,
 }
 
 impl Snapshot {
@@ -138,6 +141,11 @@ impl Snapshot {
             reloads_applied: get(&s.reloads_applied),
             reloads_invalid: get(&s.reloads_invalid),
             backend: shared.backend.snapshot(),
+            cluster: {
+                let mut text = String::new();
+                crate::link::prometheus(&shared.channels, &mut text);
+                text
+            },
         }
     }
 
@@ -367,6 +375,7 @@ impl Snapshot {
             }
         }
         self.backend.write_prometheus(&mut out);
+        out.push_str(&self.cluster);
         out
     }
 }

@@ -437,6 +437,9 @@ impl ChannelTable {
         slot.idle = slot.idle.max(limits.channel_timeout as i32);
         let start = if slot.remote().is_some_and(|r| r.waiting()) {
             Start::Pending(seq)
+        } else if slot.remote().is_some() {
+            let history = slot.history().into_iter().flat_map(History::iter);
+            remote::start_for_remote(seq, slot.seq_next, history, limits.buffer_size)
         } else {
             start_for(seq, slot.seq_next, slot.history().into_iter().flat_map(History::iter))
         };

@@ -93,6 +93,23 @@ pub fn start_for<'a>(seq: i32, next: i32, history: impl Iterator<Item = &'a Mess
     }
 }
 
+/// [`start_for`] for a channel whose seqs come from Redis. A seq at most
+/// `window` ahead of the local copy is one this node has not received yet:
+/// a `/pub` answers once Redis took the message, and the fan-out reaches
+/// each node a moment later, so a client that read seq `n` on another node
+/// may ask here for `n + 1` before this node has `n`. It waits for its seq
+/// (the fan-out skips what it already has) instead of being told
+/// `next_seq`, which would make it fetch again what it has. Farther ahead
+/// (a seq from an epoch Redis lost) it gets icomet's `next_seq`; within the
+/// window such a stale seq waits (`window` is `channel_buffer_size`).
+pub fn start_for_remote<'a>(seq: i32, next: i32, history: impl Iterator<Item = &'a Message>, window: u32) -> Start {
+    let ahead = seq.wrapping_sub(next);
+    if seq != 0 && ahead > 0 && i64::from(ahead) <= i64::from(window) {
+        return Start::Wait(seq);
+    }
+    start_for(seq, next, history)
+}
+
 impl Remote {
     /// Whether subscribers must wait for the channel's first sync.
     pub(super) fn waiting(&self) -> bool {
@@ -190,6 +207,18 @@ impl ChannelTable {
         r.syncing = true;
         // A copy in sync needs only what came after it; a new one, everything.
         Some(r.synced.then(|| seq_next.wrapping_sub(1)))
+    }
+
+    /// The epoch of the local copy of `name` (`None`: not held, or Redis
+    /// had none for it yet).
+    pub fn remote_epoch(&mut self, name: &str) -> Option<EpochBytes> {
+        let idx = self.find(name)?;
+        self.slots[idx as usize].remote_mut()?.epoch
+    }
+
+    /// Whether this node holds `name` (in cluster mode: subscribed to it).
+    pub fn remote_held(&self, name: &str) -> bool {
+        self.find(name).is_some()
     }
 
     /// The history read of a sync landed: `epoch` and `top` (the last seq

@@ -546,3 +546,27 @@ fn check_token_is_the_subscribe_rule_without_subscribing() {
     assert_eq!(open.check_token("anything", ""), Ok(()), "not token mode");
     assert_eq!(open.channels(), 0);
 }
+
+#[test]
+fn a_seq_a_little_ahead_of_a_cluster_copy_waits_for_it() {
+    let mut t = cluster_table();
+    t.subscribe("c", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.remote_confirmed("c");
+    t.remote_synced("c", Some(E1), 6, vec![m(5, "e"), m(6, "f")], &mut |_| {});
+    // Another node already delivered 7 (this copy will get it in a moment):
+    // a client resuming from 8 waits for 8, it is not sent next_seq 7.
+    let s = t.subscribe("c", "", 8, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(s.start, Start::Wait(8));
+    // Up to channel_buffer_size ahead; farther is a seq of a lost epoch:
+    // icomet's next_seq.
+    let size = t.limits.buffer_size as i32;
+    let s = t.subscribe("c", "", 7 + size, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(s.start, Start::Wait(7 + size));
+    let s = t.subscribe("c", "", 8 + size, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(s.start, Start::NextSeq(7));
+    // At the copy's next and behind it: as on a single node.
+    let s = t.subscribe("c", "", 7, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(s.start, Start::Wait(7));
+    let s = t.subscribe("c", "", 6, 0, false, &mut |_| {}).expect("ok");
+    assert_eq!(s.start.seqs(), vec![6]);
+}

@@ -4,7 +4,11 @@
 //! The batch is grouped by channel (first-appearance order, input order kept
 //! within a channel), groups are packed whole into calls of at most
 //! `cluster.publish_batch_messages` messages, and up to [`CALLS_IN_FLIGHT`]
-//! calls run at once on the `bulk` connection (auto-pipelined). Because no
+//! calls run at once on the `bulk` connection (auto-pipelined), over every
+//! batch of the node together: concurrent batches wait for their turn here,
+//! not in Redis's queue, where waiting would count against each call's
+//! `cluster.call_timeout_ms` (8 concurrent 25,000-message batches otherwise
+//! got 503 part way on this machine). Because no
 //! channel is split across calls, calls may complete in any order. Inside a
 //! call each channel costs one HGET, one HINCRBY, one RPUSH (plus LLEN/LTRIM
 //! when trimming), one ZADD and ONE PUBLISH carrying all its messages, so the
@@ -106,7 +110,10 @@ impl Store {
                 let mut conn = self.inner.bulk.clone();
                 let store = self.clone();
                 let call = next;
+                let permits = self.inner.bulk_calls.clone();
                 set.spawn(async move {
+                    // Closed never: the semaphore lives as long as the store.
+                    let _permit = permits.acquire_owned().await;
                     let v: ClusterResult<Value> = bounded(
                         &store.inner.stats,
                         store.inner.call_timeout,

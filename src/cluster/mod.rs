@@ -32,6 +32,7 @@ mod shard;
 mod store;
 mod subs;
 mod survey;
+mod sync;
 pub mod token;
 pub mod wire;
 
@@ -44,6 +45,7 @@ pub use shard::ConnStats;
 pub use store::{ChannelParams, History, Published, Signed, Store, StoreStats};
 pub use subs::{ConnCounters, Subscriptions};
 pub use survey::Survey;
+pub use sync::SYNC_BATCH;
 pub use wire::{Control, Epoch, Escaped, HistoryEntry, Kind};
 
 /// What the Redis layer asks of the node: its own counts, read from the

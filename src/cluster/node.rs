@@ -37,6 +37,9 @@ pub struct MaintenanceStats {
     pub refresh_errors: AtomicU64,
     /// Index entries this node raised.
     pub refreshed: AtomicU64,
+    /// Touches (a channel created here, or found missing in Redis while
+    /// held here) that failed.
+    pub touch_errors: AtomicU64,
 }
 
 /// One node's Redis layer.
@@ -49,6 +52,7 @@ pub struct Cluster {
     stop: watch::Sender<bool>,
     maintenance: std::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<MaintenanceStats>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Cluster {
@@ -94,6 +98,7 @@ impl Cluster {
             stop,
             maintenance: std::sync::Mutex::new(Some(maintenance)),
             stats,
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -115,6 +120,23 @@ impl Cluster {
     /// The maintenance counters.
     pub fn maintenance_stats(&self) -> &MaintenanceStats {
         &self.stats
+    }
+
+    /// Makes sure `cname` exists cluster-wide, as a subscriber creating it
+    /// does on a single node: its state in Redis, its index entry (so
+    /// `/check`, `/info` and `/broadcast` see it) and, when the entry is
+    /// new, the `1 cname` presence event. Never blocks (callable from any
+    /// thread): the call runs on the Redis layer's runtime; a failure is
+    /// counted (`touch_errors`) and repaired by the next touch or publish.
+    pub fn touch(&self, cname: Arc<str>) {
+        let store = self.store.clone();
+        let stats = self.stats.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = store.sign(&cname, 0).await {
+                stats.touch_errors.fetch_add(1, Ordering::Relaxed);
+                log::debug!("cluster: cannot touch {cname:?}: {e}");
+            }
+        });
     }
 
     /// The `/sign` token of `cname` (the same on every node).

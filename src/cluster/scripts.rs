@@ -19,6 +19,10 @@ pub(crate) static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(inclu
 pub(crate) static BROADCAST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/broadcast.lua")));
 /// history.lua: epoch, top seq, entries after a seq.
 pub(crate) static HISTORY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/history.lua")));
+/// history_many.lua: history.lua for many channels in one call.
+pub(crate) static HISTORY_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/history_many.lua")));
+/// touch_many.lua: sign.lua's create-and-touch for many channels, no answer.
+pub(crate) static TOUCH_MANY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/touch_many.lua")));
 /// sign.lua: create if absent, touch the index, oldest seq.
 pub(crate) static SIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sign.lua")));
 /// close.lua: close or clear.

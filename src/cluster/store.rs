@@ -103,6 +103,9 @@ pub(super) struct Inner {
     pub(super) batch_messages: usize,
     pub(super) node_stale_ms: u64,
     pub(super) stats: StoreStats,
+    /// Batch script calls in flight on `bulk`, over every batch of this
+    /// node at once (see `batch.rs`).
+    pub(super) bulk_calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// Refuses to start outside a tokio runtime (the connections need one).
@@ -153,6 +156,7 @@ impl Store {
                 batch_messages: cfg.publish_batch_messages,
                 node_stale_ms: cfg.node_stale_ms,
                 stats: StoreStats::default(),
+                bulk_calls: Arc::new(tokio::sync::Semaphore::new(super::batch::CALLS_IN_FLIGHT)),
             }),
         })
     }
@@ -234,6 +238,11 @@ impl Store {
             .arg(after.map(|s| s.to_string()).unwrap_or_default());
         let mut c = self.inner.cmd.clone();
         let v: Value = self.bounded(inv.invoke_async(&mut c)).await?;
+        self.parse_history(cname, after, v)
+    }
+
+    /// One history.lua answer (also one item of history_many.lua's).
+    pub(super) fn parse_history(&self, cname: &str, after: Option<i32>, v: Value) -> ClusterResult<History> {
         let mut items = array(v, "history")?.into_iter();
         let (Some(e), Some(top)) = (items.next(), items.next()) else {
             return Err(ClusterError::Reply("history: fewer than two items".into()));

@@ -11,6 +11,8 @@ mod support;
 mod autobahn;
 mod browser;
 mod cluster_bench;
+mod cluster_load;
+mod cluster_resubscribe;
 mod cluster_scale;
 mod nginx;
 mod node;

@@ -442,3 +442,44 @@ async fn bad_input_is_refused_and_bad_bytes_in_redis_are_dropped() {
         .sum();
     assert_eq!(malformed, 2);
 }
+
+/// The batched reads and touches a syncing node uses answer exactly what
+/// the per-channel calls answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_history_and_touch_equal_the_single_calls() {
+    let redis = RedisServer::start();
+    let st = store(&redis, "n", PARAMS);
+    for i in 1..=12 {
+        st.publish("a", &format!("a{i}")).await.expect("publish");
+    }
+    st.publish("b", "b1").await.expect("publish");
+    st.publish("b", "b2").await.expect("publish");
+    let asked = [
+        ("a", None),
+        ("b", Some(1)),
+        ("a", Some(11)),
+        ("a", Some(12)),
+        ("none", None),
+    ];
+    let many = st.history_many(&asked).await.expect("history_many");
+    assert_eq!(many.len(), asked.len());
+    for ((cname, after), h) in asked.iter().zip(&many) {
+        let one = st.history(cname, *after).await.expect("history");
+        assert_eq!(h, &one, "{cname} after {after:?}");
+    }
+    assert_eq!(seqs_and_kinds(&many[2]), vec![(12, Kind::Data, "a12".to_string())]);
+    assert_eq!(many[4].epoch, None);
+    let too_many: Vec<(&str, Option<i32>)> = vec![("x", None); comet::cluster::SYNC_BATCH + 1];
+    assert!(matches!(
+        st.history_many(&too_many).await,
+        Err(ClusterError::BadInput(_))
+    ));
+    // Touch: creates what Redis lacks (and indexes it), keeps what it has.
+    assert_eq!(st.check(&["none", "a"]).await.expect("check"), vec![false, true]);
+    assert_eq!(st.touch_many(&["none", "a"]).await.expect("touch_many"), 1);
+    assert_eq!(st.check(&["none", "a"]).await.expect("check"), vec![true, true]);
+    let h = st.history("none", None).await.expect("history");
+    assert!(h.epoch.is_some());
+    assert_eq!((h.top_seq, h.entries.len()), (0, 0));
+    assert_eq!(st.history("a", None).await.expect("history").top_seq, 12);
+}

@@ -205,3 +205,32 @@ async fn channels_spread_over_several_data_connections() {
     })
     .await;
 }
+
+/// A channel left and joined again before its UNSUBSCRIBE went out is
+/// confirmed again: the node's new copy of it needs that to sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_then_join_before_the_unsubscribe_is_confirmed_again() {
+    let redis = RedisServer::start();
+    let mut cfg = config(&redis, "n");
+    // The leave waits for its batch long enough for the join to overtake it.
+    cfg.subscribe_linger_ms = 200;
+    let node = Node::start(&cfg, PARAMS);
+    node.wait_resyncs(2).await;
+    node.cluster.subscriptions().join("again");
+    node.wait_events("the first confirmation", |ev| confirmed_after(ev, 0).contains("again"))
+        .await;
+    let from = node.events().len();
+    node.cluster.subscriptions().leave("again");
+    node.cluster.subscriptions().join("again");
+    node.wait_events("a second confirmation", |ev| {
+        confirmed_after(ev, from).contains("again")
+    })
+    .await;
+    // Still subscribed: a publish arrives.
+    node.cluster.store().publish("again", "x").await.expect("publish");
+    node.wait_events("the message", |ev| {
+        ev.iter()
+            .any(|e| matches!(e, ClusterEvent::Message { cname, seq: 1, .. } if &**cname == "again"))
+    })
+    .await;
+}

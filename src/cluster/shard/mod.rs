@@ -320,6 +320,14 @@ impl Shard {
                     stats.joined.fetch_add(1, Ordering::Relaxed);
                     if e.at == At::Idle && self.ready {
                         Self::queue(&mut self.sub_q, &mut self.queued_since, name);
+                    } else if e.at == At::Subscribed {
+                        // Left and joined again before the UNSUBSCRIBE went
+                        // out: the subscription never stopped, so no new
+                        // confirmation will come from Redis. The node's new
+                        // copy still needs one to sync (read history; every
+                        // later message arrives on this subscription).
+                        let event = super::events::ClusterEvent::Confirmed { cname: name };
+                        self.ctx.sink.deliver(&self.shared.gen, self.gen(), [event]);
                     }
                 }
                 None => {

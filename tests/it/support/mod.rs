@@ -11,6 +11,7 @@ pub mod app;
 pub mod binary;
 pub mod cluster;
 pub mod files;
+pub mod nodes;
 pub mod redis;
 pub mod ws;
 

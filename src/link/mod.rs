@@ -6,28 +6,25 @@
 //! Redis sends to the table: messages with Redis's seqs, closes and clears
 //! from any node, cluster-wide presence, and each channel's confirmation,
 //! which starts a sync (a history read, merged with what arrived meanwhile:
-//! `ChannelTable::remote_synced`). The callback never blocks: history reads
-//! run as tasks, at most [`SYNCS_IN_FLIGHT`] at a time. Everything that goes
+//! `ChannelTable::remote_synced`). The callback never blocks: syncs are
+//! queued and read from Redis in batches (`sync.rs`). `/metrics` renders
+//! the counters (`metrics.rs`). Everything that goes
 //! wrong is counted in [`RemoteStats`] (`/metrics`); the Redis layer logs
 //! connection losses once per outage.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 
 use crate::channel::{Arrival, EpochBytes, Kind, Message};
 use crate::channels::Channels;
 use crate::cluster::{ChannelParams, Cluster, ClusterError, ClusterEvent, ConnId, Control, LocalCounts};
 
-/// History reads in flight at once (after a Redis restart every held
-/// channel is confirmed again and synced).
-pub const SYNCS_IN_FLIGHT: usize = 256;
+mod metrics;
+mod sync;
 
-/// Attempts of one channel's history read before the channel waits for its
-/// next confirmation.
-const SYNC_ATTEMPTS: u32 = 5;
+pub use metrics::prometheus;
 
 /// What syncing with Redis did, for `/metrics`.
 #[derive(Debug, Default)]
@@ -108,11 +105,12 @@ pub fn start(channels: &Arc<Channels>, config: &crate::config::Config) -> Result
         history_size: config.front.channel_buffer_size,
         channel_timeout_secs: config.front.effective_channel_timeout(),
     };
-    let syncs = Arc::new(Semaphore::new(SYNCS_IN_FLIGHT));
+    let (syncs, queue) = mpsc::unbounded_channel();
     channels
         .remote
         .expected
         .store(config.cluster.data_connections as u64 + 1, Ordering::Relaxed);
+    tokio::spawn(sync::run(channels.clone(), queue));
     let target = channels.clone();
     let cluster = Arc::new(Cluster::start(
         &config.cluster,
@@ -126,7 +124,7 @@ pub fn start(channels: &Arc<Channels>, config: &crate::config::Config) -> Result
 
 /// Applies one event from Redis. Called from the Redis layer's reader
 /// tasks: it only locks the table briefly and spawns history reads.
-fn on_event(channels: &Arc<Channels>, syncs: &Arc<Semaphore>, ev: ClusterEvent) {
+fn on_event(channels: &Arc<Channels>, syncs: &mpsc::UnboundedSender<sync::Wanted>, ev: ClusterEvent) {
     let stats = &channels.remote;
     match ev {
         ClusterEvent::Message {
@@ -174,12 +172,22 @@ fn on_event(channels: &Arc<Channels>, syncs: &Arc<Semaphore>, ev: ClusterEvent) 
             Control::Clear => {
                 channels.with_locked(|t, _| t.remote_clear(&cname));
             }
-            Control::Free => log::debug!("cluster: channel {cname:?} expired cluster-wide"),
+            Control::Free => {
+                // The reaper freed it (its index entry expired, say while
+                // Redis was unreachable) but subscribers here still hold it:
+                // it exists again, as a subscriber would have created it.
+                if channels.with_locked(|t, _| t.remote_held(&cname)) {
+                    if let Some(c) = channels.cluster() {
+                        c.touch(cname.clone());
+                    }
+                }
+                log::debug!("cluster: channel {cname:?} expired cluster-wide");
+            }
         },
         ClusterEvent::Confirmed { cname } => {
             let after = channels.with_locked(|t, _| t.remote_confirmed(&cname));
             if let Some(after) = after {
-                tokio::spawn(sync(channels.clone(), syncs.clone(), cname, after));
+                let _ = syncs.send((cname, after));
             }
         }
         ClusterEvent::Lost { conn, .. } => {
@@ -198,59 +206,14 @@ fn on_event(channels: &Arc<Channels>, syncs: &Arc<Semaphore>, ev: ClusterEvent) 
     }
 }
 
-/// Reads a confirmed channel's history (after `after`) and merges it.
-async fn sync(channels: Arc<Channels>, syncs: Arc<Semaphore>, cname: Arc<str>, after: Option<i32>) {
-    let Some(cluster) = channels.cluster().cloned() else {
-        return;
-    };
-    let Ok(_permit) = syncs.acquire().await else { return };
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=SYNC_ATTEMPTS {
-        match cluster.store().history(&cname, after).await {
-            Ok(h) => {
-                let entries: Vec<Message> = h
-                    .entries
-                    .into_iter()
-                    .map(|e| Message {
-                        seq: e.seq,
-                        kind: kind_of(e.kind),
-                        content: e.content.as_str().into(),
-                    })
-                    .collect();
-                let epoch = h.epoch.map(|e| epoch_bytes(e.as_str()));
-                let done = channels.with_locked(|t, out| t.remote_synced(&cname, epoch, h.top_seq, entries, out));
-                let stats = &channels.remote;
-                if done.held {
-                    stats.syncs.fetch_add(1, Ordering::Relaxed);
-                    stats.filled.fetch_add(u64::from(done.filled), Ordering::Relaxed);
-                    stats.missed.fetch_add(u64::from(done.missed), Ordering::Relaxed);
-                    if done.reset {
-                        stats.epoch_resets.fetch_add(1, Ordering::Relaxed);
-                        log::info!("cluster: Redis lost channel {cname:?} (new epoch); its subscribers resume from it");
-                    }
-                }
-                return;
-            }
-            Err(e) => {
-                channels.remote.sync_errors.fetch_add(1, Ordering::Relaxed);
-                log::debug!("cluster: history of {cname:?} (attempt {attempt}): {e}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-    // Still buffering: the next confirmation (Redis back) syncs it again.
-    log::warn!("cluster: cannot read the history of {cname:?}; it resyncs when Redis confirms it again");
-}
-
-fn kind_of(k: crate::cluster::Kind) -> Kind {
+pub(super) fn kind_of(k: crate::cluster::Kind) -> Kind {
     match k {
         crate::cluster::Kind::Data => Kind::Data,
         crate::cluster::Kind::Broadcast => Kind::Broadcast,
     }
 }
 
-fn epoch_bytes(s: &str) -> EpochBytes {
+pub(super) fn epoch_bytes(s: &str) -> EpochBytes {
     let mut out = [0u8; 16];
     let b = s.as_bytes();
     let n = b.len().min(16);
