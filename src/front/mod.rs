@@ -240,6 +240,10 @@ impl<S: Sock> Front<S> {
         self.wheel = Wheel::default();
         self.rbuf = Vec::new();
         self.frames = FrameSet::default();
+        self.due = Vec::new();
+        if self.pending.is_empty() {
+            self.pending = ahash::AHashMap::new();
+        }
     }
 }
 
