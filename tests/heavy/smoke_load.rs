@@ -194,7 +194,7 @@ fn spawn_load(front: &str, admin: &str, n: u64, extra: &[&str]) -> std::process:
 
 /// Waits for a comet-load run to end (its own --duration-secs bounds it);
 /// returns its JSON summary and panics if there is none or the run failed.
-fn finish_load(load: std::process::Child) -> serde_json::Value {
+pub(crate) fn finish_load(load: std::process::Child) -> serde_json::Value {
     let out = load.wait_with_output().expect("wait for comet-load");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout

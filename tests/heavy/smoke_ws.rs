@@ -7,16 +7,15 @@
 
 use std::process::{Command, Stdio};
 
-use crate::smoke_load::take_turn;
+use crate::smoke_load::{finish_load, take_turn};
 use crate::support::binary::Binary;
-use crate::support::json;
 
 const CONNECTIONS: u64 = 3_000;
 const WS_CHANNELS: u64 = 2;
 
 /// Runs comet-load over WebSocket against `server`; returns its JSON summary.
 fn run_ws_load(server: &Binary, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_comet-load"))
+    let load = Command::new(env!("CARGO_BIN_EXE_comet-load"))
         .args(["--front", &server.front().to_string()])
         .args(["--admin", &server.admin().to_string()])
         .args(["--connections", &CONNECTIONS.to_string(), "--rate", "10000"])
@@ -24,18 +23,10 @@ fn run_ws_load(server: &Binary, extra: &[&str]) -> serde_json::Value {
         .args(["--interval-ms", "0", "--duration-secs", "120", "--json"])
         .args(extra)
         .stderr(Stdio::inherit())
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("run comet-load");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary line in {stdout:?}"));
-    let summary = json(line);
-    assert_eq!(summary["comet_load"], 1, "{line}");
-    assert!(out.status.success(), "comet-load failed: {line}");
-    summary
+    finish_load(load)
 }
 
 /// Every connection upgraded and held both channels, and every subscription

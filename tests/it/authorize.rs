@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::support::app::{Answer, AppThread};
 use crate::support::ws::Ws;
-use crate::support::{admin, config, connect_from, eventually, start, subscribers, Client};
+use crate::support::{admin, config, connect_from, eventually, metric, start, subscribers, Client};
 
 /// An icomet message object.
 fn msg(kind: &str, cname: &str, seq: i32, content: &str) -> String {
@@ -68,16 +68,6 @@ fn sse_first(c: &mut Client) -> String {
         assert_eq!(c.chunk_str(), "retry: 3000\n\n");
     }
     c.chunk_str()
-}
-
-/// The value of one sample line of `/metrics`.
-fn metric(s: &Server, line: &str) -> u64 {
-    let (_, _, body) = admin(s, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{line} missing from /metrics"))
-        .parse()
-        .expect("a number")
 }
 
 #[test]

@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comet::config::Config;
-use comet::server::Server;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::jwt::{jwt_config, mint, now};
 use crate::support::app::{Answer, AppThread};
 use crate::support::ws::Ws;
-use crate::support::{admin, config, connect_from, eventually, start, subscribers, Client};
+use crate::support::{admin, config, connect_from, eventually, metric, start, subscribers, Client};
 
 /// The longest wait for an event that comes on a timer (a long-poll
 /// lineage ends `polling_timeout` + 5 s after its last request).
@@ -83,16 +82,6 @@ fn id_of(events: &[Value]) -> u64 {
         .find(|e| e["type"] == "subscribe")
         .and_then(|e| e["id"].as_u64())
         .unwrap_or_else(|| panic!("no subscribe in {events:?}"))
-}
-
-/// The value of one sample line of `/metrics`.
-fn metric(s: &Server, line: &str) -> u64 {
-    let (_, _, body) = admin(s, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{line} missing from /metrics"))
-        .parse()
-        .expect("a number")
 }
 
 #[test]

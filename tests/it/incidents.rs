@@ -30,10 +30,7 @@ fn logged(bin: &Binary, phrase: &str) -> u64 {
 
 /// One sample of `/metrics`.
 fn metric(bin: &Binary, name: &str) -> u64 {
-    let (_, _, text) = get(bin.admin(), "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {text}"))
+    crate::support::sample(&get(bin.admin(), "/metrics").2, name)
 }
 
 #[test]

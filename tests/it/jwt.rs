@@ -15,7 +15,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use crate::support::ws::Ws;
-use crate::support::{admin, config, start, Client};
+use crate::support::{admin, config, metric, start, Client};
 
 /// The HS256 secret of these tests (test-only).
 pub const SECRET: &str = "comet-it-secret-0123456789abcdef0123";
@@ -147,16 +147,6 @@ fn unsigned(claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let body = URL_SAFE_NO_PAD.encode(claims.to_string());
     format!("{header}.{body}.")
-}
-
-/// The value of one sample line of `/metrics`.
-fn metric(s: &Server, line: &str) -> u64 {
-    let (_, _, body) = admin(s, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{line} missing from /metrics"))
-        .parse()
-        .expect("a number")
 }
 
 #[test]

@@ -301,6 +301,22 @@ pub fn admin(server: &Server, target: &str) -> (String, String, String) {
     get(server.admin_addr(), target)
 }
 
+/// The value of sample `name` (labels included, exactly as printed) in a
+/// `/metrics` text; panics naming it when it is absent.
+pub fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+        .parse()
+        .expect("a numeric sample")
+}
+
+/// [`sample`] of `server`'s `/metrics`.
+pub fn metric(server: &Server, name: &str) -> u64 {
+    sample(&admin(server, "/metrics").2, name)
+}
+
 /// `text` parsed as JSON; panics naming the text when it is not JSON.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
