@@ -401,8 +401,16 @@ impl ChannelTable {
         *slot = Slot::default();
         self.free.push(idx);
         if self.by_name.is_empty() {
-            // Everyone left: give back what a burst of channels grew.
-            self.slots = Vec::with_capacity(self.limits.max_channels as usize);
+            // Everyone left: give back what a burst of channels grew. No
+            // capacity is reserved again here: a reservation of
+            // max_channels slots (56 MB at 1M) made now is carved out of
+            // the heap the burst just freed, whose pages are still
+            // resident, and holds them for good (malloc_trim cannot give
+            // back what is allocated). Measured at 1M private channels:
+            // RSS after everyone left +470% to +770% of idle in four runs
+            // of six, 56 MB of it that one untouched reservation. The next
+            // burst grows the array on demand instead.
+            self.slots = Vec::new();
             self.free = Vec::new();
             self.by_name = HashTable::new();
         }

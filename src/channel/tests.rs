@@ -570,3 +570,28 @@ fn a_seq_a_little_ahead_of_a_cluster_copy_waits_for_it() {
     let s = t.subscribe("c", "", 6, 0, false, &mut |_| {}).expect("ok");
     assert_eq!(s.start.seqs(), vec![6]);
 }
+
+#[test]
+fn an_emptied_table_reserves_nothing_and_serves_again() {
+    let mut t = ChannelTable::new(Limits {
+        max_channels: 10_000,
+        ..limits()
+    });
+    for i in 0..3_000 {
+        t.publish(&format!("c{i}"), &c("x"), &mut |_| {}).expect("room");
+    }
+    for i in 0..3_000 {
+        assert!(t.close(&format!("c{i}"), &mut |_| {}).is_some());
+    }
+    assert_eq!(t.channels(), 0);
+    // A reservation made now would come from the memory the channels just
+    // gave back, and keep it resident though nothing is in it.
+    assert_eq!(
+        (t.slots.capacity(), t.free.capacity()),
+        (0, 0),
+        "the arrays are released, not reserved again"
+    );
+    assert_eq!(t.publish("c7", &c("y"), &mut |_| {}), Ok(1));
+    assert!(t.subscribe("c8", "", 1, 0, false, &mut |_| {}).is_ok());
+    assert_eq!(t.channels(), 2);
+}
