@@ -96,6 +96,8 @@ pub struct Snapshot {
     pub rss_bytes: u64,
     /// Front worker threads that died (the server is stopping when not 0).
     pub workers_dead: u64,
+    /// Times a worker gave back its arrays because everyone left.
+    pub worker_releases: u64,
     /// Losses by `incidents::Reason`, in `Reason::ALL` order (the kernel's
     /// counted since the server started).
     pub incidents: crate::incidents::Counts,
@@ -135,6 +137,7 @@ impl Snapshot {
             presence_drops: shared.channels.presence().dropped(),
             rss_bytes: resident_bytes().unwrap_or(0),
             workers_dead: get(&s.workers_dead),
+            worker_releases: get(&s.worker_releases),
             incidents: crate::incidents::sample(s, crate::incidents::Kernel::read(), shared.kernel_base),
             delivery_latency: std::array::from_fn(|i| s.delivery_latency[i].snapshot()),
             admin_duration: std::array::from_fn(|i| s.admin_duration[i].snapshot()),
@@ -338,6 +341,12 @@ impl Snapshot {
             "gauge",
             "Front worker threads that ended unexpectedly; the server stops when this is not 0.",
             &[("", self.workers_dead)],
+        );
+        family(
+            "comet_worker_memory_releases_total",
+            "counter",
+            "Times a front worker gave back its connection arrays and buffers because every connection it held had left.",
+            &[("", self.worker_releases)],
         );
         family(
             "comet_uptime_seconds",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use comet::config::DescriptorTables;
 
-use crate::support::{admin, config, eventually, header, json, start, subscribers, Client};
+use crate::support::{admin, config, eventually, header, json, metric, start, subscribers, Client};
 
 fn sub_head(http10: bool) -> String {
     let v = if http10 { "1.0" } else { "1.1" };
@@ -596,6 +596,7 @@ fn workers_serve_again_after_everyone_left() {
             eventually("the arrays given back", || {
                 s.shared().stats.worker_releases.load(Ordering::Relaxed) == round
             });
+            assert_eq!(metric(&s, "comet_worker_memory_releases_total"), round);
             let mut c = Client::connect(s.front_addr());
             c.get(&format!("/sub?cname=burst&seq={round}&cb=again"));
             c.head();
