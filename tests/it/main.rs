@@ -18,6 +18,7 @@ mod cluster_index;
 mod cluster_intake;
 mod cluster_nodes;
 mod cluster_ready;
+mod cluster_redis_settings;
 mod cluster_store;
 mod cluster_subs;
 mod cluster_tool;
