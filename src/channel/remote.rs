@@ -70,7 +70,8 @@ pub struct Synced {
     pub filled: u32,
     /// Messages that were lost for good (older than history keeps).
     pub missed: u32,
-    /// Redis had lost the channel (new epoch): subscribers were reset.
+    /// Redis had lost the channel (new epoch) or gone back to older seqs
+    /// under the same epoch (a rewind): subscribers were reset.
     pub reset: bool,
     /// The node holds the channel (false: it was freed meanwhile).
     pub held: bool,
@@ -266,11 +267,47 @@ impl ChannelTable {
                 next = l.seq.wrapping_add(1);
             }
         }
+        // Redis went back under the same epoch (restored from a snapshot,
+        // or an fsync that never happened): its next seq is below what this
+        // copy already delivered, so new publishes would reuse seqs the
+        // subscribers have. Treated as a reset, from the first message of
+        // Redis's that differs from this copy's history.
+        let rewound = !first && !reset && old_next.wrapping_sub(next) > 0;
         let mut result = Synced {
             held: true,
-            reset,
+            reset: reset || rewound,
             ..Synced::default()
         };
+        if rewound {
+            let resume = {
+                let local = slot.history();
+                merged
+                    .iter()
+                    .find(|m| {
+                        // A seq older than this copy's history was delivered
+                        // long ago: taken as the same message.
+                        local
+                            .and_then(|h| h.iter().find(|l| l.seq == m.seq))
+                            .is_some_and(|l| l.kind != m.kind || l.content != m.content)
+                    })
+                    .map_or(next, |m| m.seq)
+            };
+            let mut history = History::default();
+            for m in &merged {
+                history.push(m.clone(), size);
+            }
+            slot.seq_next = next;
+            if size > 0 || slot.extra.is_some() {
+                slot.extra().history = history;
+            }
+            if mask != 0 {
+                out(Notice::Reset(mask, id, resume));
+                for m in merged.iter().filter(|m| m.seq.wrapping_sub(resume) >= 0) {
+                    out(Notice::Message(mask, id, m));
+                }
+            }
+            return result;
+        }
         if first || reset {
             let mut history = History::default();
             for m in &merged {

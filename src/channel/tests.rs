@@ -595,3 +595,38 @@ fn an_emptied_table_reserves_nothing_and_serves_again() {
     assert!(t.subscribe("c8", "", 1, 0, false, &mut |_| {}).is_ok());
     assert_eq!(t.channels(), 2);
 }
+
+#[test]
+fn a_redis_gone_back_under_the_same_epoch_resets_from_the_first_new_message() {
+    let mut t = cluster_table();
+    t.subscribe("c", "", 0, 0, false, &mut |_| {}).expect("ok");
+    t.remote_confirmed("c");
+    let kept = vec![m(1, "a"), m(2, "b"), m(3, "c"), m(4, "d")];
+    t.remote_synced("c", Some(E1), 4, kept, &mut |_| {});
+    // Restored from a snapshot taken at seq 2, and seq 3 given again to a
+    // new message: the whole history is read again (see link::sync).
+    t.remote_confirmed("c");
+    let mut log = Log::default();
+    let done = t.remote_synced(
+        "c",
+        Some(E1),
+        3,
+        vec![m(1, "a"), m(2, "b"), m(3, "new")],
+        &mut log.sink(),
+    );
+    assert!(done.reset, "counted as a reset");
+    assert_eq!(log.0, vec!["reset 1 3", "deliver 1 3 new"]);
+    // Live messages follow from Redis's seqs, not from the old copy's.
+    let mut log = Log::default();
+    assert_eq!(
+        t.remote_message("c", E1, m(4, "next"), &mut log.sink()),
+        Arrival::Delivered
+    );
+    assert_eq!(log.0, vec!["deliver 1 4 next"]);
+    // Nothing new yet (the snapshot's seq is Redis's top): resume there.
+    t.remote_confirmed("c");
+    let mut log = Log::default();
+    let done = t.remote_synced("c", Some(E1), 2, vec![m(1, "a"), m(2, "b")], &mut log.sink());
+    assert!(done.reset);
+    assert_eq!(log.0, vec!["reset 1 3"]);
+}

@@ -133,7 +133,7 @@ pub fn prometheus(channels: &Channels, out: &mut String) {
         ),
         (
             "epoch_resets_total",
-            "Channels Redis had lost (a new epoch): subscribers were sent next_seq.",
+            "Channels Redis had lost (a new epoch) or rewound (older seqs, same epoch): subscribers were sent next_seq.",
             &r.epoch_resets,
         ),
         (

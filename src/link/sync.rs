@@ -84,8 +84,9 @@ async fn sync_batch(channels: &Arc<Channels>, batch: Vec<Wanted>) {
     );
 }
 
-/// The batch's histories; a channel whose epoch changed is read again from
-/// its start.
+/// The batch's histories; a channel whose epoch changed, or whose top seq
+/// went back below what the node had (Redis rewound: restored from a
+/// snapshot), is read again from its start.
 async fn read(channels: &Channels, cluster: &Cluster, batch: &[Wanted]) -> Result<Vec<History>, ClusterError> {
     let asked: Vec<(&str, Option<i32>)> = batch.iter().map(|(c, a)| (&**c, *a)).collect();
     let mut histories = cluster.store().history_many(&asked).await?;
@@ -95,8 +96,11 @@ async fn read(channels: &Channels, cluster: &Cluster, batch: &[Wanted]) -> Resul
             .enumerate()
             .filter(|(i, h)| {
                 let (cname, after) = &batch[*i];
-                let Some(e) = h.epoch.as_ref() else { return false };
-                after.is_some() && t.remote_epoch(cname).is_some_and(|l| l != epoch_bytes(e.as_str()))
+                let (Some(e), Some(after)) = (h.epoch.as_ref(), after) else {
+                    return false;
+                };
+                let rewound = after.wrapping_sub(h.top_seq) > 0;
+                rewound || t.remote_epoch(cname).is_some_and(|l| l != epoch_bytes(e.as_str()))
             })
             .map(|(i, _)| i)
             .collect()
@@ -145,9 +149,9 @@ async fn merge(channels: &Channels, cluster: &Cluster, batch: &[Wanted], histori
     });
     match resets.as_slice() {
         [] => {}
-        [one] => log::info!("cluster: Redis lost channel {one:?} (new epoch); its subscribers resume from it"),
+        [one] => log::info!("cluster: Redis lost channel {one:?} (new epoch, or older seqs under the same one); its subscribers resume from it"),
         many => log::info!(
-            "cluster: Redis lost {} channels ({:?}, ...) (new epochs); their subscribers resume from them",
+            "cluster: Redis lost {} channels ({:?}, ...) (new epochs, or older seqs under the same ones); their subscribers resume from them",
             many.len(),
             many[0]
         ),
