@@ -245,11 +245,11 @@ fn names(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("e{i}")).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_are_batched_by_count_in_order() {
+/// An application that answers 200, the first POST only once the test
+/// adds a permit to the returned gate.
+async fn first_post_gated() -> (Arc<Semaphore>, App) {
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
-    // The first POST waits for the test, so the rest pile up behind it.
     let app = App::start(move |n, _| {
         if n == 0 {
             Answer::Gated(g.clone(), 200)
@@ -258,6 +258,13 @@ async fn events_are_batched_by_count_in_order() {
         }
     })
     .await;
+    (gate, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_batched_by_count_in_order() {
+    // The first POST waits for the test, so the rest pile up behind it.
+    let (gate, app) = first_post_gated().await;
     let s = sink(app.url(), |c| {
         c.events_batch_max = 100;
         c.events_batch_ms = 60_000;
@@ -345,16 +352,7 @@ async fn events_reach_the_application_after_it_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_the_oldest() {
-    let gate = Arc::new(Semaphore::new(0));
-    let g = gate.clone();
-    let app = App::start(move |n, _| {
-        if n == 0 {
-            Answer::Gated(g.clone(), 200)
-        } else {
-            Answer::Status(200)
-        }
-    })
-    .await;
+    let (gate, app) = first_post_gated().await;
     let s = sink(app.url(), |c| {
         c.events_batch_max = 5;
         c.events_batch_ms = 60_000;
