@@ -33,13 +33,7 @@ async fn redis_killed_then_restarted_fails_fast_then_resubscribes_everything() {
     for i in 0..1000 {
         node.cluster.subscriptions().join(format!("k{i}"));
     }
-    node.wait_events("1000 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 1000
-    })
-    .await;
+    node.wait_confirmations(1000).await;
     let st = node.cluster.store();
     st.publish("k1", "before").await.expect("publish");
     redis.kill();
@@ -164,13 +158,7 @@ async fn sigstopped_redis_times_out_and_the_probe_replaces_the_connection() {
     for i in 0..100 {
         node.cluster.subscriptions().join(format!("s{i}"));
     }
-    node.wait_events("100 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 100
-    })
-    .await;
+    node.wait_confirmations(100).await;
     let st = node.cluster.store();
     redis.pause();
     let t = Instant::now();
@@ -237,13 +225,7 @@ async fn killed_pubsub_clients_resubscribe_by_themselves() {
     for i in 0..300 {
         node.cluster.subscriptions().join(format!("p{i}"));
     }
-    node.wait_events("300 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 300
-    })
-    .await;
+    node.wait_confirmations(300).await;
     let mark = node.events().len();
     let killed: i64 = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
     assert_eq!(killed, 2, "the data and the control connection");

@@ -145,13 +145,7 @@ async fn broadcast_gives_every_existing_channel_its_next_seq() {
     }
     node.cluster.subscriptions().join("bc0");
     node.cluster.subscriptions().join("bc1");
-    node.wait_events("2 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 2
-    })
-    .await;
+    node.wait_confirmations(2).await;
     assert_eq!(st.broadcast("hello \\\"all\\\"").await.expect("broadcast"), 600);
     for (i, n) in names.iter().enumerate() {
         let h = st.history(n, None).await.expect("history");

@@ -25,10 +25,7 @@ async fn each_command_answers_like_the_local_table() {
     let node = Node::start(&config(&redis, "n"), PARAMS);
     node.wait_resyncs(2).await;
     node.cluster.subscriptions().join("a");
-    node.wait_events("confirmed", |ev| {
-        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-    })
-    .await;
+    node.wait_confirmations(1).await;
     let c = &node.cluster;
     assert_eq!(apply(c, publish("a", "one")).await, Ok(CmdReply::Published(1)));
     let batch = ChannelCmd::PublishBatch(vec![

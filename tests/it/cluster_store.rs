@@ -212,13 +212,7 @@ async fn batch_publish_equals_single_publishes() {
         node.cluster.subscriptions().join(format!("s-{ch}"));
         node.cluster.subscriptions().join(format!("b-{ch}"));
     }
-    node.wait_events("8 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 8
-    })
-    .await;
+    node.wait_confirmations(8).await;
     let st = node.cluster.store();
     let mut singles = Vec::new();
     for (ch, content) in &traffic {
@@ -316,10 +310,7 @@ async fn close_frees_everywhere_and_the_next_life_has_a_new_epoch() {
     let node = Node::start(&config(&redis, "n"), PARAMS);
     node.wait_resyncs(2).await;
     node.cluster.subscriptions().join("c");
-    node.wait_events("confirmed", |ev| {
-        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-    })
-    .await;
+    node.wait_confirmations(1).await;
     let st = node.cluster.store();
     assert_eq!(st.close("c").await.expect("close"), None, "no such channel");
     let first = st.publish("c", "a").await.expect("publish");
@@ -363,10 +354,7 @@ async fn clear_empties_history_and_keeps_the_seq() {
     let node = Node::start(&config(&redis, "n"), PARAMS);
     node.wait_resyncs(2).await;
     node.cluster.subscriptions().join("k");
-    node.wait_events("confirmed", |ev| {
-        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-    })
-    .await;
+    node.wait_confirmations(1).await;
     let st = node.cluster.store();
     assert_eq!(st.clear("k").await.expect("clear"), None);
     let p = st.publish("k", "a").await.expect("publish");
@@ -421,10 +409,7 @@ async fn bad_input_is_refused_and_bad_bytes_in_redis_are_dropped() {
     let h = st.history("in", None).await.expect("history");
     assert_eq!((h.entries.len(), h.malformed), (1, 1));
     node.cluster.subscriptions().join("in");
-    node.wait_events("confirmed", |ev| {
-        ev.iter().any(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-    })
-    .await;
+    node.wait_confirmations(1).await;
     let _: i64 = redis.cmd(&["PUBLISH", "comet:{in}", "0123456789abcdef 9 d \"broken"]);
     let _: i64 = redis.cmd(&["PUBLISH", "comet:psub", "x"]);
     st.publish("in", "after").await.expect("publish");

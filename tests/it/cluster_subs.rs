@@ -40,14 +40,7 @@ async fn ten_thousand_channels_confirmed_one_by_one_in_batches() {
     for n in &names {
         node.cluster.subscriptions().join(n.as_str());
     }
-    let ev = node
-        .wait_events("10,000 confirmations", |ev| {
-            ev.iter()
-                .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-                .count()
-                >= 10_000
-        })
-        .await;
+    let ev = node.wait_confirmations(10_000).await;
     let got = confirmed_after(&ev, 0);
     assert_eq!(
         got,
@@ -86,13 +79,7 @@ async fn leave_unsubscribes_and_races_settle_on_the_last_word() {
     for i in 0..100 {
         subs.join(format!("l{i}"));
     }
-    node.wait_events("100 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 100
-    })
-    .await;
+    node.wait_confirmations(100).await;
     for i in 0..50 {
         subs.leave(format!("l{i}"));
     }
@@ -144,13 +131,7 @@ async fn channels_spread_over_several_data_connections() {
     for i in 0..300 {
         subs.join(format!("m{i}"));
     }
-    node.wait_events("300 confirmations", |ev| {
-        ev.iter()
-            .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
-            .count()
-            >= 300
-    })
-    .await;
+    node.wait_confirmations(300).await;
     let mut per_conn = Vec::new();
     for n in 0..3 {
         let c = node

@@ -153,6 +153,18 @@ impl Node {
         .await;
     }
 
+    /// Waits until `n` `Confirmed` events have arrived in all (every channel
+    /// joined so far is subscribed in Redis); returns the events.
+    pub async fn wait_confirmations(&self, n: usize) -> Vec<ClusterEvent> {
+        self.wait_events(&format!("{n} confirmations"), |ev| {
+            ev.iter()
+                .filter(|e| matches!(e, ClusterEvent::Confirmed { .. }))
+                .count()
+                >= n
+        })
+        .await
+    }
+
     /// The (seq, content) of every data/broadcast message of `cname`, in order.
     pub fn messages(&self, cname: &str) -> Vec<(i32, String)> {
         self.events()
