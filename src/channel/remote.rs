@@ -278,37 +278,24 @@ impl ChannelTable {
             reset: reset || rewound,
             ..Synced::default()
         };
-        if rewound {
-            let resume = {
+        if first || reset || rewound {
+            // Where subscribers resume: a new epoch from the start of
+            // Redis's history; a rewind from the first of Redis's messages
+            // that differs from this copy's (a seq older than this copy's
+            // history was delivered long ago: taken as the same message).
+            let resume = if rewound {
                 let local = slot.history();
                 merged
                     .iter()
                     .find(|m| {
-                        // A seq older than this copy's history was delivered
-                        // long ago: taken as the same message.
                         local
                             .and_then(|h| h.iter().find(|l| l.seq == m.seq))
                             .is_some_and(|l| l.kind != m.kind || l.content != m.content)
                     })
                     .map_or(next, |m| m.seq)
+            } else {
+                merged.first().map_or(next, |m| m.seq)
             };
-            let mut history = History::default();
-            for m in &merged {
-                history.push(m.clone(), size);
-            }
-            slot.seq_next = next;
-            if size > 0 || slot.extra.is_some() {
-                slot.extra().history = history;
-            }
-            if mask != 0 {
-                out(Notice::Reset(mask, id, resume));
-                for m in merged.iter().filter(|m| m.seq.wrapping_sub(resume) >= 0) {
-                    out(Notice::Message(mask, id, m));
-                }
-            }
-            return result;
-        }
-        if first || reset {
             let mut history = History::default();
             for m in &merged {
                 history.push(m.clone(), size);
@@ -323,11 +310,8 @@ impl ChannelTable {
                     out(Notice::Synced(mask, id, next, &kept));
                 }
             } else if mask != 0 {
-                // Where the new channel's history starts: subscribers resume
-                // there and get all of it.
-                let resume = merged.first().map_or(next, |m| m.seq);
                 out(Notice::Reset(mask, id, resume));
-                for m in &merged {
+                for m in merged.iter().filter(|m| m.seq.wrapping_sub(resume) >= 0) {
                     out(Notice::Message(mask, id, m));
                 }
             }
